@@ -1,0 +1,82 @@
+//! Caller-owned pixel buffers as the core sees them.
+use crate::error::{Error, Result};
+
+/// Byte order of an interleaved 8-bit pixel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormat {
+    Rgb8,
+    Rgba8,
+    Bgr8,
+    Bgra8,
+}
+
+impl PixelFormat {
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            PixelFormat::Rgb8 | PixelFormat::Bgr8 => 3,
+            PixelFormat::Rgba8 | PixelFormat::Bgra8 => 4,
+        }
+    }
+}
+
+/// A borrowed, possibly padded (row stride) 8-bit image.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageView<'a> {
+    pub data: &'a [u8],
+    pub width: u32,
+    pub height: u32,
+    /// Bytes from the start of one row to the next (>= width * bytes_per_pixel).
+    pub stride: usize,
+    pub format: PixelFormat,
+}
+
+impl<'a> ImageView<'a> {
+    /// Checks sizes and stride against the buffer length.
+    pub fn new(data: &'a [u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<Self> {
+        if width == 0 || height == 0 {
+            return Err(Error::InvalidArgument(format!("image size must be non-zero, got {width}x{height}")));
+        }
+        let row = width as usize * format.bytes_per_pixel();
+        if stride < row {
+            return Err(Error::InvalidArgument(format!(
+                "row stride {stride} is smaller than width * bytes per pixel = {row}"
+            )));
+        }
+        let needed = stride
+            .checked_mul(height as usize - 1)
+            .and_then(|v| v.checked_add(row))
+            .ok_or_else(|| Error::InvalidArgument("image dimensions overflow".into()))?;
+        if data.len() < needed {
+            return Err(Error::InvalidArgument(format!(
+                "pixel buffer holds {} bytes, {width}x{height} with stride {stride} needs {needed}",
+                data.len()
+            )));
+        }
+        Ok(ImageView { data, width, height, stride, format })
+    }
+
+    /// Packed RGB8 copy (what the official `PIL.Image.convert("RGB")` yields).
+    pub fn to_rgb8(&self) -> Vec<u8> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let bpp = self.format.bytes_per_pixel();
+        let mut out = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            let row = &self.data[y * self.stride..y * self.stride + w * bpp];
+            match self.format {
+                PixelFormat::Rgb8 => out.extend_from_slice(row),
+                PixelFormat::Rgba8 => row.chunks_exact(4).for_each(|p| out.extend_from_slice(&p[..3])),
+                PixelFormat::Bgr8 => row.chunks_exact(3).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
+                PixelFormat::Bgra8 => row.chunks_exact(4).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
+            }
+        }
+        out
+    }
+}
+
+/// An owned packed RGB8 image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RgbImage {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}

@@ -1,0 +1,17 @@
+//! libda3: Depth Anything 3 inference on libtorch, with a C ABI (see `include/da3.h`).
+//!
+//! The safe core (`Engine`, the model in `model`, preprocessing in `preprocess`) returns
+//! `Result` everywhere; `ffi` is a thin layer that converts types, checks pointers,
+//! catches panics and maps errors to status codes.
+
+pub mod engine;
+pub mod error;
+pub mod image_input;
+pub mod options;
+pub mod prediction;
+
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use image_input::{ImageView, PixelFormat, RgbImage};
+pub use options::{InferOptions, Precision, RefViewStrategy, ResizeMethod};
+pub use prediction::Prediction;

@@ -1,0 +1,123 @@
+//! Inference options and their defaults (the official `inference()` defaults).
+use crate::error::{Error, Result};
+
+/// Arithmetic used by the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// bf16 on GPUs that support it, else fp16; fp32 on the CPU.
+    Auto,
+    Fp32,
+    Fp16,
+    Bf16,
+}
+
+/// How an image is brought to the processing resolution (official `process_res_method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeMethod {
+    /// Longest side to the resolution, then each side to the nearest multiple of 14.
+    UpperBoundResize,
+    /// Shortest side to the resolution, then each side to the nearest multiple of 14.
+    LowerBoundResize,
+    /// Longest side to the resolution, then centre-crop each side down to a multiple of 14.
+    UpperBoundCrop,
+    /// Shortest side to the resolution, then centre-crop each side down to a multiple of 14.
+    LowerBoundCrop,
+}
+
+impl ResizeMethod {
+    pub fn official_name(self) -> &'static str {
+        match self {
+            ResizeMethod::UpperBoundResize => "upper_bound_resize",
+            ResizeMethod::LowerBoundResize => "lower_bound_resize",
+            ResizeMethod::UpperBoundCrop => "upper_bound_crop",
+            ResizeMethod::LowerBoundCrop => "lower_bound_crop",
+        }
+    }
+
+    pub fn from_official_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "upper_bound_resize" => ResizeMethod::UpperBoundResize,
+            "lower_bound_resize" => ResizeMethod::LowerBoundResize,
+            "upper_bound_crop" => ResizeMethod::UpperBoundCrop,
+            "lower_bound_crop" => ResizeMethod::LowerBoundCrop,
+            other => return Err(Error::InvalidArgument(format!("unknown resize method '{other}'"))),
+        })
+    }
+
+    /// Whether the longest side (upper bound) or the shortest side is fitted.
+    pub fn fits_longest_side(self) -> bool {
+        matches!(self, ResizeMethod::UpperBoundResize | ResizeMethod::UpperBoundCrop)
+    }
+
+    pub fn crops(self) -> bool {
+        matches!(self, ResizeMethod::UpperBoundCrop | ResizeMethod::LowerBoundCrop)
+    }
+}
+
+/// Which view anchors the scene when there are three views or more (official `ref_view_strategy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefViewStrategy {
+    SaddleBalanced,
+    First,
+    Middle,
+    SaddleSimRange,
+}
+
+impl RefViewStrategy {
+    pub fn official_name(self) -> &'static str {
+        match self {
+            RefViewStrategy::SaddleBalanced => "saddle_balanced",
+            RefViewStrategy::First => "first",
+            RefViewStrategy::Middle => "middle",
+            RefViewStrategy::SaddleSimRange => "saddle_sim_range",
+        }
+    }
+
+    pub fn from_official_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "saddle_balanced" => RefViewStrategy::SaddleBalanced,
+            "first" => RefViewStrategy::First,
+            "middle" => RefViewStrategy::Middle,
+            "saddle_sim_range" => RefViewStrategy::SaddleSimRange,
+            other => {
+                return Err(Error::InvalidArgument(format!("unknown reference-view strategy '{other}'")))
+            }
+        })
+    }
+}
+
+/// Per-call options. `Default` gives the official defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InferOptions {
+    /// Processing resolution in pixels (official `process_res`, default 504).
+    pub process_res: u32,
+    pub resize_method: ResizeMethod,
+    pub ref_view_strategy: RefViewStrategy,
+}
+
+impl Default for InferOptions {
+    fn default() -> Self {
+        InferOptions {
+            process_res: 504,
+            resize_method: ResizeMethod::UpperBoundResize,
+            ref_view_strategy: RefViewStrategy::SaddleBalanced,
+        }
+    }
+}
+
+impl InferOptions {
+    /// Largest processing resolution accepted; beyond it the position-embedding
+    /// interpolation and memory use stop making sense for this model family.
+    pub const MAX_PROCESS_RES: u32 = 4096;
+
+    pub fn validate(&self) -> Result<()> {
+        if self.process_res < 14 || self.process_res > Self::MAX_PROCESS_RES {
+            return Err(Error::InvalidArgument(format!(
+                "process_res must be between 14 and {}, got {}",
+                Self::MAX_PROCESS_RES,
+                self.process_res
+            )));
+        }
+        Ok(())
+    }
+}
