@@ -1,0 +1,118 @@
+//! Resolves the `model` argument: a checkpoint directory, or a Hugging Face repo id found
+//! in the local cache. Never touches the network.
+use std::path::{Path, PathBuf};
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// A checkpoint in the official Hugging Face layout.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub config: ModelConfig,
+}
+
+impl Checkpoint {
+    pub fn weights_path(&self) -> PathBuf {
+        self.dir.join(WEIGHTS_FILE)
+    }
+}
+
+/// Hugging Face cache roots in the order `huggingface_hub` uses them.
+fn cache_roots() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    if let Some(dir) = std::env::var_os("HF_HUB_CACHE") {
+        roots.push(PathBuf::from(dir));
+    }
+    if let Some(home) = std::env::var_os("HF_HOME") {
+        roots.push(PathBuf::from(home).join("hub"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        roots.push(PathBuf::from(home).join(".cache").join("huggingface").join("hub"));
+    }
+    roots.dedup();
+    roots
+}
+
+/// `org/name` -> the snapshot directory of that repo in `root`, if it holds both files.
+fn find_in_cache(root: &Path, repo_id: &str) -> Option<PathBuf> {
+    let repo = root.join(format!("models--{}", repo_id.replace('/', "--")));
+    let complete = |dir: &Path| dir.join(CONFIG_FILE).is_file() && dir.join(WEIGHTS_FILE).is_file();
+    if let Ok(commit) = std::fs::read_to_string(repo.join("refs").join("main")) {
+        let dir = repo.join("snapshots").join(commit.trim());
+        if complete(&dir) {
+            return Some(dir);
+        }
+    }
+    // No usable refs/main: take the most recently modified complete snapshot.
+    let mut snapshots: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(repo.join("snapshots"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| complete(p))
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .collect();
+    snapshots.sort();
+    snapshots.pop().map(|(_, p)| p)
+}
+
+fn looks_like_repo_id(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('/').collect();
+    parts.len() == 2
+        && parts.iter().all(|p| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+}
+
+/// Finds the checkpoint named by `model` and reads its configuration.
+pub fn resolve(model: &str) -> Result<Checkpoint> {
+    if model.is_empty() {
+        return Err(Error::InvalidArgument("model must be a checkpoint directory or a repo id, got an empty string".into()));
+    }
+    let as_path = Path::new(model);
+    let mut tried = vec![as_path.display().to_string()];
+    let dir = if as_path.is_dir() {
+        Some(as_path.to_path_buf())
+    } else if looks_like_repo_id(model) {
+        let roots = cache_roots();
+        tried.extend(roots.iter().map(|r| r.join(format!("models--{}", model.replace('/', "--"))).display().to_string()));
+        roots.iter().find_map(|r| find_in_cache(r, model))
+    } else {
+        None
+    };
+    let Some(dir) = dir else {
+        return Err(Error::ModelNotFound(format!(
+            "'{model}' is neither a checkpoint directory nor a repo id in the local Hugging Face cache; \
+             tried: {}. Download the weights with `hf download {}` (or `huggingface-cli download`), \
+             or pass a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}",
+            tried.join(", "),
+            if looks_like_repo_id(model) { model } else { "depth-anything/DA3-LARGE" },
+        )));
+    };
+    load_dir(&dir)
+}
+
+fn load_dir(dir: &Path) -> Result<Checkpoint> {
+    let config_path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&config_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::ModelNotFound(format!("{} has no {CONFIG_FILE}", dir.display()))
+        } else {
+            Error::Io { path: config_path.clone(), source: e }
+        }
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Checkpoint(format!("{} is not valid JSON: {e}", config_path.display())))?;
+    let name = json
+        .get("model_name")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| Error::Checkpoint(format!("{} has no string field 'model_name'", config_path.display())))?;
+    let config = ModelConfig::from_preset_name(name)?;
+    if !dir.join(WEIGHTS_FILE).is_file() {
+        return Err(Error::ModelNotFound(format!("{} has no {WEIGHTS_FILE}", dir.display())));
+    }
+    Ok(Checkpoint { dir: dir.to_path_buf(), config })
+}

@@ -1,0 +1,19 @@
+//! `layers/layer_scale.py`: a learned per-channel gain.
+use tch::{Kind, Tensor};
+
+use crate::weights::WeightLoader;
+
+pub struct LayerScale {
+    pub gamma: Tensor,
+}
+
+impl LayerScale {
+    pub fn new(w: &mut WeightLoader, prefix: &str, dim: i64) -> Self {
+        LayerScale { gamma: w.take(&format!("{prefix}.gamma"), &[dim], Kind::Float) }
+    }
+
+    /// The fp32 gain promotes a reduced-precision branch back to fp32, as under autocast.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x * &self.gamma
+    }
+}

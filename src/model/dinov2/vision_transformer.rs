@@ -1,0 +1,192 @@
+//! `dinov2/vision_transformer.py`: DINOv2 with DA3's camera token, alternating
+//! view-local / scene-global attention, QK-norm and 2-D RoPE.
+use tch::{Device, Kind, Tensor};
+
+use super::layers::attention::RopePositions;
+use super::layers::block::BlockConfig;
+use super::layers::{Block, PatchEmbed, PositionGetter, RotaryPositionEmbedding2D};
+use crate::config::BackboneConfig;
+use crate::model::reference_view_selector::{original_order, reference_first_order, select_reference_view};
+use crate::nn::LayerNorm;
+use crate::options::RefViewStrategy;
+use crate::weights::WeightLoader;
+
+/// Views at or above this count get a reference view chosen and moved first
+/// (official `THRESH_FOR_REF_SELECTION`).
+pub const THRESH_FOR_REF_SELECTION: i64 = 3;
+
+/// One taken layer: patch features for the head and the camera token.
+pub struct LayerOutput {
+    /// (S, P, C_out): `[local, norm(global)]` for each patch token.
+    pub features: Tensor,
+    /// (S, C_out): token 0 before normalisation.
+    pub camera_token: Tensor,
+}
+
+/// What the backbone hands on, plus what tests and callers may inspect.
+pub struct BackboneOutput {
+    pub layers: Vec<LayerOutput>,
+    /// Reference view chosen for this scene, if selection ran.
+    pub reference_view: Option<i64>,
+}
+
+pub struct DinoVisionTransformer {
+    pub cfg: BackboneConfig,
+    pub patch_embed: PatchEmbed,
+    pub cls_token: Tensor,
+    /// (1, 2, C): learned camera token for the reference view and for the others.
+    pub camera_token: Tensor,
+    pub pos_embed: Tensor,
+    pub blocks: Vec<Block>,
+    pub norm: LayerNorm,
+    rope: RotaryPositionEmbedding2D,
+}
+
+impl DinoVisionTransformer {
+    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &BackboneConfig, kind: Kind) -> Self {
+        let dim = cfg.embed_dim;
+        let patch = BackboneConfig::PATCH_SIZE;
+        let grid = BackboneConfig::PRETRAIN_IMG_SIZE / patch;
+        let blocks = (0..cfg.depth)
+            .map(|i| {
+                let block_cfg = BlockConfig {
+                    dim,
+                    num_heads: cfg.num_heads,
+                    mlp_ratio: BackboneConfig::MLP_RATIO,
+                    swiglu: cfg.swiglu(),
+                    qk_norm: i >= cfg.qknorm_start,
+                    rope: i >= cfg.rope_start,
+                    ln_eps: 1e-6,
+                };
+                Block::new(w, &format!("{prefix}.blocks.{i}"), &block_cfg, kind)
+            })
+            .collect();
+        DinoVisionTransformer {
+            cfg: cfg.clone(),
+            patch_embed: PatchEmbed::new(w, &format!("{prefix}.patch_embed"), patch, 3, dim, kind),
+            cls_token: w.take(&format!("{prefix}.cls_token"), &[1, 1, dim], Kind::Float),
+            camera_token: w.take(&format!("{prefix}.camera_token"), &[1, 2, dim], Kind::Float),
+            pos_embed: w.take(&format!("{prefix}.pos_embed"), &[1, grid * grid + 1, dim], Kind::Float),
+            blocks,
+            // The final norm keeps nn.LayerNorm's default epsilon (blocks use 1e-6).
+            norm: LayerNorm::new(w, &format!("{prefix}.norm"), dim, LayerNorm::DEFAULT_EPS),
+            rope: RotaryPositionEmbedding2D::new(BackboneConfig::ROPE_FREQUENCY),
+        }
+    }
+
+    /// Bicubic resampling of the 37x37 learned grid to the input's patch grid, with the
+    /// official 0.1 offset on the scale factors.
+    fn interpolate_pos_encoding(&self, height: i64, width: i64) -> Tensor {
+        let patch = BackboneConfig::PATCH_SIZE;
+        let n = self.pos_embed.size()[1] - 1;
+        let m = (n as f64).sqrt() as i64;
+        let (h0, w0) = (height / patch, width / patch);
+        if h0 * w0 == n && height == width {
+            return self.pos_embed.shallow_clone();
+        }
+        let dim = self.cfg.embed_dim;
+        let class_pos = self.pos_embed.narrow(1, 0, 1);
+        let grid = self.pos_embed.narrow(1, 1, n).reshape([1, m, m, dim]).permute([0, 3, 1, 2]);
+        const INTERPOLATE_OFFSET: f64 = 0.1;
+        let sy = (h0 as f64 + INTERPOLATE_OFFSET) / m as f64;
+        let sx = (w0 as f64 + INTERPOLATE_OFFSET) / m as f64;
+        let patch_pos = grid.upsample_bicubic2d([h0, w0], false, sy, sx);
+        let patch_pos = patch_pos.permute([0, 2, 3, 1]).reshape([1, -1, dim]);
+        Tensor::cat(&[class_pos, patch_pos], 1)
+    }
+
+    /// (S, 3, H, W) -> (S, 1 + P, C) tokens with positions added.
+    fn prepare_tokens(&self, x: &Tensor) -> Tensor {
+        let (s, _, h, w) = x.size4().expect("images are (S, 3, H, W)");
+        let patches = self.patch_embed.forward(x);
+        let cls = self.cls_token.expand([s, 1, self.cfg.embed_dim], false);
+        // cat promotes reduced-precision patch tokens to fp32, as under autocast.
+        Tensor::cat(&[cls, patches.to_kind(Kind::Float)], 1) + self.interpolate_pos_encoding(h, w)
+    }
+
+    /// RoPE positions for local attention (patch grid + 1, special token at 0) and for
+    /// global attention (every patch at 1, special token at 0), per view: (S, 1 + P, 2).
+    fn rope_positions(views: i64, h0: i64, w0: i64, device: Device) -> (Tensor, Tensor) {
+        let grid = PositionGetter::positions(h0, w0, device) + 1;
+        let special = Tensor::zeros([1, 2], (Kind::Int64, device));
+        let local = Tensor::cat(&[&special, &grid], 0);
+        let global = Tensor::cat(&[&special, &grid.ones_like()], 0);
+        let expand = |t: Tensor| t.unsqueeze(0).expand([views, -1, -1], false).contiguous();
+        (expand(local), expand(global))
+    }
+
+    /// Runs the blocks on one scene of S views, (S, 3, H, W) normalised images.
+    /// `camera_tokens`: (S, C) tokens replacing the learned camera token (pose-conditioned input).
+    pub fn forward(
+        &self,
+        images: &Tensor,
+        camera_tokens: Option<&Tensor>,
+        strategy: RefViewStrategy,
+    ) -> BackboneOutput {
+        let (s, _, h, w) = images.size4().expect("images are (S, 3, H, W)");
+        let patch = BackboneConfig::PATCH_SIZE;
+        let (h0, w0) = (h / patch, w / patch);
+        let cfg = &self.cfg;
+        let dim = cfg.embed_dim;
+        let mut x = self.prepare_tokens(images);
+        let tokens = x.size()[1];
+        let (local_pos, global_pos) = Self::rope_positions(s, h0, w0, images.device());
+        let global_pos = global_pos.reshape([1, s * tokens, 2]);
+        let local_max = h0.max(w0);
+
+        let mut local_x = x.shallow_clone();
+        let mut reference_view = None;
+        let mut layers = Vec::with_capacity(4);
+        for (i, block) in self.blocks.iter().enumerate() {
+            if i + 1 == cfg.alt_start && s >= THRESH_FOR_REF_SELECTION && camera_tokens.is_none() {
+                let reference = select_reference_view(&x, strategy);
+                let order = Tensor::from_slice(&reference_first_order(s, reference)).to_device(x.device());
+                x = x.index_select(0, &order);
+                local_x = local_x.index_select(0, &order);
+                reference_view = Some(reference);
+            }
+            if i == cfg.alt_start {
+                let cam = match camera_tokens {
+                    Some(t) => t.to_kind(Kind::Float),
+                    None => {
+                        let reference = self.camera_token.select(1, 0);
+                        let others = self.camera_token.select(1, 1).expand([s - 1, dim], false);
+                        Tensor::cat(&[reference, others], 0)
+                    }
+                };
+                // In place, like the official `x[:, :, 0] = cam_token`.
+                x.select(1, 0).copy_(&cam);
+            }
+            if i >= cfg.alt_start && i % 2 == 1 {
+                let rope = RopePositions { positions: &global_pos, max_position: 1 };
+                x = block.forward(&x.reshape([1, s * tokens, dim]), Some((&self.rope, rope))).reshape([s, tokens, dim]);
+            } else {
+                let rope = RopePositions { positions: &local_pos, max_position: local_max };
+                x = block.forward(&x, Some((&self.rope, rope)));
+                local_x = x.shallow_clone();
+            }
+            if cfg.out_layers.contains(&i) {
+                let mut out = if cfg.cat_token { Tensor::cat(&[&local_x, &x], -1) } else { x.shallow_clone() };
+                if let Some(reference) = reference_view {
+                    let order = Tensor::from_slice(&original_order(s, reference)).to_device(x.device());
+                    out = out.index_select(0, &order);
+                }
+                layers.push(self.finish_layer(out));
+            }
+        }
+        BackboneOutput { layers, reference_view }
+    }
+
+    /// Camera token = token 0 as is; features = patch tokens with the global half normalised.
+    fn finish_layer(&self, out: Tensor) -> LayerOutput {
+        let dim = self.cfg.embed_dim;
+        let camera_token = out.select(1, 0);
+        let features = if self.cfg.cat_token {
+            Tensor::cat(&[out.narrow(2, 0, dim).to_kind(Kind::Float), self.norm.forward(&out.narrow(2, dim, dim))], -1)
+        } else {
+            self.norm.forward(&out)
+        };
+        let patches = features.size()[1] - 1;
+        LayerOutput { features: features.narrow(1, 1, patches), camera_token }
+    }
+}

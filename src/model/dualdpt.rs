@@ -1,0 +1,182 @@
+//! `model/dualdpt.py`: the any-view head. A main branch predicts depth and its confidence;
+//! an auxiliary branch predicts per-pixel rays. The ray branch is only needed for ray-based
+//! pose, so it is loaded (strict loading) but computed only on request.
+use tch::{Kind, Tensor};
+
+use super::dpt::{FeatureFusionBlock, Scratch};
+use super::utils::head_utils::add_pos_embed;
+use crate::config::{BackboneConfig, HeadConfig};
+use crate::nn::{Conv2d, ConvTranspose2d, LayerNorm};
+use crate::weights::WeightLoader;
+
+/// The per-stage spatial re-sizer: x4, x2, identity, /2 relative to the patch grid.
+pub enum ResizeLayer {
+    Up(ConvTranspose2d),
+    Identity,
+    Down(Conv2d),
+}
+
+impl ResizeLayer {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            ResizeLayer::Up(c) => c.forward(x),
+            ResizeLayer::Identity => x.shallow_clone(),
+            ResizeLayer::Down(c) => c.forward(x),
+        }
+    }
+}
+
+/// `output_conv2`: 3x3 conv -> ReLU -> 1x1 conv.
+pub struct OutputConv2 {
+    pub conv0: Conv2d,
+    pub conv2: Conv2d,
+}
+
+/// The auxiliary (ray) branch: its own fusion chain and output stacks.
+pub struct AuxBranch {
+    pub refinenet: [FeatureFusionBlock; 4],
+    /// Per level: five 3x3 convs (only the last level's is run).
+    pub output_conv1_aux: Vec<Vec<Conv2d>>,
+    /// Per level: 3x3 conv, LayerNorm over channels (one module shared by all levels), 1x1 conv.
+    pub output_conv2_aux: Vec<(Conv2d, Conv2d)>,
+    pub output_conv2_aux_norm: LayerNorm,
+}
+
+/// Head outputs for one chunk of views.
+pub struct DualDptOutput {
+    /// (V, H, W) depth after `exp`.
+    pub depth: Tensor,
+    /// (V, H, W) confidence after `exp + 1`.
+    pub depth_conf: Tensor,
+    /// (V, 2, H, W) main-branch logits before activation (for inspection and tests).
+    pub logits: Tensor,
+}
+
+pub struct DualDPT {
+    pub norm: LayerNorm,
+    pub projects: Vec<Conv2d>,
+    pub resize_layers: Vec<ResizeLayer>,
+    pub scratch: Scratch,
+    pub refinenet: [FeatureFusionBlock; 4],
+    pub output_conv1: Conv2d,
+    pub output_conv2: OutputConv2,
+    pub aux: AuxBranch,
+}
+
+/// Views per head pass: the official processes 8 at a time to bound memory.
+pub const HEAD_CHUNK_SIZE: i64 = 8;
+
+impl DualDPT {
+    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &HeadConfig) -> Self {
+        // The head runs in fp32 (the official disables autocast around it).
+        let kind = Kind::Float;
+        let oc = cfg.out_channels;
+        let f = cfg.features;
+        let p = |s: &str| format!("{prefix}.{s}");
+        let fusion = |w: &mut WeightLoader, name: &str| {
+            [1, 2, 3, 4].map(|i| FeatureFusionBlock::new(w, &p(&format!("scratch.refinenet{i}{name}")), f, i != 4, kind))
+        };
+        let projects = (0..4).map(|i| Conv2d::new(w, &p(&format!("projects.{i}")), cfg.dim_in, oc[i], 1, 1, 0, true, kind)).collect();
+        let resize_layers = vec![
+            ResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.0"), oc[0], oc[0], 4, 4, kind)),
+            ResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.1"), oc[1], oc[1], 2, 2, kind)),
+            ResizeLayer::Identity,
+            ResizeLayer::Down(Conv2d::new(w, &p("resize_layers.3"), oc[3], oc[3], 3, 2, 1, true, kind)),
+        ];
+        let scratch = Scratch::new(w, &p("scratch"), &oc, f, kind);
+        let refinenet = fusion(w, "");
+        let aux_refinenet = fusion(w, "_aux");
+        let (h1, h2) = (f, 32);
+        let output_conv1 = Conv2d::new(w, &p("scratch.output_conv1"), h1, h1 / 2, 3, 1, 1, true, kind);
+        let output_conv2 = OutputConv2 {
+            conv0: Conv2d::new(w, &p("scratch.output_conv2.0"), h1 / 2, h2, 3, 1, 1, true, kind),
+            conv2: Conv2d::new(w, &p("scratch.output_conv2.2"), h2, cfg.output_dim, 1, 1, 0, true, kind),
+        };
+        const AUX_LEVELS: usize = 4;
+        let output_conv1_aux = (0..AUX_LEVELS)
+            .map(|l| {
+                let chans = [(h1, h1 / 2), (h1 / 2, h1), (h1, h1 / 2), (h1 / 2, h1), (h1, h1 / 2)];
+                chans
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &(i, o))| Conv2d::new(w, &p(&format!("scratch.output_conv1_aux.{l}.{j}")), i, o, 3, 1, 1, true, kind))
+                    .collect()
+            })
+            .collect();
+        // Sequential(conv, Permute, LayerNorm, Permute, ReLU, conv): indices 0, 2, 5.
+        let output_conv2_aux = (0..AUX_LEVELS)
+            .map(|l| {
+                (
+                    Conv2d::new(w, &p(&format!("scratch.output_conv2_aux.{l}.0")), h1 / 2, h2, 3, 1, 1, true, kind),
+                    Conv2d::new(w, &p(&format!("scratch.output_conv2_aux.{l}.5")), h2, 7, 1, 1, 0, true, kind),
+                )
+            })
+            .collect();
+        let shared_norm_names: Vec<String> = (0..AUX_LEVELS).map(|l| p(&format!("scratch.output_conv2_aux.{l}.2"))).collect();
+        let output_conv2_aux_norm = LayerNorm::new_shared(w, &shared_norm_names, h2, LayerNorm::DEFAULT_EPS);
+        DualDPT {
+            norm: LayerNorm::new(w, &p("norm"), cfg.dim_in, LayerNorm::DEFAULT_EPS),
+            projects,
+            resize_layers,
+            scratch,
+            refinenet,
+            output_conv1,
+            output_conv2,
+            aux: AuxBranch { refinenet: aux_refinenet, output_conv1_aux, output_conv2_aux, output_conv2_aux_norm },
+        }
+    }
+
+    /// `features`: the four (S, P, C) backbone outputs; image size H x W.
+    pub fn forward(&self, features: &[Tensor], height: i64, width: i64) -> DualDptOutput {
+        let views = features[0].size()[0];
+        let mut outs = Vec::new();
+        let mut start = 0;
+        while start < views {
+            let len = HEAD_CHUNK_SIZE.min(views - start);
+            let chunk: Vec<Tensor> = features.iter().map(|f| f.narrow(0, start, len)).collect();
+            outs.push(self.forward_chunk(&chunk, height, width));
+            start += len;
+        }
+        if outs.len() == 1 {
+            return outs.pop().expect("one chunk");
+        }
+        let cat = |get: fn(&DualDptOutput) -> &Tensor| Tensor::cat(&outs.iter().map(get).collect::<Vec<_>>(), 0);
+        DualDptOutput { depth: cat(|o| &o.depth), depth_conf: cat(|o| &o.depth_conf), logits: cat(|o| &o.logits) }
+    }
+
+    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64) -> DualDptOutput {
+        let patch = BackboneConfig::PATCH_SIZE;
+        let (ph, pw) = (height / patch, width / patch);
+        let resized: Vec<Tensor> = features
+            .iter()
+            .enumerate()
+            .map(|(stage, feat)| {
+                let (b, _, c) = feat.size3().expect("features are (S, P, C)");
+                let x = self.norm.forward(feat).permute([0, 2, 1]).reshape([b, c, ph, pw]);
+                let x = add_pos_embed(&self.projects[stage].forward(&x), width, height);
+                self.resize_layers[stage].forward(&x)
+            })
+            .collect();
+        let fused = self.fuse_main(&resized);
+        let fused = fused.upsample_bilinear2d([ph * patch, pw * patch], true, None, None);
+        let fused = add_pos_embed(&fused, width, height);
+        let logits = self.output_conv2.conv2.forward(&self.output_conv2.conv0.forward(&fused).relu());
+        let depth = logits.select(1, 0).exp();
+        let depth_conf = logits.select(1, 1).exp() + 1.0;
+        DualDptOutput { depth, depth_conf, logits }
+    }
+
+    /// Top-down fusion of the main branch, finishing with `output_conv1`.
+    fn fuse_main(&self, feats: &[Tensor]) -> Tensor {
+        let rn: Vec<Tensor> = feats.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect();
+        let size = |t: &Tensor| {
+            let s = t.size();
+            Some((s[2], s[3]))
+        };
+        let out = self.refinenet[3].forward(&rn[3], None, size(&rn[2]));
+        let out = self.refinenet[2].forward(&out, Some(&rn[2]), size(&rn[1]));
+        let out = self.refinenet[1].forward(&out, Some(&rn[1]), size(&rn[0]));
+        let out = self.refinenet[0].forward(&out, Some(&rn[0]), None);
+        self.output_conv1.forward(&out)
+    }
+}

@@ -1,0 +1,4 @@
+//! `model/utils`.
+pub mod block;
+pub mod head_utils;
+pub mod transform;

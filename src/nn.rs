@@ -1,0 +1,128 @@
+//! The few `torch.nn` layers DA3 uses, loaded by their official parameter names.
+//!
+//! Mixed precision follows `torch.autocast`: matrix products and convolutions run in the
+//! layer's compute kind, normalisations in fp32 (their output is fp32).
+use tch::{Kind, Tensor};
+
+use crate::weights::WeightLoader;
+
+/// `nn.Linear(in, out, bias)`.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(w: &mut WeightLoader, prefix: &str, in_dim: i64, out_dim: i64, bias: bool, kind: Kind) -> Self {
+        Linear {
+            weight: w.take(&format!("{prefix}.weight"), &[out_dim, in_dim], kind),
+            bias: bias.then(|| w.take(&format!("{prefix}.bias"), &[out_dim], kind)),
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.to_kind(self.weight.kind()).linear(&self.weight, self.bias.as_ref())
+    }
+}
+
+/// `nn.Conv2d` with square kernel, stride and padding.
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    stride: i64,
+    padding: i64,
+}
+
+impl Conv2d {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        w: &mut WeightLoader,
+        prefix: &str,
+        in_ch: i64,
+        out_ch: i64,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+        bias: bool,
+        kind: Kind,
+    ) -> Self {
+        Conv2d {
+            weight: w.take(&format!("{prefix}.weight"), &[out_ch, in_ch, kernel, kernel], kind),
+            bias: bias.then(|| w.take(&format!("{prefix}.bias"), &[out_ch], kind)),
+            stride,
+            padding,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.to_kind(self.weight.kind()).conv2d(
+            &self.weight,
+            self.bias.as_ref(),
+            [self.stride, self.stride],
+            [self.padding, self.padding],
+            [1, 1],
+            1,
+        )
+    }
+}
+
+/// `nn.ConvTranspose2d(c, c, kernel_size=k, stride=k, padding=0)`.
+pub struct ConvTranspose2d {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    stride: i64,
+}
+
+impl ConvTranspose2d {
+    pub fn new(w: &mut WeightLoader, prefix: &str, in_ch: i64, out_ch: i64, kernel: i64, stride: i64, kind: Kind) -> Self {
+        ConvTranspose2d {
+            weight: w.take(&format!("{prefix}.weight"), &[in_ch, out_ch, kernel, kernel], kind),
+            bias: w.take(&format!("{prefix}.bias"), &[out_ch], kind),
+            stride,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.to_kind(self.weight.kind()).conv_transpose2d(
+            &self.weight,
+            Some(&self.bias),
+            [self.stride, self.stride],
+            [0, 0],
+            [0, 0],
+            1,
+            [1, 1],
+        )
+    }
+}
+
+/// `nn.LayerNorm(dim, eps)`, always computed in fp32.
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    dim: i64,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// PyTorch's default epsilon.
+    pub const DEFAULT_EPS: f64 = 1e-5;
+
+    pub fn new(w: &mut WeightLoader, prefix: &str, dim: i64, eps: f64) -> Self {
+        Self::new_shared(w, &[prefix.to_owned()], dim, eps)
+    }
+
+    /// A LayerNorm module that sits under several names (shared between parents).
+    pub fn new_shared(w: &mut WeightLoader, prefixes: &[String], dim: i64, eps: f64) -> Self {
+        let names = |suffix: &str| prefixes.iter().map(|p| format!("{p}.{suffix}")).collect::<Vec<_>>();
+        LayerNorm {
+            weight: w.take_any(&names("weight"), &[dim], Kind::Float),
+            bias: w.take_any(&names("bias"), &[dim], Kind::Float),
+            dim,
+            eps,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.to_kind(Kind::Float).layer_norm([self.dim], Some(&self.weight), Some(&self.bias), self.eps, true)
+    }
+}

@@ -1,0 +1,160 @@
+//! Preprocessing identical to the official `InputProcessor`
+//! (`depth_anything_3/utils/io/input_processor.py`): boundary resize with OpenCV's
+//! INTER_AREA (shrinking) or INTER_CUBIC (enlarging), sides made multiples of 14 by a small
+//! resize or a centre crop, ImageNet normalisation, and views of different sizes
+//! centre-cropped to the smallest.
+pub mod cv_resize;
+
+use std::path::Path;
+
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::image_input::RgbImage;
+use crate::options::{InferOptions, ResizeMethod};
+
+pub const PATCH_SIZE: u32 = 14;
+const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Network input for one scene.
+pub struct Processed {
+    /// (S, 3, H, W) float32 on the CPU.
+    pub images: Tensor,
+    pub height: u32,
+    pub width: u32,
+}
+
+/// Decodes a PNG or JPEG file to RGB8 (alpha dropped, grey replicated: PIL's `convert("RGB")`).
+pub fn load_image(path: &Path) -> Result<RgbImage> {
+    let img = image::ImageReader::open(path)
+        .map_err(|e| Error::Image { path: path.to_owned(), reason: e.to_string() })?
+        .with_guessed_format()
+        .map_err(|e| Error::Image { path: path.to_owned(), reason: e.to_string() })?
+        .decode()
+        .map_err(|e| Error::Image { path: path.to_owned(), reason: e.to_string() })?;
+    let rgb = img.to_rgb8();
+    Ok(RgbImage { width: rgb.width(), height: rgb.height(), data: rgb.into_raw() })
+}
+
+fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    if (width, height) == (img.width, img.height) {
+        return img.clone();
+    }
+    let (sw, sh, dw, dh) = (img.width as usize, img.height as usize, width as usize, height as usize);
+    // The official picks INTER_CUBIC as soon as one side grows, else INTER_AREA.
+    let data = if width > img.width || height > img.height {
+        cv_resize::resize_cubic_rgb8(&img.data, sw, sh, dw, dh)
+    } else {
+        cv_resize::resize_area_rgb8(&img.data, sw, sh, dw, dh)
+    };
+    RgbImage { width, height, data }
+}
+
+fn crop(img: &RgbImage, left: u32, top: u32, width: u32, height: u32) -> RgbImage {
+    if (left, top, width, height) == (0, 0, img.width, img.height) {
+        return img.clone();
+    }
+    let row = img.width as usize * 3;
+    let mut data = Vec::with_capacity(width as usize * height as usize * 3);
+    for y in top..top + height {
+        let start = y as usize * row + left as usize * 3;
+        data.extend_from_slice(&img.data[start..start + width as usize * 3]);
+    }
+    RgbImage { width, height, data }
+}
+
+/// `_resize_longest_side` / `_resize_shortest_side`: Python's `int(round(side * scale))`
+/// rounds halves to even.
+fn boundary_size(width: u32, height: u32, target: u32, fit_longest: bool) -> (u32, u32) {
+    let side = if fit_longest { width.max(height) } else { width.min(height) };
+    if side == target {
+        return (width, height);
+    }
+    let scale = target as f64 / side as f64;
+    let scaled = |v: u32| ((v as f64 * scale).round_ties_even() as u32).max(1);
+    (scaled(width), scaled(height))
+}
+
+/// `nearest_multiple`: ties go up.
+fn nearest_multiple(x: u32, p: u32) -> u32 {
+    let down = x / p * p;
+    let up = down + p;
+    if up - x <= x - down {
+        up
+    } else {
+        down
+    }
+}
+
+/// One view through `InputProcessor._process_one` (without normalisation).
+pub fn process_one(img: &RgbImage, process_res: u32, method: ResizeMethod) -> Result<RgbImage> {
+    let (w, h) = boundary_size(img.width, img.height, process_res, method.fits_longest_side());
+    let resized = resize(img, w, h);
+    let out = if method.crops() {
+        let (nw, nh) = (w / PATCH_SIZE * PATCH_SIZE, h / PATCH_SIZE * PATCH_SIZE);
+        if nw == 0 || nh == 0 {
+            return Err(too_small(img, w, h));
+        }
+        crop(&resized, (w - nw) / 2, (h - nh) / 2, nw, nh)
+    } else {
+        let (nw, nh) = (nearest_multiple(w, PATCH_SIZE), nearest_multiple(h, PATCH_SIZE));
+        if nw == 0 || nh == 0 {
+            return Err(too_small(img, w, h));
+        }
+        resize(&resized, nw, nh)
+    };
+    Ok(out)
+}
+
+fn too_small(img: &RgbImage, w: u32, h: u32) -> Error {
+    Error::InvalidArgument(format!(
+        "a {}x{} image becomes {w}x{h} at this processing resolution, too small for 14-pixel patches",
+        img.width, img.height
+    ))
+}
+
+/// All views through the official pipeline into one (S, 3, H, W) tensor.
+pub fn process_views(images: &[RgbImage], options: &InferOptions) -> Result<Processed> {
+    options.validate()?;
+    if images.is_empty() {
+        return Err(Error::InvalidArgument("at least one view is needed".into()));
+    }
+    let processed: Vec<RgbImage> =
+        images.iter().map(|img| process_one(img, options.process_res, options.resize_method)).collect::<Result<_>>()?;
+    // `_unify_batch_shapes`: centre-crop every view to the smallest height and width.
+    let height = processed.iter().map(|p| p.height).min().expect("non-empty");
+    let width = processed.iter().map(|p| p.width).min().expect("non-empty");
+    let (hw, plane) = (height as usize * width as usize, 3 * height as usize * width as usize);
+    let mut data = vec![0f32; processed.len() * plane];
+    for (view, img) in processed.iter().enumerate() {
+        let img = crop(img, (img.width - width) / 2, (img.height - height) / 2, width, height);
+        let out = &mut data[view * plane..(view + 1) * plane];
+        for (i, px) in img.data.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                // ToTensor then Normalize, in float32 like torchvision.
+                out[c * hw + i] = (px[c] as f32 / 255.0 - MEAN[c]) / STD[c];
+            }
+        }
+    }
+    let images = Tensor::from_slice(&data).reshape([processed.len() as i64, 3, height as i64, width as i64]);
+    debug_assert_eq!(images.kind(), Kind::Float);
+    Ok(Processed { images, height, width })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_the_official_rounding() {
+        // 1208x680 longest side to 504: 680 * 504/1208 = 283.7 -> 284, then 504x280.
+        assert_eq!(boundary_size(1208, 680, 504, true), (504, 284));
+        assert_eq!(nearest_multiple(284, 14), 280);
+        assert_eq!(nearest_multiple(287, 14), 294); // 287 = 280 + 7: ties go up
+        assert_eq!(boundary_size(640, 480, 504, true), (504, 378));
+        assert_eq!(boundary_size(640, 480, 504, false), (672, 504));
+        // 2.5 rounds to even like Python's round().
+        assert_eq!(boundary_size(5, 4, 2, false), (2, 2));
+    }
+}

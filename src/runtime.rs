@@ -1,0 +1,132 @@
+//! Device and precision selection, and loading libtorch's CUDA backend at run time.
+//!
+//! The PyPI torch wheel splits CUDA support into `libtorch_cuda.so`, which the linker
+//! drops because nothing references it directly. Opening it once, next to the
+//! `libtorch_cpu.so` already loaded, lets one build run on CPU-only machines and use the
+//! GPU where there is one.
+use std::ffi::{CStr, CString};
+
+use once_cell::sync::Lazy;
+use tch::{Device, Kind};
+
+use crate::error::{Error, Result};
+use crate::options::Precision;
+
+/// Outcome of loading the CUDA backend: Ok, or why not (for messages).
+static CUDA_BACKEND: Lazy<std::result::Result<(), String>> = Lazy::new(load_cuda_backend);
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a valid C string owned by libc.
+    unsafe {
+        let e = libc::dlerror();
+        if e.is_null() {
+            "unknown dlopen error".into()
+        } else {
+            CStr::from_ptr(e).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Directory of the loaded `libtorch_cpu.so`.
+fn libtorch_dir() -> std::result::Result<String, String> {
+    let name = CString::new("libtorch_cpu.so").expect("no NUL");
+    // SAFETY: plain dlopen/dlinfo calls; RTLD_NOLOAD only returns an already-loaded object.
+    unsafe {
+        let handle = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+        if handle.is_null() {
+            return Err(format!("libtorch_cpu.so is not loaded: {}", dl_error()));
+        }
+        let mut origin = [0 as libc::c_char; libc::PATH_MAX as usize];
+        let rc = libc::dlinfo(handle, libc::RTLD_DI_ORIGIN, origin.as_mut_ptr().cast());
+        libc::dlclose(handle);
+        if rc != 0 {
+            return Err(format!("dlinfo failed: {}", dl_error()));
+        }
+        Ok(CStr::from_ptr(origin.as_ptr()).to_string_lossy().into_owned())
+    }
+}
+
+fn load_cuda_backend() -> std::result::Result<(), String> {
+    let dir = libtorch_dir()?;
+    let path = CString::new(format!("{dir}/libtorch_cuda.so")).map_err(|e| e.to_string())?;
+    // SAFETY: loading a shared library by path; the handle is intentionally never closed.
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+    if handle.is_null() {
+        return Err(dl_error());
+    }
+    Ok(())
+}
+
+/// Whether a CUDA GPU can be used (loads the backend on first call).
+pub fn cuda_available() -> bool {
+    CUDA_BACKEND.is_ok() && tch::Cuda::is_available()
+}
+
+/// Why CUDA is unavailable, for error messages.
+pub fn cuda_unavailable_reason() -> String {
+    match &*CUDA_BACKEND {
+        Err(e) => format!("libtorch's CUDA backend could not be loaded ({e})"),
+        Ok(()) if !tch::Cuda::is_available() => "no CUDA device is visible".into(),
+        Ok(()) => "CUDA is available".into(),
+    }
+}
+
+/// The device a new model goes to: `DA3_DEVICE` (`cpu`, `cuda`, `cuda:N`) if set, else the
+/// first GPU if any, else the CPU.
+pub fn select_device() -> Result<Device> {
+    match std::env::var("DA3_DEVICE") {
+        Ok(spec) => parse_device(&spec),
+        Err(_) => Ok(if cuda_available() { Device::Cuda(0) } else { Device::Cpu }),
+    }
+}
+
+fn parse_device(spec: &str) -> Result<Device> {
+    let spec = spec.trim();
+    if spec == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let index = match spec.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|i| i.parse::<usize>().ok())
+            .ok_or_else(|| Error::InvalidArgument(format!("DA3_DEVICE='{spec}': expected cpu, cuda or cuda:N")))?,
+        None => return Err(Error::InvalidArgument(format!("DA3_DEVICE='{spec}': expected cpu, cuda or cuda:N"))),
+    };
+    if !cuda_available() {
+        return Err(Error::Unsupported(format!("DA3_DEVICE='{spec}' but {}", cuda_unavailable_reason())));
+    }
+    let count = tch::Cuda::device_count() as usize;
+    if index >= count {
+        return Err(Error::InvalidArgument(format!("DA3_DEVICE='{spec}' but only {count} CUDA device(s) are visible")));
+    }
+    Ok(Device::Cuda(index))
+}
+
+/// Human-readable device name: `cpu` or `cuda:N`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// The concrete precision for `device`: `Auto` is bf16 on a GPU (every GPU this library
+/// targets, Ampere and later, supports it) and fp32 on the CPU.
+pub fn resolve_precision(precision: Precision, device: Device) -> Precision {
+    match (precision, device) {
+        (Precision::Auto, Device::Cpu) => Precision::Fp32,
+        (Precision::Auto, _) => Precision::Bf16,
+        (p, _) => p,
+    }
+}
+
+/// Compute kind of the transformer's matrix products for a resolved precision.
+pub fn compute_kind(precision: Precision) -> Kind {
+    match precision {
+        Precision::Fp16 => Kind::Half,
+        Precision::Bf16 => Kind::BFloat16,
+        Precision::Fp32 | Precision::Auto => Kind::Float,
+    }
+}
