@@ -32,7 +32,11 @@ impl Engine {
         let device = runtime::select_device()?;
         let precision = runtime::resolve_precision(precision, device);
         let kind = runtime::compute_kind(precision);
-        let net = tch::no_grad(|| load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind))?;
+        let net = std::panic::catch_unwind(|| {
+            tch::no_grad(|| load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind))
+        })
+        // tch panics on libtorch errors (e.g. out of device memory): report them as errors.
+        .map_err(|panic| Error::Torch(panic_message(&panic)))??;
         Ok(Engine { net: Mutex::new(net), preset: checkpoint.config.preset, device, precision, use_accelerate })
     }
 

@@ -116,3 +116,51 @@ fn load_dir(dir: &Path) -> Result<Checkpoint> {
     }
     Ok(Checkpoint { dir: dir.to_path_buf(), config })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_checkpoint(dir: &Path, model_name: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(CONFIG_FILE), format!("{{\"model_name\": \"{model_name}\"}}")).unwrap();
+        std::fs::write(dir.join(WEIGHTS_FILE), b"").unwrap();
+    }
+
+    #[test]
+    fn finds_a_snapshot_through_refs_main() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = root.path().join("models--depth-anything--DA3-SMALL");
+        write_checkpoint(&repo.join("snapshots").join("abc123"), "da3-small");
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs").join("main"), "abc123\n").unwrap();
+        assert_eq!(find_in_cache(root.path(), "depth-anything/DA3-SMALL"), Some(repo.join("snapshots").join("abc123")));
+        assert_eq!(find_in_cache(root.path(), "depth-anything/DA3-BASE"), None);
+    }
+
+    #[test]
+    fn a_directory_resolves_to_its_preset() {
+        let dir = tempfile::tempdir().unwrap();
+        write_checkpoint(dir.path(), "da3-base");
+        let ckpt = resolve(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(ckpt.config.preset, "da3-base");
+    }
+
+    #[test]
+    fn not_found_names_every_place_tried_and_how_to_download() {
+        let err = resolve("nobody/NO-SUCH-MODEL").unwrap_err().to_string();
+        assert!(err.contains("models--nobody--NO-SUCH-MODEL"), "{err}");
+        assert!(err.contains("hf download nobody/NO-SUCH-MODEL"), "{err}");
+        let err = resolve("/no/such/dir").unwrap_err().to_string();
+        assert!(err.contains("/no/such/dir"), "{err}");
+    }
+
+    #[test]
+    fn unknown_preset_is_a_checkpoint_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write_checkpoint(dir.path(), "da3-huge");
+        let err = resolve(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(matches!(err, Error::Checkpoint(_)), "{err}");
+        assert!(err.to_string().contains("da3-huge"));
+    }
+}

@@ -76,8 +76,10 @@ impl Checker {
     }
 }
 
+/// The repository (for `assets/`); `DA3_REPO_ROOT` overrides it when the test binary is
+/// carried to another machine.
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("DA3_REPO_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn oracle_dir() -> PathBuf {

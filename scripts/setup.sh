@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Creates the project virtualenv (.venv) with PyPI's torch==2.11.0 (libtorch for the build
+# and the run) and the official Depth Anything 3 package with the few packages its model
+# code imports (the test oracle). Idempotent: reruns only when a requirement changed.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$REPO_ROOT"
+
+TORCH_REQ="torch==2.11.0"
+REQS="tests/oracle/requirements.txt"
+STAMP="$VIRTUAL_ENV/.da3-setup-stamp"
+want="$(printf '%s\n' "$TORCH_REQ"; cat "$REQS")"
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  echo "setup: .venv is up to date"
+  exit 0
+fi
+[ -x "$VIRTUAL_ENV/bin/python" ] || python3 -m venv "$VIRTUAL_ENV"
+"$PYTHON" -m pip install -q --disable-pip-version-check "$TORCH_REQ"
+# --no-deps: depth-anything-3 declares export-only dependencies (open3d, xformers, gradio,
+# ...) that its network code never imports; the file lists every package needed instead.
+"$PYTHON" -m pip install -q --disable-pip-version-check --no-deps -r "$REQS"
+"$PYTHON" -c "import torch, depth_anything_3, cv2; print('setup: torch', torch.__version__)"
+printf '%s' "$want" > "$STAMP"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this and nothing else):
+#   1. set up .venv (torch 2.11.0 + the official depth-anything-3 package as oracle),
+#   2. build the library,
+#   3. make random-weight checkpoints in the official layout with the official package and
+#      the official outputs for tests/oracle/cases.json (da3-small and da3-base),
+#   4. run every Rust and C test; the parity table is printed.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$REPO_ROOT"
+
+scripts/setup.sh
+cargo build --release --locked
+models="${DA3_PARITY_MODELS:-da3-small,da3-base}"
+for model in ${models//,/ }; do
+  tests/oracle/run_oracle.sh "$model" "target/oracle/$model"
+done
+export DA3_PARITY_MODELS="$models"
+# The parity table is the point of the parity test: show it.
+cargo test --release --locked --test parity -- --nocapture
+cargo test --release --locked -- --skip parity_with_official_implementation
