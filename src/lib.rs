@@ -9,6 +9,7 @@ pub mod error;
 pub mod image_input;
 pub mod options;
 pub mod prediction;
+pub mod visualize;
 
 pub use engine::Engine;
 pub use error::{Error, Result};
