@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod ffi;
 pub mod image_input;
 pub mod options;
 pub mod prediction;
