@@ -6,9 +6,11 @@
 
 pub mod engine;
 pub mod error;
+pub mod ffi;
 pub mod image_input;
 pub mod options;
 pub mod prediction;
+pub mod visualize;
 
 pub use engine::Engine;
 pub use error::{Error, Result};

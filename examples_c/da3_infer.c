@@ -1,0 +1,395 @@
+/*
+ * da3_infer -- run Depth Anything 3 on image files through libda3's C API.
+ *
+ *   da3_infer --model M [--precision auto|fp32|fp16|bf16] [--accelerate] [--res N]
+ *             [--resize-method NAME] [--ref-view NAME] [--out DIR] [--png]
+ *             image1 [image2 ...]
+ *
+ * All images form one scene (one view each). Prints the processed size, the device, the
+ * wall time of the inference call and, per view, depth min/mean/max and the cameras; writes
+ * depth.npy (N,H,W), conf.npy (N,H,W), extrinsics.npy (N,3,4) and intrinsics.npy (N,3,3)
+ * as little-endian float32 NumPy files into DIR (default "out"), and with --png a
+ * colour-mapped depth_<i>.png per view.
+ *
+ * Exit status: 0 on success, 1 when libda3 reports an error (its message is printed),
+ * 2 on a usage error. Build: see Makefile in this directory.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "da3.h"
+
+static const char *const RESIZE_NAMES[] = {
+    "upper_bound_resize", "lower_bound_resize", "upper_bound_crop", "lower_bound_crop"};
+static const da3_resize_method RESIZE_VALUES[] = {
+    DA3_RESIZE_UPPER_BOUND_RESIZE, DA3_RESIZE_LOWER_BOUND_RESIZE, DA3_RESIZE_UPPER_BOUND_CROP,
+    DA3_RESIZE_LOWER_BOUND_CROP};
+static const char *const REF_VIEW_NAMES[] = {"saddle_balanced", "first", "middle",
+                                             "saddle_sim_range"};
+static const da3_ref_view_strategy REF_VIEW_VALUES[] = {
+    DA3_REF_VIEW_SADDLE_BALANCED, DA3_REF_VIEW_FIRST, DA3_REF_VIEW_MIDDLE,
+    DA3_REF_VIEW_SADDLE_SIM_RANGE};
+static const char *const PRECISION_NAMES[] = {"auto", "fp32", "fp16", "bf16"};
+static const da3_precision PRECISION_VALUES[] = {DA3_PRECISION_AUTO, DA3_PRECISION_FP32,
+                                                 DA3_PRECISION_FP16, DA3_PRECISION_BF16};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static void usage(FILE *to) {
+    fprintf(to,
+            "usage: da3_infer --model M [--precision auto|fp32|fp16|bf16] [--accelerate]\n"
+            "                 [--res N] [--resize-method NAME] [--ref-view NAME]\n"
+            "                 [--out DIR] [--png] image1 [image2 ...]\n"
+            "\n"
+            "  --model M          checkpoint directory or Hugging Face repo id (local cache)\n"
+            "  --precision P      arithmetic (default auto)\n"
+            "  --accelerate       use the fast runner\n"
+            "  --res N            processing resolution (default 504)\n"
+            "  --resize-method    upper_bound_resize (default), lower_bound_resize,\n"
+            "                     upper_bound_crop, lower_bound_crop\n"
+            "  --ref-view         saddle_balanced (default), first, middle, saddle_sim_range\n"
+            "  --out DIR          output directory for .npy files (default out)\n"
+            "  --png              also write a colour-mapped depth_<i>.png per view\n");
+}
+
+/* Index of `name` in `names`, or -1. */
+static int lookup(const char *name, const char *const *names, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int fail(const char *what, da3_status status) {
+    fprintf(stderr, "da3_infer: %s failed (%s): %s\n", what, da3_status_name((int)status),
+            da3_last_error_message());
+    return 1;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* mkdir -p: creates `dir` and its missing parents. Returns 0 on success. */
+static int make_dirs(const char *dir) {
+    size_t len = strlen(dir);
+    char *path = malloc(len + 1);
+    if (path == NULL) {
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] == '/' || path[i] == '\0') {
+            char saved = path[i];
+            path[i] = '\0';
+            if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+                free(path);
+                return -1;
+            }
+            path[i] = saved;
+        }
+    }
+    free(path);
+    return 0;
+}
+
+/* Joins `dir` and `name` into a new string (caller frees). */
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p != NULL) {
+        snprintf(p, n, "%s/%s", dir, name);
+    }
+    return p;
+}
+
+/*
+ * Writes `count` floats shaped `shape[0..ndim]` as a NumPy .npy v1.0 file: magic, version,
+ * little-endian header length, a dict literal padded with spaces so that the data starts at a
+ * multiple of 64 bytes, a newline, then little-endian float32 data.
+ */
+static int write_npy(const char *path, const float *data, const size_t *shape, int ndim) {
+    char dims[128];
+    size_t used = 0, count = 1;
+    for (int i = 0; i < ndim && used < sizeof dims; i++) {
+        used += (size_t)snprintf(dims + used, sizeof dims - used, i ? ", %zu" : "%zu", shape[i]);
+        count *= shape[i];
+    }
+    if (ndim == 1 && used + 1 < sizeof dims) {
+        dims[used++] = ','; /* a 1-tuple is written "(N,)" */
+        dims[used] = '\0';
+    }
+    char dict[256];
+    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }",
+                     dims);
+    if (n < 0 || (size_t)n >= sizeof dict) {
+        return -1;
+    }
+    size_t unpadded = 10 + (size_t)n + 1; /* magic(6) + version(2) + len(2) + dict + '\n' */
+    size_t pad = (64 - unpadded % 64) % 64;
+    size_t header_len = (size_t)n + pad + 1;
+
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        return -1;
+    }
+    unsigned char preamble[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                                  (unsigned char)(header_len & 0xff),
+                                  (unsigned char)(header_len >> 8)};
+    int ok = fwrite(preamble, 1, sizeof preamble, f) == sizeof preamble &&
+             fwrite(dict, 1, (size_t)n, f) == (size_t)n;
+    for (size_t i = 0; ok && i < pad; i++) {
+        ok = fputc(' ', f) != EOF;
+    }
+    ok = ok && fputc('\n', f) != EOF;
+    for (size_t i = 0; ok && i < count; i++) {
+        uint32_t bits;
+        memcpy(&bits, &data[i], sizeof bits);
+        unsigned char le[4] = {(unsigned char)(bits & 0xff), (unsigned char)((bits >> 8) & 0xff),
+                               (unsigned char)((bits >> 16) & 0xff),
+                               (unsigned char)((bits >> 24) & 0xff)};
+        ok = fwrite(le, 1, 4, f) == 4;
+    }
+    if (fclose(f) != 0) {
+        ok = 0;
+    }
+    return ok ? 0 : -1;
+}
+
+static int save_npy(const char *dir, const char *name, const float *data, const size_t *shape,
+                    int ndim) {
+    char *path = join(dir, name);
+    if (path == NULL || write_npy(path, data, shape, ndim) != 0) {
+        fprintf(stderr, "da3_infer: cannot write %s/%s: %s\n", dir, name, strerror(errno));
+        free(path);
+        return -1;
+    }
+    printf("wrote %s\n", path);
+    free(path);
+    return 0;
+}
+
+static void print_matrix(const char *name, const float *m, int rows, int cols) {
+    printf("  %s:\n", name);
+    for (int r = 0; r < rows; r++) {
+        printf("    [");
+        for (int c = 0; c < cols; c++) {
+            printf(c ? " %11.5f" : "%11.5f", (double)m[r * cols + c]);
+        }
+        printf("]\n");
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *model_name = NULL;
+    const char *out_dir = "out";
+    bool accelerate = false, png = false;
+    da3_precision precision = DA3_PRECISION_AUTO;
+    da3_options opts;
+    da3_status st = da3_options_default(&opts, sizeof opts);
+    if (st != DA3_OK) {
+        return fail("da3_options_default", st);
+    }
+    const char **images = calloc((size_t)argc, sizeof *images);
+    size_t n_images = 0;
+    if (images == NULL) {
+        return 1;
+    }
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        int idx;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            free(images);
+            return 0;
+        } else if (strcmp(a, "--accelerate") == 0) {
+            accelerate = true;
+        } else if (strcmp(a, "--png") == 0) {
+            png = true;
+        } else if (strcmp(a, "--model") == 0 || strcmp(a, "--precision") == 0 ||
+                   strcmp(a, "--res") == 0 || strcmp(a, "--resize-method") == 0 ||
+                   strcmp(a, "--ref-view") == 0 || strcmp(a, "--out") == 0) {
+            if (value == NULL) {
+                fprintf(stderr, "da3_infer: %s needs a value\n", a);
+                goto usage_error;
+            }
+            i++;
+            if (strcmp(a, "--model") == 0) {
+                model_name = value;
+            } else if (strcmp(a, "--out") == 0) {
+                out_dir = value;
+            } else if (strcmp(a, "--precision") == 0) {
+                if ((idx = lookup(value, PRECISION_NAMES, COUNT(PRECISION_NAMES))) < 0) {
+                    fprintf(stderr, "da3_infer: unknown precision '%s'\n", value);
+                    goto usage_error;
+                }
+                precision = PRECISION_VALUES[idx];
+            } else if (strcmp(a, "--resize-method") == 0) {
+                if ((idx = lookup(value, RESIZE_NAMES, COUNT(RESIZE_NAMES))) < 0) {
+                    fprintf(stderr, "da3_infer: unknown resize method '%s'\n", value);
+                    goto usage_error;
+                }
+                opts.resize_method = RESIZE_VALUES[idx];
+            } else if (strcmp(a, "--ref-view") == 0) {
+                if ((idx = lookup(value, REF_VIEW_NAMES, COUNT(REF_VIEW_NAMES))) < 0) {
+                    fprintf(stderr, "da3_infer: unknown reference-view strategy '%s'\n", value);
+                    goto usage_error;
+                }
+                opts.ref_view_strategy = REF_VIEW_VALUES[idx];
+            } else { /* --res */
+                char *end = NULL;
+                errno = 0;
+                unsigned long res = strtoul(value, &end, 10);
+                if (errno != 0 || end == value || *end != '\0' || res > UINT32_MAX) {
+                    fprintf(stderr, "da3_infer: --res needs a number, got '%s'\n", value);
+                    goto usage_error;
+                }
+                opts.process_res = (uint32_t)res;
+            }
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "da3_infer: unknown option %s\n", a);
+            goto usage_error;
+        } else {
+            images[n_images++] = a;
+        }
+    }
+    if (model_name == NULL || n_images == 0) {
+        fprintf(stderr, "da3_infer: %s\n", model_name == NULL ? "--model is required"
+                                                             : "at least one image is required");
+        goto usage_error;
+    }
+    /* Report bad options (e.g. --res 0) before the slow model load. */
+    if ((st = da3_options_validate(&opts)) != DA3_OK) {
+        free(images);
+        return fail("da3_options_validate", st);
+    }
+
+    printf("libda3 %s (header %d.%d.%d)\n", da3_version(), DA3_VERSION_MAJOR, DA3_VERSION_MINOR,
+           DA3_VERSION_PATCH);
+    da3_model *model = NULL;
+    double t0 = now_ms();
+    st = da3_create(model_name, accelerate, precision, &model);
+    if (st != DA3_OK) {
+        free(images);
+        return fail("da3_create", st);
+    }
+    printf("model %s: preset %s, device %s, precision %s, loaded in %.1f ms\n", model_name,
+           da3_model_preset(model), da3_model_device(model),
+           da3_precision_name(da3_model_precision(model)), now_ms() - t0);
+
+    da3_result *result = NULL;
+    t0 = now_ms();
+    st = da3_infer_files(model, images, n_images, &opts, &result);
+    double infer_ms = now_ms() - t0;
+    if (st != DA3_OK) {
+        int rc = fail("da3_infer_files", st);
+        da3_free(model);
+        free(images);
+        return rc;
+    }
+
+    size_t n = da3_result_view_count(result);
+    size_t h = da3_result_height(result), w = da3_result_width(result);
+    bool cameras = da3_result_has_cameras(result);
+    printf("%zu view(s), processed size %zux%zu (W x H), inference %.1f ms\n", n, w, h, infer_ms);
+
+    int rc = 0;
+    float *extrinsics = calloc(n * 12, sizeof(float));
+    float *intrinsics = calloc(n * 9, sizeof(float));
+    if (extrinsics == NULL || intrinsics == NULL) {
+        fprintf(stderr, "da3_infer: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    for (size_t v = 0; v < n; v++) {
+        const float *depth = da3_result_depth(result, v);
+        if (depth == NULL) {
+            rc = fail("da3_result_depth", DA3_ERR_INVALID_ARGUMENT);
+            goto done;
+        }
+        double lo = INFINITY, hi = -INFINITY, sum = 0.0;
+        size_t valid = 0;
+        for (size_t i = 0; i < h * w; i++) {
+            double d = depth[i];
+            if (isfinite(d)) {
+                lo = d < lo ? d : lo;
+                hi = d > hi ? d : hi;
+                sum += d;
+                valid++;
+            }
+        }
+        printf("view %zu (%s): depth min %.4f mean %.4f max %.4f (%zu finite of %zu)\n", v,
+               images[v], lo, valid ? sum / (double)valid : NAN, hi, valid, h * w);
+        if (cameras) {
+            if ((st = da3_result_extrinsics(result, v, extrinsics + v * 12)) != DA3_OK ||
+                (st = da3_result_intrinsics(result, v, intrinsics + v * 9)) != DA3_OK) {
+                rc = fail("reading cameras", st);
+                goto done;
+            }
+            print_matrix("extrinsics (world to camera, 3x4)", extrinsics + v * 12, 3, 4);
+            print_matrix("intrinsics (3x3)", intrinsics + v * 9, 3, 3);
+        }
+    }
+    if (!cameras) {
+        printf("this model predicts no cameras: extrinsics.npy and intrinsics.npy are skipped\n");
+    }
+
+    if (make_dirs(out_dir) != 0) {
+        fprintf(stderr, "da3_infer: cannot create %s: %s\n", out_dir, strerror(errno));
+        rc = 1;
+        goto done;
+    }
+    size_t maps[3] = {n, h, w}, ext[3] = {n, 3, 4}, intr[3] = {n, 3, 3};
+    if (save_npy(out_dir, "depth.npy", da3_result_depth_all(result), maps, 3) != 0 ||
+        save_npy(out_dir, "conf.npy", da3_result_confidence_all(result), maps, 3) != 0 ||
+        (cameras && (save_npy(out_dir, "extrinsics.npy", extrinsics, ext, 3) != 0 ||
+                     save_npy(out_dir, "intrinsics.npy", intrinsics, intr, 3) != 0))) {
+        rc = 1;
+        goto done;
+    }
+    for (size_t v = 0; png && v < n; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "depth_%zu.png", v);
+        char *path = join(out_dir, name);
+        if (path == NULL) {
+            rc = 1;
+            goto done;
+        }
+        st = da3_result_write_depth_png(result, v, path);
+        if (st != DA3_OK) {
+            free(path);
+            rc = fail("da3_result_write_depth_png", st);
+            goto done;
+        }
+        printf("wrote %s\n", path);
+        free(path);
+    }
+
+done:
+    free(extrinsics);
+    free(intrinsics);
+    da3_result_free(result);
+    da3_free(model);
+    free(images);
+    return rc;
+
+usage_error:
+    usage(stderr);
+    free(images);
+    return 2;
+}

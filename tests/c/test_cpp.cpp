@@ -1,0 +1,22 @@
+// da3.h must be usable from C++ (cbindgen's cpp_compat): extern "C" linkage, the status enum,
+// the uint32_t enum-like typedefs and the structs, under strict warnings.
+#include "da3.h"
+
+#include <cstdio>
+#include <cstring>
+
+int main() {
+    da3_options options;
+    if (da3_options_default(&options, sizeof options) != DA3_OK || options.process_res != 504) {
+        return 1;
+    }
+    options.resize_method = DA3_RESIZE_LOWER_BOUND_CROP;
+    if (da3_options_validate(&options) != DA3_OK) {
+        return 1;
+    }
+    da3_model *model = nullptr;
+    da3_status status = da3_create(nullptr, false, DA3_PRECISION_AUTO, &model);
+    std::printf("%s %s: %s\n", da3_version(), da3_status_name(status), da3_last_error_message());
+    da3_free(model);
+    return status == DA3_ERR_NULL_POINTER && std::strstr(da3_last_error_message(), "model") ? 0 : 1;
+}
