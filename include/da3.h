@@ -381,9 +381,13 @@ enum da3_status da3_options_validate(const struct da3_options *options);
  *
  * `model` is a checkpoint directory (holding `config.json` and `model.safetensors`) or a
  * Hugging Face repo id (e.g. "depth-anything/DA3-LARGE") found in the local cache; nothing is
- * downloaded. `use_accelerate` turns on the fast runner; `precision` is a `DA3_PRECISION_*`
- * value (`DA3_PRECISION_AUTO` picks the best for the device). The best device available is
- * used (a CUDA GPU if present, else the CPU): see `da3_model_device`.
+ * downloaded. `use_accelerate` asks for the accelerated runner; in this version it is
+ * recorded but both settings run the same path (the plain runner, official numerics).
+ * `precision` is a `DA3_PRECISION_*` value: `DA3_PRECISION_AUTO` is bf16 on a GPU and fp32
+ * on the CPU; fp16/bf16 run the transformer's matrix products in that precision with
+ * normalisations and the heads in fp32, like the official `torch.autocast`. The device is a
+ * CUDA GPU if one is visible, else the CPU; the environment variable `DA3_DEVICE` (`cpu`,
+ * `cuda`, `cuda:N`) overrides the choice: see `da3_model_device`.
  *
  * Errors: `DA3_ERR_NULL_POINTER` (model or out is NULL), `DA3_ERR_INVALID_ARGUMENT`
  * (unknown precision, model not UTF-8), `DA3_ERR_MODEL_NOT_FOUND` (the message lists the
