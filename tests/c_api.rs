@@ -108,8 +108,18 @@ fn sanitizer_env<'a>(cmd: &'a mut Command, dir: &Path) -> &'a mut Command {
         .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
 }
 
+/// The checkpoint the model-dependent checks load: `DA3_TEST_CHECKPOINT`, else the oracle's
+/// random-weight da3-small checkpoint (made by `scripts/test.sh`). Missing, the tests fail.
 fn checkpoint() -> Option<String> {
-    std::env::var("DA3_TEST_CHECKPOINT").ok().filter(|s| !s.is_empty())
+    let path = std::env::var("DA3_TEST_CHECKPOINT")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| root().join("target/oracle/da3-small/checkpoint").display().to_string());
+    assert!(
+        std::path::Path::new(&path).join("model.safetensors").is_file(),
+        "no checkpoint at {path}: run tests/oracle/run_oracle.sh da3-small target/oracle/da3-small or set DA3_TEST_CHECKPOINT"
+    );
+    Some(path)
 }
 
 fn assert_error_suite_passed(code: i32, out: &str, err: &str, what: &str) {
@@ -125,11 +135,10 @@ fn c_error_tests_pass() {
     let dir = scratch("errors");
     let exe = dir.join("test_errors");
     compile(&[root().join("tests/c/test_errors.c")], &exe, &[]);
-    let (code, out, err) = run(Command::new(&exe).env("TMPDIR", &dir));
+    let checkpoint = checkpoint().expect("checkpoint");
+    let (code, out, err) = run(Command::new(&exe).env("TMPDIR", &dir).env("DA3_TEST_CHECKPOINT", checkpoint));
     assert_error_suite_passed(code, &out, &err, "tests/c/test_errors.c");
-    if checkpoint().is_none() {
-        assert!(out.contains("skipped group 'model'"), "the C suite should say what it skipped:\n{out}");
-    }
+    assert!(!out.contains("skipped group"), "no group may be skipped:\n{out}");
 }
 
 #[test]
@@ -141,7 +150,9 @@ fn c_error_tests_pass_under_sanitizers() {
     let dir = scratch("errors-asan");
     let exe = dir.join("test_errors_asan");
     compile(&[root().join("tests/c/test_errors.c")], &exe, &SANITIZE);
-    let (code, out, err) = run(sanitizer_env(Command::new(&exe).env("TMPDIR", &dir), &dir));
+    let checkpoint = checkpoint().expect("checkpoint");
+    let (code, out, err) =
+        run(sanitizer_env(Command::new(&exe).env("TMPDIR", &dir).env("DA3_TEST_CHECKPOINT", checkpoint), &dir));
     assert!(!err.contains("ERROR: AddressSanitizer") && !err.contains("runtime error:"), "sanitizer report:\n{err}");
     assert_error_suite_passed(code, &out, &err, "tests/c/test_errors.c under ASan/UBSan");
 }
@@ -177,10 +188,7 @@ fn example_builds_strictly_and_reports_errors() {
     let (code, _, err) = run(Command::new(&exe).args(["--model", missing, "a.png"]));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("da3_create failed"), "{err}");
-    assert!(
-        err.contains(missing) || err.contains("work in progress"),
-        "the message should name the checkpoint path:\n{err}"
-    );
+    assert!(err.contains(missing), "the message should name the checkpoint path:\n{err}");
 }
 
 #[test]
