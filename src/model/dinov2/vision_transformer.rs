@@ -192,6 +192,9 @@ impl DinoVisionTransformer {
                 exported.push((i, x.shallow_clone()));
             }
         }
+        // In the order asked for (the official labels them in that order but collects them in
+        // block order, so an unsorted request gets the wrong labels there).
+        exported.sort_by_key(|(i, _)| export_layers.iter().position(|l| l == i));
         let exported = exported
             .into_iter()
             .map(|(i, out)| {
