@@ -144,7 +144,13 @@ impl Engine {
             }
         }
         let net = self.net.lock().map_err(|_| Error::Torch("a previous call panicked while holding the model".into()))?;
-        self.check_request(&net, cameras.is_some(), options)?;
+        let capabilities = Capabilities {
+            preset: self.preset,
+            camera_encoder: net.camera_encoder().is_some(),
+            ray_head: net.ray_head().is_some(),
+            backbone_depth: net.backbone_depth(),
+        };
+        capabilities.check(cameras.is_some(), options)?;
         let images = images.to_device(self.device).to_kind(Kind::Float);
         let cameras = cameras.map(|(e, k)| (e.to_device(self.device).to_kind(Kind::Float), k.to_device(self.device).to_kind(Kind::Float)));
         let request = ForwardRequest {
@@ -165,25 +171,6 @@ impl Engine {
         })
     }
 
-    /// What the request needs that this model may not have.
-    fn check_request(&self, net: &DepthAnything3Net, with_cameras: bool, options: &InferOptions) -> Result<()> {
-        if with_cameras && net.camera_encoder().is_none() {
-            return Err(Error::Unsupported(format!("{} has no camera encoder: it cannot take known cameras", self.preset)));
-        }
-        if options.use_ray_pose && net.ray_head().is_none() {
-            return Err(Error::Unsupported(format!("{} has no ray head: use_ray_pose needs a DualDPT model", self.preset)));
-        }
-        let depth = net.backbone_depth();
-        if let Some(layer) = options.export_feat_layers.iter().find(|&&l| l >= depth) {
-            return Err(Error::InvalidArgument(format!(
-                "export_feat_layers: block {layer} does not exist, {} has blocks 0 to {}",
-                self.preset,
-                depth - 1
-            )));
-        }
-        Ok(())
-    }
-
     /// Official preset name of the loaded model, e.g. `da3-large`.
     pub fn preset_name(&self) -> &str {
         self.preset
@@ -201,6 +188,37 @@ impl Engine {
 
     pub fn use_accelerate(&self) -> bool {
         self.use_accelerate
+    }
+}
+
+/// What a loaded network can compute beyond depth.
+struct Capabilities {
+    preset: &'static str,
+    camera_encoder: bool,
+    ray_head: bool,
+    backbone_depth: usize,
+}
+
+impl Capabilities {
+    /// Whether a request (known cameras or not, and the options) can be served.
+    fn check(&self, with_cameras: bool, options: &InferOptions) -> Result<()> {
+        if with_cameras && !self.camera_encoder {
+            return Err(Error::Unsupported(format!("{} has no camera encoder: it cannot take known cameras", self.preset)));
+        }
+        if options.use_ray_pose && !self.ray_head {
+            return Err(Error::Unsupported(format!(
+                "{} has no ray head: use_ray_pose needs a model with the DualDPT head",
+                self.preset
+            )));
+        }
+        if let Some(layer) = options.export_feat_layers.iter().find(|&&l| l >= self.backbone_depth) {
+            return Err(Error::InvalidArgument(format!(
+                "export_feat_layers: block {layer} does not exist, {} has blocks 0 to {}",
+                self.preset,
+                self.backbone_depth - 1
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -255,4 +273,29 @@ fn align_prediction(prediction: &mut Prediction, known: &KnownCameras, intrinsic
     prediction.intrinsics = Some(aligned.intrinsics);
     prediction.alignment_scale = Some(aligned.scale as f32);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_beyond_the_model_are_unsupported() {
+        let depth_only = Capabilities { preset: "depth-only", camera_encoder: false, ray_head: false, backbone_depth: 24 };
+        let plain = InferOptions::default();
+        assert!(depth_only.check(false, &plain).is_ok());
+        match depth_only.check(true, &plain) {
+            Err(Error::Unsupported(m)) => assert!(m.contains("no camera encoder"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let ray = InferOptions { use_ray_pose: true, ..InferOptions::default() };
+        match depth_only.check(false, &ray) {
+            Err(Error::Unsupported(m)) => assert!(m.contains("use_ray_pose"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let full = Capabilities { preset: "any-view", camera_encoder: true, ray_head: true, backbone_depth: 24 };
+        assert!(full.check(true, &ray).is_ok());
+        let deep = InferOptions { export_feat_layers: vec![23, 24], ..InferOptions::default() };
+        assert!(matches!(full.check(false, &deep), Err(Error::InvalidArgument(m)) if m.contains("block 24")));
+    }
 }

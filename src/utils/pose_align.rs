@@ -110,7 +110,7 @@ fn median_nn_threshold(pose_ref: &[Mat4], pose_est_aligned: &[Mat4]) -> f64 {
 fn ransac_align_sim3(pose_ref: &[Mat4], pose_est: &[Mat4], max_iters: usize, random_state: u32) -> Result<Sim3, DegenerateAlignment> {
     let mut rng = NumpyGenerator::new(random_state);
     let n = pose_ref.len();
-    let sub_n = ((n + 1) / 2).max(3);
+    let sub_n = n.div_ceil(2).max(3);
     let pre = umeyama_from_poses(pose_ref, pose_est)?;
     let inlier_thresh = median_nn_threshold(pose_ref, &apply_sim3_to_poses(pose_est, &pre));
     let ref_centres: Vec<[f64; 3]> = pose_ref.iter().map(position).collect();

@@ -1,12 +1,12 @@
 //! Bit-exact replicas of the two random generators the official pose code draws from, so
 //! that our results are deterministic and can equal the official's:
 //!
-//! - [`TorchCpuGenerator`]: PyTorch's CPU generator (MT19937) and its `torch.randperm`, used
+//! - [`TorchCpuGenerator`] is PyTorch's CPU generator (MT19937) and its `torch.randperm`, used
 //!   by the ray-pose RANSAC (`utils/ray_utils.py`). The official draws from torch's global
 //!   generator without seeding it, so its result depends on whatever ran before; we seed a
 //!   private generator with a fixed seed at every call instead.
-//! - [`NumpyGenerator`]: `np.random.default_rng(seed)` (PCG64 seeded through `SeedSequence`)
-//!   and `Generator.choice(n, size, replace=False)`, used by the pose-alignment RANSAC
+//! - [`NumpyGenerator`] is `np.random.default_rng(seed)` (PCG64 seeded through `SeedSequence`)
+//!   with `Generator.choice(n, size, replace=False)`, used by the pose-alignment RANSAC
 //!   (`utils/pose_align.py`), which the official seeds with 42.
 //!
 //! Sources: ATen's `mt19937.h` and `randperm_cpu`; numpy 1.26's `bit_generator.pyx`
