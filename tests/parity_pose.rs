@@ -291,7 +291,7 @@ fn run_model(model: &str) {
 }
 
 #[test]
-fn pose_parity_with_official_implementation() {
+fn pose_cases_match_the_official_implementation() {
     let models = std::env::var("DA3_PARITY_MODELS").unwrap_or_else(|_| "da3-small,da3-base".into());
     for model in models.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         run_model(model);
