@@ -14,6 +14,7 @@ cargo build --release --locked
 models="${DA3_PARITY_MODELS:-da3-small,da3-base}"
 for model in ${models//,/ }; do
   tests/oracle/run_oracle.sh "$model" "target/oracle/$model"
+  tests/oracle/run_oracle_pose.sh "$model" "target/oracle/$model"
 done
 export DA3_PARITY_MODELS="$models"
 cargo test --release --locked -- --skip parity_with_official_implementation

@@ -4,12 +4,13 @@ use std::sync::Mutex;
 
 use tch::{Device, Kind, Tensor};
 
+use crate::camera_input::{self, CameraInput, KnownCameras};
 use crate::error::{Error, Result};
 use crate::hub;
 use crate::image_input::{ImageView, RgbImage};
-use crate::model::{load_network, DepthAnything3Net, NetOutput};
+use crate::model::{load_network, DepthAnything3Net, ForwardRequest, NetOutput};
 use crate::options::{InferOptions, Precision};
-use crate::prediction::Prediction;
+use crate::prediction::{FeatureMap, Prediction};
 use crate::preprocess::{self, Processed};
 use crate::runtime;
 
@@ -42,29 +43,89 @@ impl Engine {
 
     /// Runs one scene made of `images` (one per view).
     pub fn infer(&self, images: &[ImageView<'_>], options: &InferOptions) -> Result<Prediction> {
+        self.infer_with_cameras(images, None, options)
+    }
+
+    /// Runs one scene made of `images`, with the cameras of every view when they are known
+    /// (pose-conditioned inference): the network is conditioned on them, and the prediction
+    /// is aligned back to them (`Prediction::alignment_scale`).
+    pub fn infer_with_cameras(
+        &self,
+        images: &[ImageView<'_>],
+        cameras: Option<&CameraInput<'_>>,
+        options: &InferOptions,
+    ) -> Result<Prediction> {
         let rgb: Vec<RgbImage> = images
             .iter()
             .map(|v| RgbImage { width: v.width, height: v.height, data: v.to_rgb8() })
             .collect();
-        self.infer_rgb(&rgb, options)
+        self.infer_rgb_with_cameras(&rgb, cameras, options)
     }
 
     /// Runs one scene made of the image files at `paths` (PNG or JPEG).
     pub fn infer_files<P: AsRef<Path>>(&self, paths: &[P], options: &InferOptions) -> Result<Prediction> {
+        self.infer_files_with_cameras(paths, None, options)
+    }
+
+    /// `infer_files` with known cameras (see `infer_with_cameras`).
+    pub fn infer_files_with_cameras<P: AsRef<Path>>(
+        &self,
+        paths: &[P],
+        cameras: Option<&CameraInput<'_>>,
+        options: &InferOptions,
+    ) -> Result<Prediction> {
         let rgb: Vec<RgbImage> = paths.iter().map(|p| preprocess::load_image(p.as_ref())).collect::<Result<_>>()?;
-        self.infer_rgb(&rgb, options)
+        self.infer_rgb_with_cameras(&rgb, cameras, options)
     }
 
     /// Runs one scene of packed RGB8 images.
     pub fn infer_rgb(&self, images: &[RgbImage], options: &InferOptions) -> Result<Prediction> {
+        self.infer_rgb_with_cameras(images, None, options)
+    }
+
+    /// `infer_rgb` with known cameras (see `infer_with_cameras`): the official `inference()`.
+    pub fn infer_rgb_with_cameras(
+        &self,
+        images: &[RgbImage],
+        cameras: Option<&CameraInput<'_>>,
+        options: &InferOptions,
+    ) -> Result<Prediction> {
+        options.validate()?;
+        let known = cameras.map(|c| c.validate(images.len())).transpose()?;
         let processed = preprocess::process_views(images, options)?;
-        let out = self.forward(&processed.images, options, false)?;
-        to_prediction(&processed, &out)
+        let Some(known) = known else {
+            let out = self.forward(&processed.images, options, false)?;
+            return to_prediction(&processed, &out);
+        };
+        // The caller's intrinsics through the resize and crops; extrinsics normalised for the
+        // camera encoder (the alignment below uses them as given).
+        let intrinsics: Vec<[f32; 9]> =
+            known.intrinsics.iter().zip(&processed.grid_changes).map(|(k, c)| preprocess::adjust_intrinsics(k, c)).collect();
+        let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(self.device)));
+        let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
+        let out = self.forward_with_cameras(&processed.images, Some((&normalized, &intrinsics_t)), options, false)?;
+        let mut prediction = to_prediction(&processed, &out)?;
+        align_prediction(&mut prediction, &known, &intrinsics, options.align_to_input_ext_scale)?;
+        Ok(prediction)
     }
 
     /// The network on an already preprocessed (S, 3, H, W) batch; `keep_trace` keeps the
     /// intermediate tensors (features, camera tokens, head logits).
     pub fn forward(&self, images: &Tensor, options: &InferOptions, keep_trace: bool) -> Result<NetOutput> {
+        self.forward_with_cameras(images, None, options, keep_trace)
+    }
+
+    /// `forward` conditioned on known cameras as the network takes them: normalised
+    /// world-to-camera extrinsics (S, 4, 4) and intrinsics (S, 3, 3) in network-input pixels.
+    /// Also honours `use_ray_pose` and `export_feat_layers`.
+    pub fn forward_with_cameras(
+        &self,
+        images: &Tensor,
+        cameras: Option<(&Tensor, &Tensor)>,
+        options: &InferOptions,
+        keep_trace: bool,
+    ) -> Result<NetOutput> {
+        options.validate()?;
         let size = images.size();
         let patch = preprocess::PATCH_SIZE as i64;
         if size.len() != 4 || size[1] != 3 || size[2] % patch != 0 || size[3] % patch != 0 || size[0] == 0 {
@@ -72,12 +133,42 @@ impl Engine {
                 "network input must be (S>0, 3, H, W) with H and W multiples of 14, got {size:?}"
             )));
         }
+        if let Some((extrinsics, intrinsics)) = cameras {
+            let views = size[0];
+            if extrinsics.size() != [views, 4, 4] || intrinsics.size() != [views, 3, 3] {
+                return Err(Error::InvalidArgument(format!(
+                    "cameras must be ({views}, 4, 4) extrinsics and ({views}, 3, 3) intrinsics, got {:?} and {:?}",
+                    extrinsics.size(),
+                    intrinsics.size()
+                )));
+            }
+        }
         let net = self.net.lock().map_err(|_| Error::Torch("a previous call panicked while holding the model".into()))?;
+        let capabilities = Capabilities {
+            preset: self.preset,
+            camera_encoder: net.camera_encoder().is_some(),
+            ray_head: net.ray_head().is_some(),
+            backbone_depth: net.backbone_depth(),
+        };
+        capabilities.check(cameras.is_some(), options)?;
         let images = images.to_device(self.device).to_kind(Kind::Float);
-        let strategy = options.ref_view_strategy;
-        let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward(&images, strategy, keep_trace))));
+        let cameras = cameras.map(|(e, k)| (e.to_device(self.device).to_kind(Kind::Float), k.to_device(self.device).to_kind(Kind::Float)));
+        let request = ForwardRequest {
+            ref_view_strategy: options.ref_view_strategy,
+            cameras: cameras.as_ref().map(|(e, k)| (e, k)),
+            use_ray_pose: options.use_ray_pose,
+            export_feat_layers: &options.export_feat_layers,
+        };
+        let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_with(&images, &request, keep_trace))));
         // tch panics on libtorch errors (e.g. out of memory): report them as errors.
-        out.map_err(|panic| Error::Torch(panic_message(&panic)))
+        let out = out.map_err(|panic| Error::Torch(panic_message(&panic)))?;
+        out.map_err(|e| {
+            Error::InvalidArgument(format!(
+                "ray-based pose: the rays of view {} agree on no camera ({} consistent rays, 4 needed); \
+                 use the camera decoder (use_ray_pose = false) for these images",
+                e.view, e.inliers
+            ))
+        })
     }
 
     /// Official preset name of the loaded model, e.g. `da3-large`.
@@ -100,6 +191,37 @@ impl Engine {
     }
 }
 
+/// What a loaded network can compute beyond depth.
+struct Capabilities {
+    preset: &'static str,
+    camera_encoder: bool,
+    ray_head: bool,
+    backbone_depth: usize,
+}
+
+impl Capabilities {
+    /// Whether a request (known cameras or not, and the options) can be served.
+    fn check(&self, with_cameras: bool, options: &InferOptions) -> Result<()> {
+        if with_cameras && !self.camera_encoder {
+            return Err(Error::Unsupported(format!("{} has no camera encoder: it cannot take known cameras", self.preset)));
+        }
+        if options.use_ray_pose && !self.ray_head {
+            return Err(Error::Unsupported(format!(
+                "{} has no ray head: use_ray_pose needs a model with the DualDPT head",
+                self.preset
+            )));
+        }
+        if let Some(layer) = options.export_feat_layers.iter().find(|&&l| l >= self.backbone_depth) {
+            return Err(Error::InvalidArgument(format!(
+                "export_feat_layers: block {layer} does not exist, {} has blocks 0 to {}",
+                self.preset,
+                self.backbone_depth - 1
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Text of a caught panic payload.
 pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
@@ -117,6 +239,14 @@ fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
+    let features = out
+        .exported_features
+        .iter()
+        .map(|(layer, f)| {
+            let s = f.size();
+            Ok(FeatureMap { layer: *layer, shape: [s[0], s[1], s[2], s[3]].map(|d| d as usize), data: host_f32(f)? })
+        })
+        .collect::<Result<_>>()?;
     Ok(Prediction {
         views: out.depth.size()[0] as usize,
         height: processed.height as usize,
@@ -125,5 +255,47 @@ fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
         confidence: host_f32(&out.depth_conf)?,
         extrinsics: Some(host_f32(&out.extrinsics)?),
         intrinsics: Some(host_f32(&out.intrinsics)?),
+        features,
+        alignment_scale: None,
     })
+}
+
+/// `_align_to_input_extrinsics_intrinsics` on a prediction made with known cameras.
+fn align_prediction(prediction: &mut Prediction, known: &KnownCameras, intrinsics: &[[f32; 9]], to_input_scale: bool) -> Result<()> {
+    let predicted = prediction.extrinsics.as_deref().ok_or_else(|| Error::Unsupported("the model predicted no cameras to align".into()))?;
+    let aligned = camera_input::align_to_input_extrinsics_intrinsics(predicted, known, intrinsics, to_input_scale)?;
+    if to_input_scale {
+        // numpy divides the float32 depth by the scale rounded to float32.
+        let scale = aligned.scale as f32;
+        prediction.depth.iter_mut().for_each(|d| *d /= scale);
+    }
+    prediction.extrinsics = Some(aligned.extrinsics);
+    prediction.intrinsics = Some(aligned.intrinsics);
+    prediction.alignment_scale = Some(aligned.scale as f32);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_beyond_the_model_are_unsupported() {
+        let depth_only = Capabilities { preset: "depth-only", camera_encoder: false, ray_head: false, backbone_depth: 24 };
+        let plain = InferOptions::default();
+        assert!(depth_only.check(false, &plain).is_ok());
+        match depth_only.check(true, &plain) {
+            Err(Error::Unsupported(m)) => assert!(m.contains("no camera encoder"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let ray = InferOptions { use_ray_pose: true, ..InferOptions::default() };
+        match depth_only.check(false, &ray) {
+            Err(Error::Unsupported(m)) => assert!(m.contains("use_ray_pose"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let full = Capabilities { preset: "any-view", camera_encoder: true, ray_head: true, backbone_depth: 24 };
+        assert!(full.check(true, &ray).is_ok());
+        let deep = InferOptions { export_feat_layers: vec![23, 24], ..InferOptions::default() };
+        assert!(matches!(full.check(false, &deep), Err(Error::InvalidArgument(m)) if m.contains("block 24")));
+    }
 }

@@ -693,6 +693,7 @@ fn options_from_raw(raw: &da3_options) -> FfiResult<InferOptions> {
         process_res: raw.process_res,
         resize_method: resize_method_from_c(raw.resize_method, "options.resize_method")?,
         ref_view_strategy: ref_view_from_c(raw.ref_view_strategy, "options.ref_view_strategy")?,
+        ..InferOptions::default()
     };
     options.validate().map_err(|e| match e {
         // The core's wording ("process_res must be ...") already names the field.
@@ -1292,6 +1293,7 @@ mod tests {
             confidence: vec![1.0; n],
             extrinsics: cameras.then(|| (0..views * 12).map(|i| i as f32).collect()),
             intrinsics: cameras.then(|| (0..views * 9).map(|i| i as f32).collect()),
+            ..Default::default()
         };
         Box::into_raw(Box::new(da3_result::new(prediction).unwrap()))
     }

@@ -4,6 +4,7 @@
 //! `Result` everywhere; `ffi` is a thin layer that converts types, checks pointers,
 //! catches panics and maps errors to status codes.
 
+pub mod camera_input;
 pub mod engine;
 pub mod error;
 pub mod ffi;
@@ -16,7 +17,8 @@ pub use engine::Engine;
 pub use error::{Error, Result};
 pub use image_input::{ImageView, PixelFormat, RgbImage};
 pub use options::{InferOptions, Precision, RefViewStrategy, ResizeMethod};
-pub use prediction::Prediction;
+pub use camera_input::CameraInput;
+pub use prediction::{FeatureMap, Prediction};
 pub mod config;
 pub mod model;
 pub mod nn;
@@ -24,3 +26,4 @@ pub mod weights;
 pub mod hub;
 pub mod preprocess;
 pub mod runtime;
+pub mod utils;

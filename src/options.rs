@@ -93,6 +93,16 @@ pub struct InferOptions {
     pub process_res: u32,
     pub resize_method: ResizeMethod,
     pub ref_view_strategy: RefViewStrategy,
+    /// Camera pose from the DualDPT ray branch instead of the camera decoder (official
+    /// `use_ray_pose`, default false).
+    pub use_ray_pose: bool,
+    /// With known cameras: return them as given and scale depth to their scale (true, the
+    /// default); or keep the predicted depth scale and return the given cameras moved into the
+    /// prediction's frame (official `align_to_input_ext_scale`).
+    pub align_to_input_ext_scale: bool,
+    /// Backbone blocks whose features are returned (official `export_feat_layers`), each
+    /// index below the backbone depth, no repeats; empty by default.
+    pub export_feat_layers: Vec<usize>,
 }
 
 impl Default for InferOptions {
@@ -101,6 +111,9 @@ impl Default for InferOptions {
             process_res: 504,
             resize_method: ResizeMethod::UpperBoundResize,
             ref_view_strategy: RefViewStrategy::SaddleBalanced,
+            use_ray_pose: false,
+            align_to_input_ext_scale: true,
+            export_feat_layers: Vec::new(),
         }
     }
 }
@@ -117,6 +130,11 @@ impl InferOptions {
                 Self::MAX_PROCESS_RES,
                 self.process_res
             )));
+        }
+        for (i, layer) in self.export_feat_layers.iter().enumerate() {
+            if self.export_feat_layers[..i].contains(layer) {
+                return Err(Error::InvalidArgument(format!("export_feat_layers lists block {layer} twice")));
+            }
         }
         Ok(())
     }

@@ -1,10 +1,11 @@
 //! `model/cam_enc.py`: encodes known cameras into tokens that replace the learned camera
-//! token. Its weights are part of every any-view checkpoint and are loaded (strictly);
-//! pose-conditioned inference that runs it is not exposed yet.
+//! token (pose-conditioned inference). It always runs in fp32 (the official disables autocast).
 use tch::{Kind, Tensor};
 
 use super::dinov2::layers::{Block, Mlp};
 use super::utils::block::new_block;
+use super::utils::transform::extri_intri_to_pose_encoding;
+use crate::utils::geometry::affine_inverse;
 use crate::nn::LayerNorm;
 use crate::weights::WeightLoader;
 
@@ -33,7 +34,15 @@ impl CameraEnc {
         }
     }
 
-    /// Pose encodings (S, 9) -> camera tokens (S, C).
+    /// World-to-camera extrinsics (S, 4, 4) and intrinsics (S, 3, 3) of an H x W network input
+    /// -> camera tokens (S, C).
+    pub fn forward(&self, extrinsics: &Tensor, intrinsics: &Tensor, height: i64, width: i64) -> Tensor {
+        let c2w = affine_inverse(&extrinsics.to_kind(Kind::Float));
+        let encoding = extri_intri_to_pose_encoding(&c2w, &intrinsics.to_kind(Kind::Float), height, width);
+        self.forward_encoding(&encoding)
+    }
+
+    /// Pose encodings (S, 9) -> camera tokens (S, C); the trunk attends across the views.
     pub fn forward_encoding(&self, encoding: &Tensor) -> Tensor {
         let mut tokens = self.token_norm.forward(&self.pose_branch.forward(encoding)).unsqueeze(0);
         for block in &self.trunk {

@@ -1,6 +1,6 @@
 //! `model/dualdpt.py`: the any-view head. A main branch predicts depth and its confidence;
 //! an auxiliary branch predicts per-pixel rays. The ray branch is only needed for ray-based
-//! pose, so it is loaded (strict loading) but computed only on request.
+//! pose, so it is loaded (strict loading) but computed only on request (`forward_with_rays`).
 use tch::{Kind, Tensor};
 
 use super::dpt::{FeatureFusionBlock, Scratch};
@@ -50,6 +50,11 @@ pub struct DualDptOutput {
     pub depth_conf: Tensor,
     /// (V, 2, H, W) main-branch logits before activation (for inspection and tests).
     pub logits: Tensor,
+    /// (V, h, w, 6) per-pixel ray direction and origin from the auxiliary branch, at 8x the
+    /// patch grid; only when asked for (ray-based pose).
+    pub ray: Option<Tensor>,
+    /// (V, h, w) ray confidence after `exp + 1`.
+    pub ray_conf: Option<Tensor>,
 }
 
 pub struct DualDPT {
@@ -128,23 +133,42 @@ impl DualDPT {
 
     /// `features`: the four (S, P, C) backbone outputs; image size H x W.
     pub fn forward(&self, features: &[Tensor], height: i64, width: i64) -> DualDptOutput {
+        self.forward_branches(features, height, width, false)
+    }
+
+    /// Like `forward`, also running the auxiliary branch for the rays (`ray`, `ray_conf`).
+    pub fn forward_with_rays(&self, features: &[Tensor], height: i64, width: i64) -> DualDptOutput {
+        self.forward_branches(features, height, width, true)
+    }
+
+    fn forward_branches(&self, features: &[Tensor], height: i64, width: i64, with_rays: bool) -> DualDptOutput {
         let views = features[0].size()[0];
         let mut outs = Vec::new();
         let mut start = 0;
         while start < views {
             let len = HEAD_CHUNK_SIZE.min(views - start);
             let chunk: Vec<Tensor> = features.iter().map(|f| f.narrow(0, start, len)).collect();
-            outs.push(self.forward_chunk(&chunk, height, width));
+            outs.push(self.forward_chunk(&chunk, height, width, with_rays));
             start += len;
         }
         if outs.len() == 1 {
             return outs.pop().expect("one chunk");
         }
         let cat = |get: fn(&DualDptOutput) -> &Tensor| Tensor::cat(&outs.iter().map(get).collect::<Vec<_>>(), 0);
-        DualDptOutput { depth: cat(|o| &o.depth), depth_conf: cat(|o| &o.depth_conf), logits: cat(|o| &o.logits) }
+        let cat_opt = |get: fn(&DualDptOutput) -> Option<&Tensor>| {
+            let parts: Option<Vec<&Tensor>> = outs.iter().map(get).collect();
+            parts.map(|p| Tensor::cat(&p, 0))
+        };
+        DualDptOutput {
+            depth: cat(|o| &o.depth),
+            depth_conf: cat(|o| &o.depth_conf),
+            logits: cat(|o| &o.logits),
+            ray: cat_opt(|o| o.ray.as_ref()),
+            ray_conf: cat_opt(|o| o.ray_conf.as_ref()),
+        }
     }
 
-    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64) -> DualDptOutput {
+    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64, with_rays: bool) -> DualDptOutput {
         let patch = BackboneConfig::PATCH_SIZE;
         let (ph, pw) = (height / patch, width / patch);
         let resized: Vec<Tensor> = features
@@ -157,18 +181,50 @@ impl DualDPT {
                 self.resize_layers[stage].forward(&x)
             })
             .collect();
-        let fused = self.fuse_main(&resized);
+        let rn: Vec<Tensor> = resized.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect();
+        let fused = self.fuse_main(&rn);
         let fused = fused.upsample_bilinear2d([ph * patch, pw * patch], true, None, None);
         let fused = add_pos_embed(&fused, width, height);
         let logits = self.output_conv2.conv2.forward(&self.output_conv2.conv0.forward(&fused).relu());
         let depth = logits.select(1, 0).exp();
         let depth_conf = logits.select(1, 1).exp() + 1.0;
-        DualDptOutput { depth, depth_conf, logits }
+        let (ray, ray_conf) = if with_rays {
+            let aux_logits = self.aux_last_level_logits(&rn, width, height);
+            // Channels last: 6 linear ray channels, then the confidence.
+            let fmap = aux_logits.permute([0, 2, 3, 1]);
+            (Some(fmap.narrow(3, 0, 6)), Some(fmap.select(3, 6).exp() + 1.0))
+        } else {
+            (None, None)
+        };
+        DualDptOutput { depth, depth_conf, logits, ray, ray_conf }
     }
 
-    /// Top-down fusion of the main branch, finishing with `output_conv1`.
-    fn fuse_main(&self, feats: &[Tensor]) -> Tensor {
-        let rn: Vec<Tensor> = feats.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect();
+    /// The auxiliary fusion chain and the last level's output stack (the official computes
+    /// `output_conv1_aux` for every level and returns only the last one).
+    fn aux_last_level_logits(&self, rn: &[Tensor], width: i64, height: i64) -> Tensor {
+        let size = |t: &Tensor| {
+            let s = t.size();
+            Some((s[2], s[3]))
+        };
+        let aux = &self.aux;
+        let out = aux.refinenet[3].forward(&rn[3], None, size(&rn[2]));
+        let out = aux.refinenet[2].forward(&out, Some(&rn[2]), size(&rn[1]));
+        let out = aux.refinenet[1].forward(&out, Some(&rn[1]), size(&rn[0]));
+        let out = aux.refinenet[0].forward(&out, Some(&rn[0]), None);
+        let last = aux.output_conv1_aux.len() - 1;
+        // Five 3x3 convolutions with no activation between them, as in the official.
+        let out = aux.output_conv1_aux[last].iter().fold(out, |x, conv| conv.forward(&x));
+        let out = add_pos_embed(&out, width, height);
+        let (conv0, conv5) = &aux.output_conv2_aux[last];
+        let x = conv0.forward(&out);
+        // LayerNorm over the channels: (B, C, h, w) -> (B, h, w, C) and back.
+        let x = aux.output_conv2_aux_norm.forward(&x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2]).relu();
+        conv5.forward(&x)
+    }
+
+    /// Top-down fusion of the main branch over the adapted stages `rn`, finishing with
+    /// `output_conv1`.
+    fn fuse_main(&self, rn: &[Tensor]) -> Tensor {
         let size = |t: &Tensor| {
             let s = t.size();
             Some((s[2], s[3]))

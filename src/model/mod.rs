@@ -16,7 +16,7 @@ use tch::{Device, Kind};
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::weights::WeightLoader;
-pub use da3::{DepthAnything3Net, NetOutput, Trace};
+pub use da3::{DepthAnything3Net, ForwardRequest, NetOutput, Trace};
 
 /// The Hugging Face mixin stores the network under the wrapper's `model` attribute.
 pub const CHECKPOINT_PREFIX: &str = "model";

@@ -22,4 +22,15 @@ impl DinoV2 {
     pub fn forward(&self, images: &Tensor, camera_tokens: Option<&Tensor>, strategy: RefViewStrategy) -> BackboneOutput {
         self.pretrained.forward(images, camera_tokens, strategy)
     }
+
+    /// `forward` with the official `export_feat_layers`.
+    pub fn forward_with_exports(
+        &self,
+        images: &Tensor,
+        camera_tokens: Option<&Tensor>,
+        strategy: RefViewStrategy,
+        export_layers: &[usize],
+    ) -> BackboneOutput {
+        self.pretrained.forward_with_exports(images, camera_tokens, strategy, export_layers)
+    }
 }

@@ -28,6 +28,9 @@ pub struct BackboneOutput {
     pub layers: Vec<LayerOutput>,
     /// Reference view chosen for this scene, if selection ran.
     pub reference_view: Option<i64>,
+    /// Requested blocks' outputs (official `aux` features): (block index, (S, P, C)) with the
+    /// final norm applied and the camera token dropped, in input view order.
+    pub exported: Vec<(usize, Tensor)>,
 }
 
 pub struct DinoVisionTransformer {
@@ -123,6 +126,17 @@ impl DinoVisionTransformer {
         camera_tokens: Option<&Tensor>,
         strategy: RefViewStrategy,
     ) -> BackboneOutput {
+        self.forward_with_exports(images, camera_tokens, strategy, &[])
+    }
+
+    /// `forward`, also returning the outputs of the blocks in `export_layers`.
+    pub fn forward_with_exports(
+        &self,
+        images: &Tensor,
+        camera_tokens: Option<&Tensor>,
+        strategy: RefViewStrategy,
+        export_layers: &[usize],
+    ) -> BackboneOutput {
         let (s, _, h, w) = images.size4().expect("images are (S, 3, H, W)");
         let patch = BackboneConfig::PATCH_SIZE;
         let (h0, w0) = (h / patch, w / patch);
@@ -137,6 +151,7 @@ impl DinoVisionTransformer {
         let mut local_x = x.shallow_clone();
         let mut reference_view = None;
         let mut layers = Vec::with_capacity(4);
+        let mut exported = Vec::with_capacity(export_layers.len());
         for (i, block) in self.blocks.iter().enumerate() {
             if i + 1 == cfg.alt_start && s >= THRESH_FOR_REF_SELECTION && camera_tokens.is_none() {
                 let reference = select_reference_view(&x, strategy);
@@ -173,8 +188,29 @@ impl DinoVisionTransformer {
                 }
                 layers.push(self.finish_layer(out));
             }
+            if export_layers.contains(&i) {
+                exported.push((i, x.shallow_clone()));
+            }
         }
-        BackboneOutput { layers, reference_view }
+        // In the order asked for (the official labels them in that order but collects them in
+        // block order, so an unsorted request gets the wrong labels there).
+        exported.sort_by_key(|(i, _)| export_layers.iter().position(|l| l == i));
+        let exported = exported
+            .into_iter()
+            .map(|(i, out)| {
+                // The official leaves these in the reference-first order when views were
+                // reordered; they are returned here in input order, like every other output.
+                let out = match reference_view {
+                    Some(reference) => {
+                        let order = Tensor::from_slice(&original_order(s, reference)).to_device(out.device());
+                        out.index_select(0, &order)
+                    }
+                    None => out,
+                };
+                (i, self.norm.forward(&out).narrow(1, 1, tokens - 1))
+            })
+            .collect();
+        BackboneOutput { layers, reference_view, exported }
     }
 
     /// Camera token = token 0 as is; features = patch tokens with the global half normalised.
