@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::hub;
+use crate::hub::{self, Checkpoint};
 use crate::image_input::{ImageView, RgbImage};
-use crate::model::{load_network, DepthAnything3Net, NetOutput};
+use crate::model::{load_network, NetOutput, Network};
 use crate::options::{InferOptions, Precision};
 use crate::prediction::Prediction;
 use crate::preprocess::{self, Processed};
@@ -16,7 +16,7 @@ use crate::runtime;
 /// A loaded DA3 model on one device. `Send + Sync`: calls from several threads are
 /// serialised on the device.
 pub struct Engine {
-    net: Mutex<DepthAnything3Net>,
+    net: Mutex<Network>,
     preset: &'static str,
     device: Device,
     precision: Precision,
@@ -28,7 +28,13 @@ impl Engine {
     /// cache) onto the best device. `use_accelerate` is recorded for the accelerated
     /// runner; `precision` picks the arithmetic (`Auto`: bf16 on a GPU, fp32 on the CPU).
     pub fn load(model: &str, use_accelerate: bool, precision: Precision) -> Result<Engine> {
-        let checkpoint = hub::resolve(model)?;
+        Self::load_checkpoint(&hub::resolve(model)?, use_accelerate, precision)
+    }
+
+    /// Loads the weights of `checkpoint.dir` for the architecture `checkpoint.config` (what
+    /// `load` does once the checkpoint is found; also loads a checkpoint of an architecture
+    /// that is no official preset, e.g. a reduced model for tests).
+    pub fn load_checkpoint(checkpoint: &Checkpoint, use_accelerate: bool, precision: Precision) -> Result<Engine> {
         let device = runtime::select_device()?;
         let precision = runtime::resolve_precision(precision, device);
         let kind = runtime::compute_kind(precision);
@@ -63,7 +69,8 @@ impl Engine {
     }
 
     /// The network on an already preprocessed (S, 3, H, W) batch; `keep_trace` keeps the
-    /// intermediate tensors (features, camera tokens, head logits).
+    /// intermediate tensors (features, camera tokens, head and sky logits, the nested
+    /// model's alignment statistics).
     pub fn forward(&self, images: &Tensor, options: &InferOptions, keep_trace: bool) -> Result<NetOutput> {
         let size = images.size();
         let patch = preprocess::PATCH_SIZE as i64;
@@ -77,7 +84,7 @@ impl Engine {
         let strategy = options.ref_view_strategy;
         let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward(&images, strategy, keep_trace))));
         // tch panics on libtorch errors (e.g. out of memory): report them as errors.
-        out.map_err(|panic| Error::Torch(panic_message(&panic)))
+        out.map_err(|panic| Error::Torch(panic_message(&panic)))?
     }
 
     /// Official preset name of the loaded model, e.g. `da3-large`.
@@ -117,13 +124,18 @@ fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
+    let optional = |t: &Option<Tensor>| t.as_ref().map(host_f32).transpose();
     Ok(Prediction {
         views: out.depth.size()[0] as usize,
         height: processed.height as usize,
         width: processed.width as usize,
         depth: host_f32(&out.depth)?,
-        confidence: host_f32(&out.depth_conf)?,
-        extrinsics: Some(host_f32(&out.extrinsics)?),
-        intrinsics: Some(host_f32(&out.intrinsics)?),
+        confidence: optional(&out.depth_conf)?.unwrap_or_default(),
+        extrinsics: optional(&out.extrinsics)?,
+        intrinsics: optional(&out.intrinsics)?,
+        sky: optional(&out.sky)?,
+        is_metric: out.is_metric,
+        scale_factor: out.scale_factor,
+        warnings: out.warnings.clone(),
     })
 }

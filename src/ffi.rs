@@ -1292,6 +1292,7 @@ mod tests {
             confidence: vec![1.0; n],
             extrinsics: cameras.then(|| (0..views * 12).map(|i| i as f32).collect()),
             intrinsics: cameras.then(|| (0..views * 9).map(|i| i as f32).collect()),
+            ..Default::default()
         };
         Box::into_raw(Box::new(da3_result::new(prediction).unwrap()))
     }

@@ -156,6 +156,7 @@ mod tests {
             confidence: vec![1.0; 12],
             extrinsics: None,
             intrinsics: None,
+            ..Default::default()
         };
         let dir = std::env::temp_dir().join(format!("da3-visualize-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

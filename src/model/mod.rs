@@ -11,23 +11,71 @@ pub mod utils;
 
 use std::path::Path;
 
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
-use crate::config::ModelConfig;
-use crate::error::Result;
+use crate::config::{HeadKind, ModelConfig};
+use crate::error::{Error, Result};
+use crate::options::RefViewStrategy;
 use crate::weights::WeightLoader;
-pub use da3::{DepthAnything3Net, NetOutput, Trace};
+pub use da3::{DepthAnything3Net, NestedDepthAnything3Net, NestedTrace, NetOutput, Trace};
 
 /// The Hugging Face mixin stores the network under the wrapper's `model` attribute.
 pub const CHECKPOINT_PREFIX: &str = "model";
 
-/// Builds the network of `cfg` from a `model.safetensors` file, strictly.
-pub fn load_network(cfg: &ModelConfig, weights: &Path, device: Device, kind: Kind) -> Result<DepthAnything3Net> {
-    let mut loader = WeightLoader::from_safetensors(weights, device)?;
-    for prefix in cfg.unused_prefixes {
-        loader.skip_prefix(prefix);
+/// A loaded model: one `DepthAnything3Net`, or the nested pair.
+pub enum Network {
+    Single(DepthAnything3Net),
+    Nested(NestedDepthAnything3Net),
+}
+
+impl Network {
+    /// `images`: (S, 3, H, W) normalised, H and W multiples of 14.
+    pub fn forward(&self, images: &Tensor, strategy: RefViewStrategy, keep_trace: bool) -> Result<NetOutput> {
+        match self {
+            Network::Single(net) => Ok(net.forward(images, strategy, keep_trace)),
+            Network::Nested(net) => net.forward(images, strategy, keep_trace),
+        }
     }
-    let net = DepthAnything3Net::new(&mut loader, CHECKPOINT_PREFIX, cfg, kind);
+}
+
+/// Builds the network of `cfg` from a `model.safetensors` file, strictly.
+pub fn load_network(cfg: &ModelConfig, weights: &Path, device: Device, kind: Kind) -> Result<Network> {
+    check_supported(cfg)?;
+    let mut loader = WeightLoader::from_safetensors(weights, device)?;
+    let net = match cfg.metric_branch.as_deref() {
+        None => {
+            skip_unused(&mut loader, CHECKPOINT_PREFIX, cfg);
+            Network::Single(DepthAnything3Net::new(&mut loader, CHECKPOINT_PREFIX, cfg, kind))
+        }
+        Some(metric) => {
+            skip_unused(&mut loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::ANYVIEW_PREFIX), cfg);
+            skip_unused(&mut loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::METRIC_PREFIX), metric);
+            Network::Nested(NestedDepthAnything3Net::new(&mut loader, CHECKPOINT_PREFIX, cfg, kind)?)
+        }
+    };
     loader.finish()?;
     Ok(net)
+}
+
+fn skip_unused(loader: &mut WeightLoader, prefix: &str, cfg: &ModelConfig) {
+    for unused in cfg.unused_prefixes {
+        loader.skip_prefix(&format!("{prefix}.{unused}"));
+    }
+}
+
+/// Configurations outside what the official presets use are refused before loading.
+fn check_supported(cfg: &ModelConfig) -> Result<()> {
+    if cfg.head.kind == HeadKind::Dpt && cfg.head.output_dim != 1 {
+        return Err(Error::Unsupported(format!(
+            "'{}': a DPT head with output_dim {} (only 1, as in every preset)",
+            cfg.preset, cfg.head.output_dim
+        )));
+    }
+    if let Some(metric) = cfg.metric_branch.as_deref() {
+        if metric.metric_branch.is_some() {
+            return Err(Error::Unsupported(format!("'{}': nested models nest one level only", cfg.preset)));
+        }
+        check_supported(metric)?;
+    }
+    Ok(())
 }
