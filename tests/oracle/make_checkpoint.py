@@ -1,6 +1,7 @@
 """Write a randomly initialised checkpoint of an official DA3 model, for parity tests.
 
     python make_checkpoint.py --model da3-small --seed 0 --out DIR [--allsky-out DIR2]
+        [--tiny-metric-out DIR3] [--official-configs DIR4]
 
 MODEL is an official preset (the network is `depth_anything_3.api.DepthAnything3(model_name=...)`)
 or `da3nested-reduced`: `NestedDepthAnything3Net` built by the official classes from the
@@ -21,6 +22,11 @@ from it and check their presets against it.
 With a sky head (metric, mono, nested), --allsky-out writes a copy whose sky-logit bias is
 raised until a uniform blue image is sky everywhere, as a real model would see it: the
 all-sky path (no sky filling; the nested model's alignment assertion) on random weights.
+For nested models, --tiny-metric-out writes a copy whose metric branch predicts depths far
+below compute_alignment_mask's 1e-2 floor: no pixel qualifies for the alignment, and the
+official computes a scale factor of 0 (its degenerate path, which the library mirrors).
+--official-configs writes the resolved official config of every preset (PRESET.json), for
+the Rust test that compares them with the library's presets.
 """
 import argparse
 import json
@@ -54,6 +60,8 @@ SKY_THRESHOLD = 0.3  # utils/alignment.py compute_sky_mask
 # sky value is put in the all-sky checkpoint.
 BLUE_RGB = (60, 120, 220)
 ALLSKY_MARGIN = 1.0
+# Lowering the metric depth logits by this puts every metric depth below 1e-2 (exp(-30) ~ 1e-13).
+TINY_METRIC_SHIFT = 30.0
 REDUCED_NESTED = "da3nested-reduced"
 
 
@@ -233,13 +241,38 @@ def make_allsky(api, model_name: str, out: str):
     print(f"wrote {out}: sky bias raised by {shift:.4g} (least blue-image sky logit was {least:.4g})")
 
 
+def make_tiny_metric(api, model_name: str, out: str):
+    """A nested copy whose metric depth is exp(-30) times smaller (see the module doc)."""
+    bias = api.model.da3_metric.head.scratch.output_conv2[-1].bias
+    with torch.no_grad():
+        bias.sub_(TINY_METRIC_SHIFT)
+        save(api, model_name, out)
+        bias.add_(TINY_METRIC_SHIFT)
+    print(f"wrote {out}: metric depth logits lowered by {TINY_METRIC_SHIFT}")
+
+
+def write_official_configs(out: str):
+    os.makedirs(out, exist_ok=True)
+    for name in MODEL_REGISTRY:
+        with open(os.path.join(out, f"{name}.json"), "w") as f:
+            json.dump(official_config(name), f, indent=1)
+    print(f"wrote {len(MODEL_REGISTRY)} official configs to {out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--model", required=True, help=f"official preset (da3-small, ...) or {REDUCED_NESTED}")
+    ap.add_argument("--model", help=f"official preset (da3-small, ...) or {REDUCED_NESTED}")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
     ap.add_argument("--allsky-out", help="also write the all-sky variant here (models with a sky head)")
+    ap.add_argument("--tiny-metric-out", help="also write the tiny-metric variant here (nested models)")
+    ap.add_argument("--official-configs", help="write every preset's official config here")
     args = ap.parse_args()
+    if args.official_configs:
+        write_official_configs(args.official_configs)
+    if not args.model:
+        return
+    assert args.out, "--out is required with --model"
 
     t0 = time.time()
     torch.manual_seed(args.seed)
@@ -267,6 +300,10 @@ def main():
         shutil.rmtree(args.allsky_out, ignore_errors=True)
         if any(hasattr(n.head.scratch, "sky_output_conv2") for _, n in networks(api)):
             make_allsky(api, args.model, args.allsky_out)
+    if args.tiny_metric_out:
+        shutil.rmtree(args.tiny_metric_out, ignore_errors=True)
+        if hasattr(api.model, "da3_metric"):
+            make_tiny_metric(api, args.model, args.tiny_metric_out)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
 # da3nested-giant-large) or da3nested-reduced (the nested model with small branches, see
 # make_checkpoint.py). Writes OUTDIR/images (synthetic test images), OUTDIR/checkpoint
 # (config.json + model.safetensors + official_config.json), OUTDIR/checkpoint_allsky for
-# models with a sky head, and OUTDIR/ref/<case>.safetensors for every case of the case file.
+# models with a sky head, OUTDIR/checkpoint_tinymetric for nested models (variants, see
+# make_checkpoint.py), OUTDIR/official_configs (every preset's official config) and
+# OUTDIR/ref/<case>.safetensors for every case of the case file.
 # A step is skipped when its output is newer than the scripts it depends on, so a rerun
 # costs nothing. Env: PYTHON (default <repo>/.venv/bin/python), SEED (default 0), CASES
 # (default by model family: cases.json for any-view models, cases_metric.json for metric and
@@ -50,9 +52,10 @@ fi
 CKPT_STAMP=$OUT/checkpoint/.done
 if ! up_to_date "$CKPT_STAMP" "$HERE/make_checkpoint.py" "$HERE/ref_stubs.py" \
         || [ "$(cat "$CKPT_STAMP")" != "$MODEL seed=$SEED" ]; then
-    rm -rf "$OUT/checkpoint" "$OUT/checkpoint_allsky" "$OUT/ref"
+    rm -rf "$OUT/checkpoint" "$OUT/checkpoint_allsky" "$OUT/checkpoint_tinymetric" "$OUT/official_configs" "$OUT/ref"
     "$PYTHON" "$HERE/make_checkpoint.py" --model "$MODEL" --seed "$SEED" --out "$OUT/checkpoint" \
-        --allsky-out "$OUT/checkpoint_allsky"
+        --allsky-out "$OUT/checkpoint_allsky" --tiny-metric-out "$OUT/checkpoint_tinymetric" \
+        --official-configs "$OUT/official_configs"
     echo "$MODEL seed=$SEED" > "$CKPT_STAMP"
 fi
 
