@@ -82,6 +82,7 @@ pub struct NetOutput {
 }
 
 /// The dense head: `DualDPT` for any-view models, `DPT` for metric and mono models.
+#[allow(clippy::large_enum_variant)] // one per loaded network: size is irrelevant
 pub enum Head {
     DualDpt(DualDPT),
     Dpt(DPT),

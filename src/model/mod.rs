@@ -23,6 +23,7 @@ pub use da3::{DepthAnything3Net, NestedDepthAnything3Net, NestedTrace, NetOutput
 pub const CHECKPOINT_PREFIX: &str = "model";
 
 /// A loaded model: one `DepthAnything3Net`, or the nested pair.
+#[allow(clippy::large_enum_variant)] // one per engine: size is irrelevant
 pub enum Network {
     Single(DepthAnything3Net),
     Nested(NestedDepthAnything3Net),
