@@ -538,7 +538,8 @@ const float *da3_result_depth(const struct da3_result *result, size_t view);
 
 /**
  * Depth confidence of view `view`: H*W floats, row-major. NULL (with a message) if `result`
- * is NULL or `view` is out of range.
+ * is NULL, `view` is out of range, or the model predicts no confidence (`da3metric-large`,
+ * `da3mono-large`).
  *
  * Ownership: owned by the result, valid until `da3_result_free(result)`; never free it.
  * Thread safety: any thread.
@@ -562,7 +563,7 @@ const float *da3_result_depth_all(const struct da3_result *result);
 
 /**
  * Confidence of all views at once: N*H*W floats, same layout as `da3_result_depth_all`.
- * NULL if `result` is NULL.
+ * NULL if `result` is NULL or the model predicts no confidence.
  *
  * Ownership: owned by the result, valid until `da3_result_free(result)`.
  * Thread safety: any thread.

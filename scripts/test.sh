@@ -3,7 +3,8 @@
 #   1. set up .venv (torch 2.11.0 + the official depth-anything-3 package as oracle),
 #   2. build the library,
 #   3. make random-weight checkpoints in the official layout with the official package and
-#      the official outputs for tests/oracle/cases.json (da3-small and da3-base),
+#      the official outputs for the case files tests/oracle/cases*.json (da3-small, da3-base,
+#      da3metric-large, and da3nested-reduced: the nested model with small branches),
 #   4. run every Rust and C test; the parity table is printed.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -11,12 +12,16 @@ cd "$REPO_ROOT"
 
 scripts/setup.sh
 cargo build --release --locked
-models="${DA3_PARITY_MODELS:-da3-small,da3-base}"
+models="${DA3_PARITY_MODELS:-da3-small,da3-base,da3metric-large,da3nested-reduced}"
 for model in ${models//,/ }; do
   tests/oracle/run_oracle.sh "$model" "target/oracle/$model"
+done
+# Known cameras, ray pose and exported features: the any-view models.
+pose_models="${DA3_POSE_PARITY_MODELS:-da3-small,da3-base}"
+for model in ${pose_models//,/ }; do
   tests/oracle/run_oracle_pose.sh "$model" "target/oracle/$model"
 done
-export DA3_PARITY_MODELS="$models"
+export DA3_PARITY_MODELS="$models" DA3_POSE_PARITY_MODELS="$pose_models"
 cargo test --release --locked -- --skip parity_with_official_implementation
 # Last, so the run ends on its summary: the parity table is the point of this test, show it.
 cargo test --release --locked --test parity -- --nocapture

@@ -12,10 +12,13 @@ pub struct BackboneConfig {
     pub num_heads: i64,
     /// The four blocks whose outputs feed the head.
     pub out_layers: [usize; 4],
-    /// First block of alternating local/global attention (and of the camera token).
-    pub alt_start: usize,
-    pub qknorm_start: usize,
-    pub rope_start: usize,
+    /// First block of alternating local/global attention (and of the camera token);
+    /// `None` is the official `-1`: every block attends within its view, no camera token.
+    pub alt_start: Option<usize>,
+    /// First block with QK-norm (`None`: none).
+    pub qknorm_start: Option<usize>,
+    /// First block with 2-D RoPE (`None`: none).
+    pub rope_start: Option<usize>,
     /// Concatenate the last local-attention output to each taken layer.
     pub cat_token: bool,
 }
@@ -27,15 +30,20 @@ impl BackboneConfig {
     pub const MLP_RATIO: i64 = 4;
     pub const ROPE_FREQUENCY: f64 = 100.0;
 
-    fn vit(name: &'static str, out_layers: [usize; 4], alt_start: usize) -> Self {
+    /// An official DINOv2 size (`vits`, `vitb`, `vitl`, `vitg`) with QK-norm and RoPE starting
+    /// where alternating attention starts, as in every official preset.
+    pub fn vit(name: &'static str, out_layers: [usize; 4], alt_start: Option<usize>, cat_token: bool) -> Result<Self> {
         let (embed_dim, depth, num_heads) = match name {
             "vits" => (384, 12, 6),
             "vitb" => (768, 12, 12),
             "vitl" => (1024, 24, 16),
             "vitg" => (1536, 40, 24),
-            _ => unreachable!("backbone names are fixed by the presets"),
+            other => return Err(Error::InvalidArgument(format!("unknown DINOv2 size '{other}' (vits, vitb, vitl, vitg)"))),
         };
-        BackboneConfig {
+        if let Some(&bad) = out_layers.iter().chain(alt_start.as_ref()).find(|&&l| l >= depth) {
+            return Err(Error::InvalidArgument(format!("layer {bad} out of range for {name} ({depth} blocks)")));
+        }
+        Ok(BackboneConfig {
             name,
             embed_dim,
             depth,
@@ -44,8 +52,8 @@ impl BackboneConfig {
             alt_start,
             qknorm_start: alt_start,
             rope_start: alt_start,
-            cat_token: true,
-        }
+            cat_token,
+        })
     }
 
     /// ViT-g uses the SwiGLU feed-forward.
@@ -63,9 +71,20 @@ impl BackboneConfig {
     }
 }
 
-/// `DualDPT(dim_in, output_dim, features, out_channels)`.
+/// Which head class predicts the dense maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadKind {
+    /// `dualdpt.DualDPT`: depth + confidence, and an auxiliary ray branch (any-view models).
+    DualDpt,
+    /// `dpt.DPT`: depth (no confidence when `output_dim` is 1) and a sky map (metric/mono models).
+    Dpt,
+}
+
+/// `DualDPT(dim_in, output_dim, features, out_channels)` or `DPT(...)` with the same four
+/// arguments (the other arguments keep their official defaults in every preset).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeadConfig {
+    pub kind: HeadKind,
     pub dim_in: i64,
     pub output_dim: i64,
     pub features: i64,
@@ -79,43 +98,66 @@ pub struct CameraConfig {
     pub dec_dim_in: i64,
 }
 
-/// One official preset: backbone, head and camera modules.
+/// One official preset: backbone, head and camera modules of a `DepthAnything3Net`, or, for a
+/// nested model, of its any-view branch plus the metric branch in `metric_branch`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
     /// The official preset name, as in `config.json`'s `model_name`.
     pub preset: &'static str,
     pub backbone: BackboneConfig,
     pub head: HeadConfig,
-    pub camera: CameraConfig,
-    /// Checkpoint prefixes of branches this library does not run (accepted, not loaded).
+    /// Camera decoder and encoder; `None` for models that predict no cameras (metric, mono).
+    pub camera: Option<CameraConfig>,
+    /// Checkpoint sub-trees of this network that this library does not run (accepted, not
+    /// loaded), relative to the network's prefix, e.g. `gs_head.`.
     pub unused_prefixes: &'static [&'static str],
+    /// `NestedDepthAnything3Net`: the metric branch (`da3_metric`). The fields above then
+    /// describe the any-view branch (`da3`), whose outputs the metric branch rescales.
+    pub metric_branch: Option<Box<ModelConfig>>,
 }
 
 impl ModelConfig {
     pub fn da3_small() -> Self {
-        Self::any_view("da3-small", BackboneConfig::vit("vits", [5, 7, 9, 11], 4), 64, [48, 96, 192, 384], &[])
+        Self::any_view("da3-small", Self::preset_vit("vits", [5, 7, 9, 11], Some(4), true), 64, [48, 96, 192, 384], &[])
     }
 
     pub fn da3_base() -> Self {
-        Self::any_view("da3-base", BackboneConfig::vit("vitb", [5, 7, 9, 11], 4), 128, [96, 192, 384, 768], &[])
+        Self::any_view("da3-base", Self::preset_vit("vitb", [5, 7, 9, 11], Some(4), true), 128, [96, 192, 384, 768], &[])
     }
 
     pub fn da3_large() -> Self {
-        Self::any_view("da3-large", BackboneConfig::vit("vitl", [11, 15, 19, 23], 8), 256, [256, 512, 1024, 1024], &[])
+        Self::any_view("da3-large", Self::preset_vit("vitl", [11, 15, 19, 23], Some(8), true), 256, [256, 512, 1024, 1024], &[])
     }
 
     /// The giant checkpoint also carries the 3D-Gaussian head, which is not run here.
     pub fn da3_giant() -> Self {
         Self::any_view(
             "da3-giant",
-            BackboneConfig::vit("vitg", [19, 27, 33, 39], 13),
+            Self::preset_vit("vitg", [19, 27, 33, 39], Some(13), true),
             256,
             [256, 512, 1024, 1024],
-            &["model.gs_head.", "model.gs_adapter."],
+            &["gs_head.", "gs_adapter."],
         )
     }
 
-    fn any_view(
+    /// Monocular metric depth (depth in canonical units, see `Prediction::is_metric`) + sky.
+    pub fn da3metric_large() -> Self {
+        Self::mono("da3metric-large", Self::preset_vit("vitl", [4, 11, 17, 23], None, false), 256, [256, 512, 1024, 1024])
+    }
+
+    /// Monocular relative depth + sky; the same network as `da3metric-large`.
+    pub fn da3mono_large() -> Self {
+        Self::mono("da3mono-large", Self::preset_vit("vitl", [4, 11, 17, 23], None, false), 256, [256, 512, 1024, 1024])
+    }
+
+    /// `da3-giant` (any-view) and `da3metric-large` (metric) in one model: the metric branch
+    /// puts the any-view depth and poses in metres.
+    pub fn da3nested_giant_large() -> Self {
+        Self::nested("da3nested-giant-large", Self::da3_giant(), Self::da3metric_large())
+    }
+
+    /// An any-view `DepthAnything3Net`: DualDPT head (depth + confidence) and camera modules.
+    pub fn any_view(
         preset: &'static str,
         backbone: BackboneConfig,
         features: i64,
@@ -127,14 +169,54 @@ impl ModelConfig {
         ModelConfig {
             preset,
             backbone,
-            head: HeadConfig { dim_in, output_dim: 2, features, out_channels },
-            camera,
+            head: HeadConfig { kind: HeadKind::DualDpt, dim_in, output_dim: 2, features, out_channels },
+            camera: Some(camera),
             unused_prefixes,
+            metric_branch: None,
         }
     }
 
-    /// Names accepted by `from_preset_name`.
-    pub const PRESETS: &'static [&'static str] = &["da3-small", "da3-base", "da3-large", "da3-giant"];
+    /// A monocular `DepthAnything3Net`: DPT head with one depth channel and the sky branch,
+    /// no camera modules.
+    pub fn mono(preset: &'static str, backbone: BackboneConfig, features: i64, out_channels: [i64; 4]) -> Self {
+        let dim_in = backbone.out_dim();
+        ModelConfig {
+            preset,
+            backbone,
+            head: HeadConfig { kind: HeadKind::Dpt, dim_in, output_dim: 1, features, out_channels },
+            camera: None,
+            unused_prefixes: &[],
+            metric_branch: None,
+        }
+    }
+
+    /// `NestedDepthAnything3Net(anyview, metric)`, under the checkpoint prefixes `da3.` and
+    /// `da3_metric.`. The metric branch must predict sky and the any-view branch cameras and
+    /// confidence: the alignment needs all three.
+    pub fn nested(preset: &'static str, anyview: ModelConfig, metric: ModelConfig) -> Self {
+        ModelConfig { preset, metric_branch: Some(Box::new(metric)), ..anyview }
+    }
+
+    /// Whether this is a `NestedDepthAnything3Net`.
+    pub fn is_nested(&self) -> bool {
+        self.metric_branch.is_some()
+    }
+
+    /// Presets are fixed, valid data: a failure here is a bug in this file.
+    fn preset_vit(name: &'static str, out_layers: [usize; 4], alt_start: Option<usize>, cat_token: bool) -> BackboneConfig {
+        BackboneConfig::vit(name, out_layers, alt_start, cat_token).expect("preset backbones are valid")
+    }
+
+    /// Names accepted by `from_preset_name`: every official preset.
+    pub const PRESETS: &'static [&'static str] = &[
+        "da3-small",
+        "da3-base",
+        "da3-large",
+        "da3-giant",
+        "da3metric-large",
+        "da3mono-large",
+        "da3nested-giant-large",
+    ];
 
     /// The configuration of an official preset name.
     pub fn from_preset_name(name: &str) -> Result<Self> {
@@ -143,14 +225,62 @@ impl ModelConfig {
             "da3-base" => Ok(Self::da3_base()),
             "da3-large" => Ok(Self::da3_large()),
             "da3-giant" => Ok(Self::da3_giant()),
-            "da3metric-large" | "da3mono-large" | "da3nested-giant-large" => Err(Error::Unsupported(format!(
-                "preset '{name}' (metric/mono/nested models) is not supported yet; supported: {}",
-                Self::PRESETS.join(", ")
-            ))),
+            "da3metric-large" => Ok(Self::da3metric_large()),
+            "da3mono-large" => Ok(Self::da3mono_large()),
+            "da3nested-giant-large" => Ok(Self::da3nested_giant_large()),
             other => Err(Error::Checkpoint(format!(
                 "unknown model_name '{other}' in config.json; known presets: {}",
                 Self::PRESETS.join(", ")
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_official_preset_has_a_configuration() {
+        for &name in ModelConfig::PRESETS {
+            let cfg = ModelConfig::from_preset_name(name).unwrap();
+            assert_eq!(cfg.preset, name);
+        }
+        let err = ModelConfig::from_preset_name("da3-huge").unwrap_err().to_string();
+        assert!(err.contains("da3-huge") && err.contains("da3nested-giant-large"), "{err}");
+    }
+
+    #[test]
+    fn metric_and_mono_follow_their_yaml() {
+        for cfg in [ModelConfig::da3metric_large(), ModelConfig::da3mono_large()] {
+            let b = &cfg.backbone;
+            assert_eq!((b.name, b.out_layers, b.cat_token), ("vitl", [4, 11, 17, 23], false));
+            assert_eq!((b.alt_start, b.qknorm_start, b.rope_start), (None, None, None));
+            assert_eq!(cfg.head, HeadConfig {
+                kind: HeadKind::Dpt,
+                dim_in: 1024,
+                output_dim: 1,
+                features: 256,
+                out_channels: [256, 512, 1024, 1024]
+            });
+            assert!(cfg.camera.is_none() && cfg.metric_branch.is_none());
+        }
+    }
+
+    #[test]
+    fn nested_is_giant_plus_metric() {
+        let cfg = ModelConfig::da3nested_giant_large();
+        let giant = ModelConfig::da3_giant();
+        assert_eq!((&cfg.backbone, &cfg.head, &cfg.camera), (&giant.backbone, &giant.head, &giant.camera));
+        assert_eq!(cfg.unused_prefixes, giant.unused_prefixes);
+        assert_eq!(**cfg.metric_branch.as_ref().unwrap(), ModelConfig::da3metric_large());
+        assert!(cfg.is_nested() && !giant.is_nested());
+    }
+
+    #[test]
+    fn backbone_sizes_are_checked() {
+        assert!(BackboneConfig::vit("vith", [0, 1, 2, 3], None, false).is_err());
+        assert!(BackboneConfig::vit("vits", [0, 1, 2, 12], None, false).is_err());
+        assert!(BackboneConfig::vit("vits", [0, 1, 2, 11], Some(12), true).is_err());
     }
 }

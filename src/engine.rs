@@ -6,9 +6,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::camera_input::{self, CameraInput, KnownCameras};
 use crate::error::{Error, Result};
-use crate::hub;
+use crate::hub::{self, Checkpoint};
 use crate::image_input::{ImageView, RgbImage};
-use crate::model::{load_network, DepthAnything3Net, ForwardRequest, NetOutput};
+use crate::model::{load_network, ForwardRequest, NetOutput, Network};
 use crate::options::{InferOptions, Precision};
 use crate::prediction::{FeatureMap, Prediction};
 use crate::preprocess::{self, Processed};
@@ -17,7 +17,7 @@ use crate::runtime;
 /// A loaded DA3 model on one device. `Send + Sync`: calls from several threads are
 /// serialised on the device.
 pub struct Engine {
-    net: Mutex<DepthAnything3Net>,
+    net: Mutex<Network>,
     preset: &'static str,
     device: Device,
     precision: Precision,
@@ -29,7 +29,13 @@ impl Engine {
     /// cache) onto the best device. `use_accelerate` is recorded for the accelerated
     /// runner; `precision` picks the arithmetic (`Auto`: bf16 on a GPU, fp32 on the CPU).
     pub fn load(model: &str, use_accelerate: bool, precision: Precision) -> Result<Engine> {
-        let checkpoint = hub::resolve(model)?;
+        Self::load_checkpoint(&hub::resolve(model)?, use_accelerate, precision)
+    }
+
+    /// Loads the weights of `checkpoint.dir` for the architecture `checkpoint.config` (what
+    /// `load` does once the checkpoint is found; also loads a checkpoint of an architecture
+    /// that is no official preset, e.g. a reduced model for tests).
+    pub fn load_checkpoint(checkpoint: &Checkpoint, use_accelerate: bool, precision: Precision) -> Result<Engine> {
         let device = runtime::select_device()?;
         let precision = runtime::resolve_precision(precision, device);
         let kind = runtime::compute_kind(precision);
@@ -110,7 +116,8 @@ impl Engine {
     }
 
     /// The network on an already preprocessed (S, 3, H, W) batch; `keep_trace` keeps the
-    /// intermediate tensors (features, camera tokens, head logits).
+    /// intermediate tensors (features, camera tokens, head and sky logits, the nested
+    /// model's alignment statistics).
     pub fn forward(&self, images: &Tensor, options: &InferOptions, keep_trace: bool) -> Result<NetOutput> {
         self.forward_with_cameras(images, None, options, keep_trace)
     }
@@ -146,9 +153,9 @@ impl Engine {
         let net = self.net.lock().map_err(|_| Error::Torch("a previous call panicked while holding the model".into()))?;
         let capabilities = Capabilities {
             preset: self.preset,
-            camera_encoder: net.camera_encoder().is_some(),
-            ray_head: net.ray_head().is_some(),
-            backbone_depth: net.backbone_depth(),
+            camera_encoder: net.any_view().camera_encoder().is_some(),
+            ray_head: net.any_view().ray_head().is_some(),
+            backbone_depth: net.any_view().backbone_depth(),
         };
         capabilities.check(cameras.is_some(), options)?;
         let images = images.to_device(self.device).to_kind(Kind::Float);
@@ -161,14 +168,7 @@ impl Engine {
         };
         let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_with(&images, &request, keep_trace))));
         // tch panics on libtorch errors (e.g. out of memory): report them as errors.
-        let out = out.map_err(|panic| Error::Torch(panic_message(&panic)))?;
-        out.map_err(|e| {
-            Error::InvalidArgument(format!(
-                "ray-based pose: the rays of view {} agree on no camera ({} consistent rays, 4 needed); \
-                 use the camera decoder (use_ray_pose = false) for these images",
-                e.view, e.inliers
-            ))
-        })
+        out.map_err(|panic| Error::Torch(panic_message(&panic)))?
     }
 
     /// Official preset name of the loaded model, e.g. `da3-large`.
@@ -247,14 +247,19 @@ fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
             Ok(FeatureMap { layer: *layer, shape: [s[0], s[1], s[2], s[3]].map(|d| d as usize), data: host_f32(f)? })
         })
         .collect::<Result<_>>()?;
+    let optional = |t: &Option<Tensor>| t.as_ref().map(host_f32).transpose();
     Ok(Prediction {
         views: out.depth.size()[0] as usize,
         height: processed.height as usize,
         width: processed.width as usize,
         depth: host_f32(&out.depth)?,
-        confidence: host_f32(&out.depth_conf)?,
-        extrinsics: Some(host_f32(&out.extrinsics)?),
-        intrinsics: Some(host_f32(&out.intrinsics)?),
+        confidence: optional(&out.depth_conf)?.unwrap_or_default(),
+        extrinsics: optional(&out.extrinsics)?,
+        intrinsics: optional(&out.intrinsics)?,
+        sky: optional(&out.sky)?,
+        is_metric: out.is_metric,
+        scale_factor: out.scale_factor,
+        warnings: out.warnings.clone(),
         features,
         alignment_scale: None,
     })

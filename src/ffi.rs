@@ -405,7 +405,10 @@ impl da3_result {
             }
         };
         check("depth", p.depth.len(), maps)?;
-        check("confidence", p.confidence.len(), maps)?;
+        // Models without a confidence output (da3metric-large, da3mono-large) leave it empty.
+        if !p.confidence.is_empty() {
+            check("confidence", p.confidence.len(), maps)?;
+        }
         if let Some(e) = &p.extrinsics {
             check("extrinsics", e.len(), p.views.checked_mul(12))?;
         }
@@ -1105,7 +1108,8 @@ pub unsafe extern "C" fn da3_result_depth(result: *const da3_result, view: usize
 }
 
 /// Depth confidence of view `view`: H*W floats, row-major. NULL (with a message) if `result`
-/// is NULL or `view` is out of range.
+/// is NULL, `view` is out of range, or the model predicts no confidence (`da3metric-large`,
+/// `da3mono-large`).
 ///
 /// Ownership: owned by the result, valid until `da3_result_free(result)`; never free it.
 /// Thread safety: any thread.
@@ -1117,6 +1121,9 @@ pub unsafe extern "C" fn da3_result_confidence(result: *const da3_result, view: 
     value_call("da3_result_confidence", || {
         // SAFETY: per the caller.
         let r = unsafe { ref_arg(result, "result") }?;
+        if r.prediction.confidence.is_empty() {
+            return Err(FfiError::new(DA3_ERR_NOT_AVAILABLE, "not available: this model predicts no confidence"));
+        }
         Ok(r.map_of(&r.prediction.confidence, view)?.as_ptr())
     })
 }
@@ -1138,7 +1145,7 @@ pub unsafe extern "C" fn da3_result_depth_all(result: *const da3_result) -> *con
 }
 
 /// Confidence of all views at once: N*H*W floats, same layout as `da3_result_depth_all`.
-/// NULL if `result` is NULL.
+/// NULL if `result` is NULL or the model predicts no confidence.
 ///
 /// Ownership: owned by the result, valid until `da3_result_free(result)`.
 /// Thread safety: any thread.
@@ -1149,7 +1156,11 @@ pub unsafe extern "C" fn da3_result_depth_all(result: *const da3_result) -> *con
 pub unsafe extern "C" fn da3_result_confidence_all(result: *const da3_result) -> *const f32 {
     value_call("da3_result_confidence_all", || {
         // SAFETY: per the caller.
-        Ok(unsafe { ref_arg(result, "result") }?.prediction.confidence.as_ptr())
+        let r = unsafe { ref_arg(result, "result") }?;
+        if r.prediction.confidence.is_empty() {
+            return Err(FfiError::new(DA3_ERR_NOT_AVAILABLE, "not available: this model predicts no confidence"));
+        }
+        Ok(r.prediction.confidence.as_ptr())
     })
 }
 

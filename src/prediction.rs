@@ -1,6 +1,21 @@
 //! What one inference returns, on the host, in the official layout.
+use std::fmt;
 
-/// Depth, confidence and cameras for N views of one scene, all in host memory.
+use tch::Tensor;
+
+use crate::error::{Error, Result};
+use crate::model::utils::alignment::apply_metric_scaling;
+
+/// Depth, confidence, cameras and sky for N views of one scene, all in host memory.
+///
+/// What `depth` means depends on the model (`Engine::preset_name`):
+/// - any-view models (`da3-*`) and `da3mono-large`: relative depth, `is_metric` false;
+/// - `da3metric-large`: the network's raw output, depth for a canonical focal length of
+///   300 pixels, `is_metric` false, exactly as the official `Prediction.depth`. Metres, as
+///   the official computes them (`utils/alignment.py::apply_metric_scaling`): depth * f / 300
+///   with f = (fx + fy) / 2 of the processed image; see [`Prediction::metric_depth`];
+/// - `da3nested-giant-large`: metres, `is_metric` true (the any-view depth times
+///   `scale_factor`), unless the alignment was skipped (see `warnings`).
 #[derive(Clone, Debug, Default)]
 pub struct Prediction {
     /// Number of views.
@@ -8,11 +23,15 @@ pub struct Prediction {
     /// Processed (network input) height and width; every per-pixel map has this size.
     pub height: usize,
     pub width: usize,
-    /// Depth, `views * height * width` row-major float32.
+    /// Depth, `views * height * width` row-major float32. With a sky map, sky pixels hold a
+    /// far depth: the 99th percentile of the non-sky depth (capped at 200 m for the nested
+    /// model), as the official.
     pub depth: Vec<f32>,
-    /// Depth confidence, same layout as `depth`.
+    /// Depth confidence, same layout as `depth`; empty for models that predict none
+    /// (`da3metric-large`, `da3mono-large`). The nested model sets sky pixels to 1.
     pub confidence: Vec<f32>,
     /// World-to-camera extrinsics, `views * 3 * 4` row-major (OpenCV convention), if predicted.
+    /// Nested model: translations in metres (scaled with the depth).
     pub extrinsics: Option<Vec<f32>>,
     /// Pinhole intrinsics in processed-image pixels, `views * 3 * 3` row-major, if predicted.
     /// With known cameras: the caller's intrinsics carried through the preprocessing.
@@ -23,6 +42,20 @@ pub struct Prediction {
     /// the predicted ones (predicted ~ s * given). Depth was divided by it when
     /// `align_to_input_ext_scale` is set.
     pub alignment_scale: Option<f32>,
+    /// Sky map, same layout as `depth`, for models with a sky head (`da3metric-large`,
+    /// `da3mono-large`, and the nested model's metric branch): the head's sky output after its
+    /// ReLU, >= 0. The official calls a pixel non-sky below 0.3 (depth filling and metric
+    /// alignment) and its `Prediction.sky` mask is `sky >= 0.5`. (The official nested
+    /// `Prediction` carries no sky; this is the map its alignment used.)
+    pub sky: Option<Vec<f32>>,
+    /// Whether `depth` and the extrinsic translations are in metres: true for the nested
+    /// model once aligned, as the official `is_metric`.
+    pub is_metric: bool,
+    /// Nested model: the least-squares factor that took the any-view depth and translations
+    /// to metres (the official `scale_factor`); `None` when not aligned.
+    pub scale_factor: Option<f32>,
+    /// Conditions met on the way that the caller should know about; empty normally.
+    pub warnings: Vec<Warning>,
 }
 
 /// One backbone block's output for every view (official `aux["feat_layer_{layer}"]`): patch
@@ -37,8 +70,99 @@ pub struct FeatureMap {
     pub data: Vec<f32>,
 }
 
+/// Something a result carries that changes how it should be read. Never an error: the
+/// outputs are complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// Nested model: the metric branch found only `non_sky_pixels` (10 or fewer) non-sky
+    /// pixels in the scene, e.g. all-sky frames, too few for the metric alignment (the
+    /// official fails with an assertion there). The result is the any-view branch's:
+    /// relative depth and translations, no scale factor, sky pixels not filled; `sky` is set.
+    MetricAlignmentSkipped { non_sky_pixels: i64 },
+    /// Nested model: no pixel met the alignment's conditions (confident, non-sky, depths
+    /// above 1e-3 and metric depth above 1e-2), so the least-squares factor is 0 and the depth
+    /// is zero outside the sky, exactly as the official computes it.
+    EmptyAlignmentMask,
+}
+
+impl Warning {
+    /// A stable identifier, e.g. for logs or a C enum.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Warning::MetricAlignmentSkipped { .. } => "metric_alignment_skipped",
+            Warning::EmptyAlignmentMask => "empty_alignment_mask",
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::MetricAlignmentSkipped { non_sky_pixels } => write!(
+                f,
+                "metric alignment skipped: only {non_sky_pixels} non-sky pixel(s) in the scene (more than 10 needed); \
+                 depth and translations are relative, not metres"
+            ),
+            Warning::EmptyAlignmentMask => write!(
+                f,
+                "metric alignment found no usable pixel (confident, non-sky, positive depths): scale factor 0"
+            ),
+        }
+    }
+}
+
 impl Prediction {
     pub fn pixels_per_view(&self) -> usize {
         self.height * self.width
+    }
+
+    /// Whether `confidence` holds a map (models with a confidence output).
+    pub fn has_confidence(&self) -> bool {
+        !self.confidence.is_empty()
+    }
+
+    /// `da3metric-large`'s depth in metres, as the official `apply_metric_scaling`:
+    /// `depth * ((fx + fy) / 2) / 300` per view, float32. `intrinsics`: `views * 9` floats,
+    /// one row-major 3x3 matrix per view, in the pixels of the processed image (a camera's
+    /// focal lengths in pixels times the processing resize factor). Only meaningful for the
+    /// output of `da3metric-large`.
+    pub fn metric_depth(&self, intrinsics: &[f32]) -> Result<Vec<f32>> {
+        if intrinsics.len() != self.views * 9 {
+            return Err(Error::InvalidArgument(format!(
+                "intrinsics must hold 9 floats per view ({} views), got {}",
+                self.views,
+                intrinsics.len()
+            )));
+        }
+        if self.depth.len() != self.views * self.pixels_per_view() {
+            return Err(Error::InvalidArgument("prediction holds no depth map".into()));
+        }
+        let shape = [self.views as i64, self.height as i64, self.width as i64];
+        let depth = Tensor::from_slice(&self.depth).reshape(shape);
+        let k = Tensor::from_slice(intrinsics).reshape([self.views as i64, 3, 3]);
+        Ok(Vec::<f32>::try_from(&apply_metric_scaling(&depth, &k).reshape([-1]))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_depth_scales_each_view_by_its_focal() {
+        let p = Prediction { views: 2, height: 1, width: 2, depth: vec![1.0, 2.0, 3.0, 4.0], ..Default::default() };
+        let mut k = vec![0.0f32; 18];
+        (k[0], k[4], k[8]) = (300.0, 900.0, 1.0);
+        (k[9], k[13], k[17]) = (150.0, 150.0, 1.0);
+        assert_eq!(p.metric_depth(&k).unwrap(), vec![2.0, 4.0, 1.5, 2.0]);
+        assert!(matches!(p.metric_depth(&k[..9]), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn warnings_say_what_happened() {
+        let w = Warning::MetricAlignmentSkipped { non_sky_pixels: 3 };
+        assert_eq!(w.code(), "metric_alignment_skipped");
+        assert!(w.to_string().contains("only 3 non-sky"));
+        assert_eq!(Warning::EmptyAlignmentMask.code(), "empty_alignment_mask");
     }
 }

@@ -5,7 +5,7 @@
 //! `tests/oracle/cases_pose.json` (synthetic camera rigs: a circle of cameras looking inward,
 //! a camera moving forward on a curved path; 10 views and more for the alignment RANSAC) and
 //! writes DIR/pose_ref; this test runs the same inputs through the library and compares.
-//! Models: `DA3_PARITY_MODELS` (default `da3-small,da3-base`); oracle directory:
+//! Models: `DA3_POSE_PARITY_MODELS` (default `da3-small,da3-base`); oracle directory:
 //! `DA3_ORACLE_DIR` (default `target/oracle`). A missing oracle directory fails the test.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -159,15 +159,15 @@ fn model_case(engine: &Engine, r: &Reference, tag: &dyn Fn(&str) -> String, c: &
     }
     c.rel(&tag("head_logits"), &trace.head_logits, t("head_logits"), MODEL_TOL);
     c.rel(&tag("depth"), &out.depth, t("depth"), MODEL_TOL);
-    c.rel(&tag("depth_conf"), &out.depth_conf, t("depth_conf"), MODEL_TOL);
+    c.rel(&tag("depth_conf"), out.depth_conf.as_ref().expect("confidence"), t("depth_conf"), MODEL_TOL);
     if opts.use_ray_pose {
         c.rel(&tag("ray"), trace.ray.as_ref().unwrap(), t("ray"), MODEL_TOL);
         c.rel(&tag("ray_conf"), trace.ray_conf.as_ref().unwrap(), t("ray_conf"), MODEL_TOL);
     } else {
         c.check(&tag("ray branch not run"), 0.0, trace.ray.is_none(), "none");
     }
-    c.rel(&tag("extrinsics"), &out.extrinsics, t("extrinsics"), MODEL_TOL);
-    c.rel(&tag("intrinsics"), &out.intrinsics, t("intrinsics"), MODEL_TOL);
+    c.rel(&tag("extrinsics"), out.extrinsics.as_ref().expect("extrinsics"), t("extrinsics"), MODEL_TOL);
+    c.rel(&tag("intrinsics"), out.intrinsics.as_ref().expect("intrinsics"), t("intrinsics"), MODEL_TOL);
     let layers: Vec<usize> = out.exported_features.iter().map(|(l, _)| *l).collect();
     c.check(&tag("exported layers as requested"), 0.0, layers == opts.export_feat_layers, &format!("{layers:?}"));
     for (layer, feature) in &out.exported_features {
@@ -292,7 +292,7 @@ fn run_model(model: &str) {
 
 #[test]
 fn pose_cases_match_the_official_implementation() {
-    let models = std::env::var("DA3_PARITY_MODELS").unwrap_or_else(|_| "da3-small,da3-base".into());
+    let models = std::env::var("DA3_POSE_PARITY_MODELS").unwrap_or_else(|_| "da3-small,da3-base".into());
     for model in models.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         run_model(model);
     }
@@ -302,7 +302,7 @@ fn pose_cases_match_the_official_implementation() {
 /// draws (both of numpy's branches: Floyd's algorithm and, for large populations, the tail shuffle).
 #[test]
 fn numpy_choice_replica_matches_numpy() {
-    let models = std::env::var("DA3_PARITY_MODELS").unwrap_or_else(|_| "da3-small,da3-base".into());
+    let models = std::env::var("DA3_POSE_PARITY_MODELS").unwrap_or_else(|_| "da3-small,da3-base".into());
     let model = models.split(',').map(str::trim).find(|m| !m.is_empty()).unwrap().to_owned();
     let path = oracle_dir().join(&model).join("pose_ref").join("rng_numpy.safetensors");
     assert!(path.is_file(), "{} missing: run tests/oracle/run_oracle_pose.sh first", path.display());
@@ -327,7 +327,7 @@ fn numpy_choice_replica_matches_numpy() {
 /// work is done.
 #[test]
 fn invalid_pose_requests_are_rejected() {
-    let models = std::env::var("DA3_PARITY_MODELS").unwrap_or_else(|_| "da3-small,da3-base".into());
+    let models = std::env::var("DA3_POSE_PARITY_MODELS").unwrap_or_else(|_| "da3-small,da3-base".into());
     let model = models.split(',').map(str::trim).find(|m| !m.is_empty()).unwrap().to_owned();
     let dir = oracle_dir().join(&model);
     let engine = load_engine(&dir, &model);

@@ -1,14 +1,23 @@
-//! `model/da3.py`: `DepthAnything3Net`, backbone + DualDPT head + camera decoder (and the
-//! camera encoder for pose-conditioned input).
+//! `model/da3.py`: `DepthAnything3Net` (backbone + DualDPT or DPT head + optional camera
+//! decoder) and `NestedDepthAnything3Net` (an any-view and a metric `DepthAnything3Net`, the
+//! metric one putting the other's depth and poses in metres). Known cameras (the camera
+//! encoder), ray-based pose and exported features follow the official forward's arguments.
 use tch::{Kind, Tensor};
 
 use super::cam_dec::CameraDec;
 use super::cam_enc::CameraEnc;
 use super::dinov2::DinoV2;
+use super::dpt::DPT;
 use super::dualdpt::DualDPT;
+use super::utils::alignment::{
+    apply_metric_scaling, compute_alignment_mask, compute_sky_mask, least_squares_scale_scalar, quantile,
+    set_sky_regions_to_max_depth, MIN_REGION_PIXELS, SKY_DEPTH_CAP, SKY_THRESHOLD,
+};
 use super::utils::transform::pose_encoding_to_extrinsics_intrinsics;
-use crate::config::{BackboneConfig, ModelConfig};
+use crate::config::{BackboneConfig, HeadKind, ModelConfig};
+use crate::error::{Error, Result};
 use crate::options::RefViewStrategy;
+use crate::prediction::Warning;
 use crate::utils::geometry::affine_inverse;
 use crate::utils::ray_utils::{get_extrinsic_from_camray, RayPoseError};
 use crate::weights::WeightLoader;
@@ -17,11 +26,19 @@ use crate::weights::WeightLoader;
 pub struct Trace {
     /// The four (S, P, C) features handed to the head.
     pub features: Vec<Tensor>,
-    /// The four (S, C) camera tokens.
+    /// The four (S, C) camera tokens (token 0 of each taken layer: the class token when the
+    /// backbone has no camera token).
     pub camera_tokens: Vec<Tensor>,
-    /// (S, 2, H, W) head logits before activation.
+    /// (S, C, H, W) head logits before activation: depth and confidence (DualDPT, C = 2) or
+    /// depth (DPT, C = 1).
     pub head_logits: Tensor,
+    /// DPT: (S, 1, H, W) sky logits before the ReLU.
+    pub sky_logits: Option<Tensor>,
     pub reference_view: Option<i64>,
+    /// DPT: the depth `_process_mono_sky_estimation` gave the sky pixels (0-dim), if it did.
+    pub sky_fill_depth: Option<Tensor>,
+    /// Nested models: the metric branch and the alignment's statistics.
+    pub nested: Option<Box<NestedTrace>>,
     /// (S, C) camera-encoder tokens of the known cameras, when given.
     pub camera_encoding: Option<Tensor>,
     /// (S, h, w, 6) rays and (S, h, w) their confidence, when ray-based pose ran.
@@ -29,16 +46,46 @@ pub struct Trace {
     pub ray_conf: Option<Tensor>,
 }
 
+/// What `NestedDepthAnything3Net` computed on the way (its `Trace` is the any-view branch's).
+pub struct NestedTrace {
+    /// The metric branch's own output (with its trace), before metric scaling.
+    pub metric: NetOutput,
+    /// (S, H, W) the metric branch's depth after `apply_metric_scaling`, metres.
+    pub metric_depth: Tensor,
+    /// The any-view branch's depth, confidence and extrinsics before alignment.
+    pub unaligned_depth: Tensor,
+    pub unaligned_depth_conf: Tensor,
+    pub unaligned_extrinsics: Tensor,
+    /// Median confidence of the non-sky pixels (0-dim), if the alignment ran.
+    pub median_conf: Option<Tensor>,
+    /// Pixels used by the least-squares fit, if the alignment ran.
+    pub alignment_pixels: Option<i64>,
+    /// Depth given to sky pixels after the alignment (0-dim, capped at 200), if it ran.
+    pub sky_fill_depth: Option<Tensor>,
+}
+
 /// Network outputs for one scene of S views, fp32 on the model's device.
 pub struct NetOutput {
-    /// (S, H, W)
+    /// (S, H, W). Any-view and mono models: relative depth. da3metric-large: depth for a
+    /// canonical focal length of 300 pixels (metres = depth * focal / 300, see
+    /// `utils::alignment::apply_metric_scaling`). Nested: metres (`is_metric`). Models with
+    /// a sky head give sky pixels a far depth (the 99th percentile of the rest, capped at
+    /// 200 for the nested model).
     pub depth: Tensor,
-    /// (S, H, W)
-    pub depth_conf: Tensor,
-    /// (S, 3, 4) world-to-camera.
-    pub extrinsics: Tensor,
-    /// (S, 3, 3)
-    pub intrinsics: Tensor,
+    /// (S, H, W) confidence; `None` for the DPT models (metric, mono).
+    pub depth_conf: Option<Tensor>,
+    /// (S, 3, 4) world-to-camera; `None` for models without a camera decoder.
+    pub extrinsics: Option<Tensor>,
+    /// (S, 3, 3); `None` for models without a camera decoder.
+    pub intrinsics: Option<Tensor>,
+    /// (S, H, W) sky map after its ReLU (DPT head; the nested model's metric branch).
+    pub sky: Option<Tensor>,
+    /// Depth and extrinsic translations are in metres (the nested model, once aligned).
+    pub is_metric: bool,
+    /// Nested: the factor that took the any-view depth and translations to metres.
+    pub scale_factor: Option<f32>,
+    /// Conditions the caller should know about (e.g. the metric alignment was skipped).
+    pub warnings: Vec<Warning>,
     /// Requested backbone features (official `aux`): (block index, (S, H/14, W/14, C)).
     pub exported_features: Vec<(usize, Tensor)>,
     pub trace: Option<Trace>,
@@ -63,32 +110,57 @@ impl<'a> ForwardRequest<'a> {
     }
 }
 
+impl From<RayPoseError> for Error {
+    fn from(e: RayPoseError) -> Self {
+        Error::InvalidArgument(format!(
+            "ray-based pose: the rays of view {} agree on no camera ({} consistent rays, 4 needed); \
+             use the camera decoder (use_ray_pose = false) for these images",
+            e.view, e.inliers
+        ))
+    }
+}
+
+/// The dense head: `DualDPT` for any-view models, `DPT` for metric and mono models.
+#[allow(clippy::large_enum_variant)] // one per loaded network: size is irrelevant
+pub enum Head {
+    DualDpt(DualDPT),
+    Dpt(DPT),
+}
+
 pub struct DepthAnything3Net {
     pub backbone: DinoV2,
-    pub head: DualDPT,
-    pub cam_dec: CameraDec,
-    pub cam_enc: CameraEnc,
+    pub head: Head,
+    pub cam_dec: Option<CameraDec>,
+    pub cam_enc: Option<CameraEnc>,
 }
 
 impl DepthAnything3Net {
     /// `kind`: compute kind of the backbone's matrix products (the heads are fp32).
     pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &ModelConfig, kind: Kind) -> Self {
+        let head_prefix = format!("{prefix}.head");
         DepthAnything3Net {
             backbone: DinoV2::new(w, &format!("{prefix}.backbone"), &cfg.backbone, kind),
-            head: DualDPT::new(w, &format!("{prefix}.head"), &cfg.head),
-            cam_dec: CameraDec::new(w, &format!("{prefix}.cam_dec"), cfg.camera.dec_dim_in),
-            cam_enc: CameraEnc::new(w, &format!("{prefix}.cam_enc"), cfg.camera.enc_dim_out),
+            head: match cfg.head.kind {
+                HeadKind::DualDpt => Head::DualDpt(DualDPT::new(w, &head_prefix, &cfg.head)),
+                HeadKind::Dpt => Head::Dpt(DPT::new(w, &head_prefix, &cfg.head)),
+            },
+            // As the official: both camera modules exist exactly when a decoder is configured.
+            cam_dec: cfg.camera.as_ref().map(|c| CameraDec::new(w, &format!("{prefix}.cam_dec"), c.dec_dim_in)),
+            cam_enc: cfg.camera.as_ref().map(|c| CameraEnc::new(w, &format!("{prefix}.cam_enc"), c.enc_dim_out)),
         }
     }
 
     /// The camera encoder, if this network has one (pose-conditioned input needs it).
     pub fn camera_encoder(&self) -> Option<&CameraEnc> {
-        Some(&self.cam_enc)
+        self.cam_enc.as_ref()
     }
 
     /// The DualDPT head, if this network has one (ray-based pose needs its ray branch).
     pub fn ray_head(&self) -> Option<&DualDPT> {
-        Some(&self.head)
+        match &self.head {
+            Head::DualDpt(head) => Some(head),
+            Head::Dpt(_) => None,
+        }
     }
 
     /// Number of backbone blocks (valid `export_feat_layers` are below it).
@@ -96,7 +168,8 @@ impl DepthAnything3Net {
         self.backbone.pretrained.cfg.depth
     }
 
-    /// `images`: (S, 3, H, W) normalised, H and W multiples of 14.
+    /// `images`: (S, 3, H, W) normalised, H and W multiples of 14; depth and the camera
+    /// decoder's pose only.
     pub fn forward(&self, images: &Tensor, strategy: RefViewStrategy, keep_trace: bool) -> NetOutput {
         self.forward_with(images, &ForwardRequest::new(strategy), keep_trace)
             .expect("without ray-based pose the forward has no failure besides libtorch's")
@@ -104,7 +177,7 @@ impl DepthAnything3Net {
 
     /// The official forward with its options. The caller checks that the network has the
     /// modules the request needs (`camera_encoder`, `ray_head`); missing ones panic here.
-    pub fn forward_with(&self, images: &Tensor, request: &ForwardRequest<'_>, keep_trace: bool) -> Result<NetOutput, RayPoseError> {
+    pub fn forward_with(&self, images: &Tensor, request: &ForwardRequest<'_>, keep_trace: bool) -> std::result::Result<NetOutput, RayPoseError> {
         let (_, _, h, w) = images.size4().expect("images are (S, 3, H, W)");
         let camera_encoding = request.cameras.map(|(extrinsics, intrinsics)| {
             let encoder = self.camera_encoder().expect("checked by the caller: the network has a camera encoder");
@@ -128,37 +201,87 @@ impl DepthAnything3Net {
             .collect();
         let (features, camera_tokens): (Vec<Tensor>, Vec<Tensor>) =
             backbone.layers.into_iter().map(|l| (l.features, l.camera_token)).unzip();
-        let (head, extrinsics, intrinsics) = if request.use_ray_pose {
-            let head = self.ray_head().expect("checked by the caller: the network has a DualDPT head");
-            let out = head.forward_with_rays(&features, h, w);
-            let (extrinsics, intrinsics) = Self::process_ray_pose_estimation(
-                out.ray.as_ref().expect("rays were asked for"),
-                out.ray_conf.as_ref().expect("rays were asked for"),
-                h,
-                w,
-            )?;
-            (out, extrinsics, intrinsics)
+        let (mut ray, mut ray_conf) = (None, None);
+        let (depth, depth_conf, sky, head_logits, sky_logits) = match &self.head {
+            Head::DualDpt(head) if request.use_ray_pose => {
+                let o = head.forward_with_rays(&features, h, w);
+                ray = o.ray;
+                ray_conf = o.ray_conf;
+                (o.depth, Some(o.depth_conf), None, o.logits, None)
+            }
+            Head::DualDpt(head) => {
+                let o = head.forward(&features, h, w);
+                (o.depth, Some(o.depth_conf), None, o.logits, None)
+            }
+            Head::Dpt(head) => {
+                let o = head.forward(&features, h, w);
+                (o.depth, None, Some(o.sky), o.logits, Some(o.sky_logits))
+            }
+        };
+        let (extrinsics, intrinsics) = if request.use_ray_pose {
+            let (rays, confs) = (ray.as_ref().expect("rays were asked for"), ray_conf.as_ref().expect("rays were asked for"));
+            let (e, i) = Self::process_ray_pose_estimation(rays, confs, h, w)?;
+            (Some(e), Some(i))
         } else {
-            let out = self.head.forward(&features, h, w);
-            let pose = self.cam_dec.forward(&camera_tokens[3].to_kind(Kind::Float));
-            let (extrinsics, intrinsics) = pose_encoding_to_extrinsics_intrinsics(&pose, h, w);
-            (out, extrinsics, intrinsics)
+            match &self.cam_dec {
+                Some(cam_dec) => {
+                    let pose = cam_dec.forward(&camera_tokens[3].to_kind(Kind::Float));
+                    let (e, i) = pose_encoding_to_extrinsics_intrinsics(&pose, h, w);
+                    (Some(e), Some(i))
+                }
+                None => (None, None),
+            }
+        };
+        let (depth, sky_fill_depth) = match &sky {
+            Some(sky) => Self::process_mono_sky_estimation(depth, sky),
+            None => (depth, None),
         };
         let trace = keep_trace.then(|| Trace {
             features,
             camera_tokens,
-            head_logits: head.logits.shallow_clone(),
+            head_logits,
+            sky_logits,
             reference_view,
+            sky_fill_depth,
+            nested: None,
             camera_encoding,
-            ray: head.ray.as_ref().map(Tensor::shallow_clone),
-            ray_conf: head.ray_conf.as_ref().map(Tensor::shallow_clone),
+            ray: ray.as_ref().map(Tensor::shallow_clone),
+            ray_conf: ray_conf.as_ref().map(Tensor::shallow_clone),
         });
-        Ok(NetOutput { depth: head.depth, depth_conf: head.depth_conf, extrinsics, intrinsics, exported_features, trace })
+        Ok(NetOutput {
+            depth,
+            depth_conf,
+            extrinsics,
+            intrinsics,
+            sky,
+            is_metric: false,
+            scale_factor: None,
+            warnings: Vec::new(),
+            exported_features,
+            trace,
+        })
+    }
+
+    /// `_process_mono_sky_estimation`: when the scene (all views together) has more than 10
+    /// sky and more than 10 non-sky pixels, sky pixels get the 99th percentile of the non-sky
+    /// depth. The official estimates that percentile from 100 000 random pixels when there
+    /// are more; here it is exact (see `utils::alignment::quantile`). Returns the depth and
+    /// the fill value, if any.
+    fn process_mono_sky_estimation(depth: Tensor, sky: &Tensor) -> (Tensor, Option<Tensor>) {
+        let non_sky = compute_sky_mask(sky, SKY_THRESHOLD);
+        let non_sky_pixels = non_sky.sum(Kind::Int64).int64_value(&[]);
+        let sky_pixels = non_sky.numel() as i64 - non_sky_pixels;
+        if non_sky_pixels <= MIN_REGION_PIXELS || sky_pixels <= MIN_REGION_PIXELS {
+            return (depth, None);
+        }
+        let fill = quantile(&depth.masked_select(&non_sky), 0.99);
+        let (depth, _) = set_sky_regions_to_max_depth(&depth, None, &non_sky, &fill);
+        (depth, Some(fill))
     }
 
     /// `_process_ray_pose_estimation`: world-to-camera extrinsics (S, 3, 4) and intrinsics
     /// (S, 3, 3) in pixels of the H x W input, from rays (S, h, w, 6) and confidence (S, h, w).
-    pub fn process_ray_pose_estimation(ray: &Tensor, ray_conf: &Tensor, height: i64, width: i64) -> Result<(Tensor, Tensor), RayPoseError> {
+    pub fn process_ray_pose_estimation(ray: &Tensor, ray_conf: &Tensor, height: i64, width: i64) -> std::result::Result<(Tensor, Tensor), RayPoseError> {
         let cam = get_extrinsic_from_camray(ray, ray_conf)?;
         let extrinsics = affine_inverse(&cam.c2w).narrow(1, 0, 3);
         let views = extrinsics.size()[0];
@@ -170,5 +293,109 @@ impl DepthAnything3Net {
         let cy = cam.principal_points.select(1, 1) * height as f64 * 0.5;
         let intrinsics = Tensor::stack(&[&fx, &zero, &cx, &zero, &fy, &cy, &zero, &zero, &one], -1).reshape([views, 3, 3]);
         Ok((extrinsics, intrinsics))
+    }
+}
+
+/// `NestedDepthAnything3Net`: the any-view branch `da3` predicts depth, confidence and
+/// cameras; the metric branch `da3_metric` predicts metric depth and sky, which put the
+/// any-view depth and camera translations in metres.
+pub struct NestedDepthAnything3Net {
+    pub da3: DepthAnything3Net,
+    pub da3_metric: DepthAnything3Net,
+}
+
+impl NestedDepthAnything3Net {
+    /// Checkpoint sub-prefixes of the two branches.
+    pub const ANYVIEW_PREFIX: &'static str = "da3";
+    pub const METRIC_PREFIX: &'static str = "da3_metric";
+
+    /// `cfg` describes the any-view branch and `cfg.metric_branch` the metric one; the
+    /// alignment needs cameras and confidence from the first and sky from the second.
+    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &ModelConfig, kind: Kind) -> Result<Self> {
+        let metric = cfg
+            .metric_branch
+            .as_deref()
+            .ok_or_else(|| Error::Unsupported(format!("'{}' has no metric branch", cfg.preset)))?;
+        if cfg.camera.is_none() || cfg.head.kind != HeadKind::DualDpt || metric.head.kind != HeadKind::Dpt {
+            return Err(Error::Unsupported(format!(
+                "'{}': a nested model needs an any-view branch with DualDPT head and cameras and a metric \
+                 branch with DPT head",
+                cfg.preset
+            )));
+        }
+        Ok(NestedDepthAnything3Net {
+            da3: DepthAnything3Net::new(w, &format!("{prefix}.{}", Self::ANYVIEW_PREFIX), cfg, kind),
+            da3_metric: DepthAnything3Net::new(w, &format!("{prefix}.{}", Self::METRIC_PREFIX), metric, kind),
+        })
+    }
+
+    /// Both branches on the same (S, 3, H, W) images, then `_apply_metric_scaling`,
+    /// `_apply_depth_alignment` and `_handle_sky_regions`.
+    ///
+    /// Where the official asserts (10 or fewer non-sky pixels in the scene, e.g. an all-sky
+    /// frame), this returns the any-view branch's outputs unscaled (not metric, no scale
+    /// factor, sky not filled) with `Warning::MetricAlignmentSkipped`.
+    pub fn forward(&self, images: &Tensor, request: &ForwardRequest<'_>, keep_trace: bool) -> Result<NetOutput> {
+        let mut output = self.da3.forward_with(images, request, keep_trace)?;
+        // The official calls the metric branch with its default strategy; it has no global
+        // attention, so no reference view is chosen anyway.
+        let metric = self.da3_metric.forward(images, RefViewStrategy::SaddleBalanced, keep_trace);
+        let missing = |what: &str| Error::Unsupported(format!("nested model: a branch predicts no {what}"));
+        let intrinsics = output.intrinsics.as_ref().ok_or_else(|| missing("intrinsics"))?;
+        let extrinsics = output.extrinsics.as_ref().ok_or_else(|| missing("extrinsics"))?;
+        let depth_conf = output.depth_conf.as_ref().ok_or_else(|| missing("confidence"))?;
+        let sky = metric.sky.as_ref().ok_or_else(|| missing("sky"))?.shallow_clone();
+
+        // _apply_metric_scaling
+        let metric_depth = apply_metric_scaling(&metric.depth, intrinsics);
+
+        // _apply_depth_alignment
+        let non_sky = compute_sky_mask(&sky, SKY_THRESHOLD);
+        let non_sky_pixels = non_sky.sum(Kind::Int64).int64_value(&[]);
+        let mut nested_trace = NestedTrace {
+            metric_depth: metric_depth.shallow_clone(),
+            unaligned_depth: output.depth.shallow_clone(),
+            unaligned_depth_conf: depth_conf.shallow_clone(),
+            unaligned_extrinsics: extrinsics.shallow_clone(),
+            median_conf: None,
+            alignment_pixels: None,
+            sky_fill_depth: None,
+            metric,
+        };
+        output.sky = Some(sky);
+        if non_sky_pixels <= MIN_REGION_PIXELS {
+            output.warnings.push(Warning::MetricAlignmentSkipped { non_sky_pixels });
+            return Ok(Self::with_trace(output, nested_trace));
+        }
+        let median_conf = quantile(&depth_conf.masked_select(&non_sky), 0.5);
+        let align_mask = compute_alignment_mask(depth_conf, &non_sky, &output.depth, &metric_depth, &median_conf);
+        let alignment_pixels = align_mask.sum(Kind::Int64).int64_value(&[]);
+        if alignment_pixels == 0 {
+            output.warnings.push(Warning::EmptyAlignmentMask);
+        }
+        let scale = least_squares_scale_scalar(&metric_depth.masked_select(&align_mask), &output.depth.masked_select(&align_mask));
+        let depth = &output.depth * &scale;
+        let extrinsics = extrinsics.copy();
+        let _ = extrinsics.narrow(-1, 3, 1).g_mul_(&scale);
+        output.scale_factor = Some(scale.double_value(&[]) as f32);
+        output.is_metric = true;
+
+        // _handle_sky_regions
+        let sky_fill = quantile(&depth.masked_select(&non_sky), 0.99).clamp_max(SKY_DEPTH_CAP);
+        let (depth, conf) = set_sky_regions_to_max_depth(&depth, Some(depth_conf), &non_sky, &sky_fill);
+        output.depth = depth;
+        output.depth_conf = conf;
+        output.extrinsics = Some(extrinsics);
+        nested_trace.median_conf = Some(median_conf);
+        nested_trace.alignment_pixels = Some(alignment_pixels);
+        nested_trace.sky_fill_depth = Some(sky_fill);
+        Ok(Self::with_trace(output, nested_trace))
+    }
+
+    fn with_trace(mut output: NetOutput, nested: NestedTrace) -> NetOutput {
+        if let Some(trace) = output.trace.as_mut() {
+            trace.nested = Some(Box::new(nested));
+        }
+        output
     }
 }

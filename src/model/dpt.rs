@@ -1,8 +1,9 @@
-//! `model/dpt.py`: the DPT building blocks shared by the heads (scratch adapters and
-//! feature-fusion blocks).
+//! `model/dpt.py`: the `DPT` head of the metric and mono models (depth + sky), and the
+//! DPT building blocks shared with `DualDPT` (scratch adapters and feature-fusion blocks).
 use tch::{Kind, Tensor};
 
-use crate::nn::Conv2d;
+use crate::config::{BackboneConfig, HeadConfig};
+use crate::nn::{Conv2d, ConvTranspose2d};
 use crate::weights::WeightLoader;
 
 /// `_make_scratch`: 3x3 adapters from each stage's width to `features` (no bias).
@@ -68,5 +69,161 @@ impl FeatureFusionBlock {
         });
         let y = y.upsample_bilinear2d([h, w], true, None, None);
         self.out_conv.forward(&y)
+    }
+}
+
+/// The per-stage spatial re-sizer of `DPT.resize_layers`: x4, x2, identity, /2 relative to
+/// the patch grid.
+pub enum DptResizeLayer {
+    Up(ConvTranspose2d),
+    Identity,
+    Down(Conv2d),
+}
+
+impl DptResizeLayer {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            DptResizeLayer::Up(c) => c.forward(x),
+            DptResizeLayer::Identity => x.shallow_clone(),
+            DptResizeLayer::Down(c) => c.forward(x),
+        }
+    }
+}
+
+/// `Sequential(conv3x3, ReLU, conv1x1)`: the `output_conv2` and `sky_output_conv2` stacks
+/// (parameter indices 0 and 2; no LayerNorm since `use_ln_for_heads` is off in every preset).
+pub struct OutputConvStack {
+    pub conv0: Conv2d,
+    pub conv2: Conv2d,
+}
+
+impl OutputConvStack {
+    fn new(w: &mut WeightLoader, prefix: &str, in_ch: i64, hidden: i64, out_ch: i64, kind: Kind) -> Self {
+        OutputConvStack {
+            conv0: Conv2d::new(w, &format!("{prefix}.0"), in_ch, hidden, 3, 1, 1, true, kind),
+            conv2: Conv2d::new(w, &format!("{prefix}.2"), hidden, out_ch, 1, 1, 0, true, kind),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.conv2.forward(&self.conv0.forward(x).relu())
+    }
+}
+
+/// What `DPT` returns for a chunk of V views.
+pub struct DptOutput {
+    /// (V, H, W) depth after `exp`.
+    pub depth: Tensor,
+    /// (V, H, W) sky map after its ReLU: the official compares it with 0.3 (non-sky below,
+    /// for depth filling and metric alignment) and 0.5 (the `Prediction.sky` mask).
+    pub sky: Tensor,
+    /// (V, 1, H, W) depth logits before activation (inspection and tests).
+    pub logits: Tensor,
+    /// (V, 1, H, W) sky logits before the ReLU.
+    pub sky_logits: Tensor,
+}
+
+/// `DPT(dim_in, output_dim=1, features, out_channels)` with the official defaults of every
+/// preset: identity token norm, no UV position embedding, `down_ratio` 1, `exp` depth
+/// activation, sky head with ReLU. (The official class also has a value + confidence mode
+/// for `output_dim > 1`, which no preset uses; `load_network` refuses it.)
+pub struct DPT {
+    pub projects: Vec<Conv2d>,
+    pub resize_layers: Vec<DptResizeLayer>,
+    pub scratch: Scratch,
+    pub refinenet: [FeatureFusionBlock; 4],
+    pub output_conv1: Conv2d,
+    pub output_conv2: OutputConvStack,
+    pub sky_output_conv2: OutputConvStack,
+}
+
+impl DPT {
+    /// Views per head pass, as the official `chunk_size`.
+    pub const CHUNK_SIZE: i64 = 8;
+    /// Width of the last hidden layer of both output stacks (`head_features_2`).
+    const HEAD_FEATURES_2: i64 = 32;
+
+    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &HeadConfig) -> Self {
+        // The head runs in fp32 (the official disables autocast around it).
+        let kind = Kind::Float;
+        let oc = cfg.out_channels;
+        let f = cfg.features;
+        let p = |s: &str| format!("{prefix}.{s}");
+        let projects = (0..4).map(|i| Conv2d::new(w, &p(&format!("projects.{i}")), cfg.dim_in, oc[i], 1, 1, 0, true, kind)).collect();
+        let resize_layers = vec![
+            DptResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.0"), oc[0], oc[0], 4, 4, kind)),
+            DptResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.1"), oc[1], oc[1], 2, 2, kind)),
+            DptResizeLayer::Identity,
+            DptResizeLayer::Down(Conv2d::new(w, &p("resize_layers.3"), oc[3], oc[3], 3, 2, 1, true, kind)),
+        ];
+        let scratch = Scratch::new(w, &p("scratch"), &oc, f, kind);
+        let refinenet = [1, 2, 3, 4].map(|i| FeatureFusionBlock::new(w, &p(&format!("scratch.refinenet{i}")), f, i != 4, kind));
+        let h2 = Self::HEAD_FEATURES_2;
+        DPT {
+            projects,
+            resize_layers,
+            scratch,
+            refinenet,
+            output_conv1: Conv2d::new(w, &p("scratch.output_conv1"), f, f / 2, 3, 1, 1, true, kind),
+            output_conv2: OutputConvStack::new(w, &p("scratch.output_conv2"), f / 2, h2, cfg.output_dim, kind),
+            sky_output_conv2: OutputConvStack::new(w, &p("scratch.sky_output_conv2"), f / 2, h2, 1, kind),
+        }
+    }
+
+    /// `features`: the four (S, P, C) backbone outputs; image size H x W.
+    pub fn forward(&self, features: &[Tensor], height: i64, width: i64) -> DptOutput {
+        let views = features[0].size()[0];
+        let mut outs = Vec::new();
+        let mut start = 0;
+        while start < views {
+            let len = Self::CHUNK_SIZE.min(views - start);
+            let chunk: Vec<Tensor> = features.iter().map(|f| f.narrow(0, start, len)).collect();
+            outs.push(self.forward_chunk(&chunk, height, width));
+            start += len;
+        }
+        if outs.len() == 1 {
+            return outs.pop().expect("one chunk");
+        }
+        let cat = |get: fn(&DptOutput) -> &Tensor| Tensor::cat(&outs.iter().map(get).collect::<Vec<_>>(), 0);
+        DptOutput {
+            depth: cat(|o| &o.depth),
+            sky: cat(|o| &o.sky),
+            logits: cat(|o| &o.logits),
+            sky_logits: cat(|o| &o.sky_logits),
+        }
+    }
+
+    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64) -> DptOutput {
+        let patch = BackboneConfig::PATCH_SIZE;
+        let (ph, pw) = (height / patch, width / patch);
+        let resized: Vec<Tensor> = features
+            .iter()
+            .enumerate()
+            .map(|(stage, feat)| {
+                let (b, _, c) = feat.size3().expect("features are (S, P, C)");
+                let x = feat.permute([0, 2, 1]).contiguous().reshape([b, c, ph, pw]);
+                self.resize_layers[stage].forward(&self.projects[stage].forward(&x))
+            })
+            .collect();
+        let fused = self.output_conv1.forward(&self.fuse(&resized));
+        let fused = fused.upsample_bilinear2d([ph * patch, pw * patch], true, None, None);
+        let logits = self.output_conv2.forward(&fused);
+        let depth = logits.exp().squeeze_dim(1);
+        let sky_logits = self.sky_output_conv2.forward(&fused);
+        let sky = sky_logits.relu().squeeze_dim(1);
+        DptOutput { depth, sky, logits, sky_logits }
+    }
+
+    /// 4-level top-down fusion (refinenet4 -> 1), before `output_conv1`.
+    fn fuse(&self, feats: &[Tensor]) -> Tensor {
+        let rn: Vec<Tensor> = feats.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect();
+        let size = |t: &Tensor| {
+            let s = t.size();
+            Some((s[2], s[3]))
+        };
+        let out = self.refinenet[3].forward(&rn[3], None, size(&rn[2]));
+        let out = self.refinenet[2].forward(&out, Some(&rn[2]), size(&rn[1]));
+        let out = self.refinenet[1].forward(&out, Some(&rn[1]), size(&rn[0]));
+        self.refinenet[0].forward(&out, Some(&rn[0]), None)
     }
 }

@@ -11,23 +11,87 @@ pub mod utils;
 
 use std::path::Path;
 
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
-use crate::config::ModelConfig;
-use crate::error::Result;
+use crate::config::{HeadKind, ModelConfig};
+use crate::error::{Error, Result};
+use crate::options::RefViewStrategy;
 use crate::weights::WeightLoader;
-pub use da3::{DepthAnything3Net, ForwardRequest, NetOutput, Trace};
+pub use da3::{DepthAnything3Net, ForwardRequest, NestedDepthAnything3Net, NestedTrace, NetOutput, Trace};
 
 /// The Hugging Face mixin stores the network under the wrapper's `model` attribute.
 pub const CHECKPOINT_PREFIX: &str = "model";
 
-/// Builds the network of `cfg` from a `model.safetensors` file, strictly.
-pub fn load_network(cfg: &ModelConfig, weights: &Path, device: Device, kind: Kind) -> Result<DepthAnything3Net> {
-    let mut loader = WeightLoader::from_safetensors(weights, device)?;
-    for prefix in cfg.unused_prefixes {
-        loader.skip_prefix(prefix);
+/// A loaded model: one `DepthAnything3Net`, or the nested pair.
+#[allow(clippy::large_enum_variant)] // one per engine: size is irrelevant
+pub enum Network {
+    Single(DepthAnything3Net),
+    Nested(NestedDepthAnything3Net),
+}
+
+impl Network {
+    /// `images`: (S, 3, H, W) normalised, H and W multiples of 14.
+    pub fn forward(&self, images: &Tensor, strategy: RefViewStrategy, keep_trace: bool) -> Result<NetOutput> {
+        self.forward_with(images, &ForwardRequest::new(strategy), keep_trace)
     }
-    let net = DepthAnything3Net::new(&mut loader, CHECKPOINT_PREFIX, cfg, kind);
+
+    /// The official forward with its options (see `ForwardRequest`); the caller checks the
+    /// request against `any_view` first.
+    pub fn forward_with(&self, images: &Tensor, request: &ForwardRequest<'_>, keep_trace: bool) -> Result<NetOutput> {
+        match self {
+            Network::Single(net) => Ok(net.forward_with(images, request, keep_trace)?),
+            Network::Nested(net) => net.forward(images, request, keep_trace),
+        }
+    }
+
+    /// The network that predicts cameras and takes known ones: the model itself, or the
+    /// nested model's any-view branch (which receives the official forward's arguments).
+    pub fn any_view(&self) -> &DepthAnything3Net {
+        match self {
+            Network::Single(net) => net,
+            Network::Nested(net) => &net.da3,
+        }
+    }
+}
+
+/// Builds the network of `cfg` from a `model.safetensors` file, strictly.
+pub fn load_network(cfg: &ModelConfig, weights: &Path, device: Device, kind: Kind) -> Result<Network> {
+    check_supported(cfg)?;
+    let mut loader = WeightLoader::from_safetensors(weights, device)?;
+    let net = match cfg.metric_branch.as_deref() {
+        None => {
+            skip_unused(&mut loader, CHECKPOINT_PREFIX, cfg);
+            Network::Single(DepthAnything3Net::new(&mut loader, CHECKPOINT_PREFIX, cfg, kind))
+        }
+        Some(metric) => {
+            skip_unused(&mut loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::ANYVIEW_PREFIX), cfg);
+            skip_unused(&mut loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::METRIC_PREFIX), metric);
+            Network::Nested(NestedDepthAnything3Net::new(&mut loader, CHECKPOINT_PREFIX, cfg, kind)?)
+        }
+    };
     loader.finish()?;
     Ok(net)
+}
+
+fn skip_unused(loader: &mut WeightLoader, prefix: &str, cfg: &ModelConfig) {
+    for unused in cfg.unused_prefixes {
+        loader.skip_prefix(&format!("{prefix}.{unused}"));
+    }
+}
+
+/// Configurations outside what the official presets use are refused before loading.
+fn check_supported(cfg: &ModelConfig) -> Result<()> {
+    if cfg.head.kind == HeadKind::Dpt && cfg.head.output_dim != 1 {
+        return Err(Error::Unsupported(format!(
+            "'{}': a DPT head with output_dim {} (only 1, as in every preset)",
+            cfg.preset, cfg.head.output_dim
+        )));
+    }
+    if let Some(metric) = cfg.metric_branch.as_deref() {
+        if metric.metric_branch.is_some() {
+            return Err(Error::Unsupported(format!("'{}': nested models nest one level only", cfg.preset)));
+        }
+        check_supported(metric)?;
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `dinov2/vision_transformer.py`: DINOv2 with DA3's camera token, alternating
-//! view-local / scene-global attention, QK-norm and 2-D RoPE.
+//! view-local / scene-global attention, QK-norm and 2-D RoPE. With `alt_start` disabled
+//! (metric and mono models) it is a plain DINOv2: views are independent, no camera token.
 use tch::{Device, Kind, Tensor};
 
 use super::layers::attention::RopePositions;
@@ -37,8 +38,9 @@ pub struct DinoVisionTransformer {
     pub cfg: BackboneConfig,
     pub patch_embed: PatchEmbed,
     pub cls_token: Tensor,
-    /// (1, 2, C): learned camera token for the reference view and for the others.
-    pub camera_token: Tensor,
+    /// (1, 2, C): learned camera token for the reference view and for the others; only
+    /// with alternating attention.
+    pub camera_token: Option<Tensor>,
     pub pos_embed: Tensor,
     pub blocks: Vec<Block>,
     pub norm: LayerNorm,
@@ -57,8 +59,8 @@ impl DinoVisionTransformer {
                     num_heads: cfg.num_heads,
                     mlp_ratio: BackboneConfig::MLP_RATIO,
                     swiglu: cfg.swiglu(),
-                    qk_norm: i >= cfg.qknorm_start,
-                    rope: i >= cfg.rope_start,
+                    qk_norm: cfg.qknorm_start.is_some_and(|start| i >= start),
+                    rope: cfg.rope_start.is_some_and(|start| i >= start),
                     ln_eps: 1e-6,
                 };
                 Block::new(w, &format!("{prefix}.blocks.{i}"), &block_cfg, kind)
@@ -68,7 +70,7 @@ impl DinoVisionTransformer {
             cfg: cfg.clone(),
             patch_embed: PatchEmbed::new(w, &format!("{prefix}.patch_embed"), patch, 3, dim, kind),
             cls_token: w.take(&format!("{prefix}.cls_token"), &[1, 1, dim], Kind::Float),
-            camera_token: w.take(&format!("{prefix}.camera_token"), &[1, 2, dim], Kind::Float),
+            camera_token: cfg.alt_start.map(|_| w.take(&format!("{prefix}.camera_token"), &[1, 2, dim], Kind::Float)),
             pos_embed: w.take(&format!("{prefix}.pos_embed"), &[1, grid * grid + 1, dim], Kind::Float),
             blocks,
             // The final norm keeps nn.LayerNorm's default epsilon (blocks use 1e-6).
@@ -153,26 +155,22 @@ impl DinoVisionTransformer {
         let mut layers = Vec::with_capacity(4);
         let mut exported = Vec::with_capacity(export_layers.len());
         for (i, block) in self.blocks.iter().enumerate() {
-            if i + 1 == cfg.alt_start && s >= THRESH_FOR_REF_SELECTION && camera_tokens.is_none() {
+            let alt_start = cfg.alt_start;
+            if alt_start == Some(i + 1) && s >= THRESH_FOR_REF_SELECTION && camera_tokens.is_none() {
                 let reference = select_reference_view(&x, strategy);
                 let order = Tensor::from_slice(&reference_first_order(s, reference)).to_device(x.device());
                 x = x.index_select(0, &order);
                 local_x = local_x.index_select(0, &order);
                 reference_view = Some(reference);
             }
-            if i == cfg.alt_start {
-                let cam = match camera_tokens {
-                    Some(t) => t.to_kind(Kind::Float),
-                    None => {
-                        let reference = self.camera_token.select(1, 0);
-                        let others = self.camera_token.select(1, 1).expand([s - 1, dim], false);
-                        Tensor::cat(&[reference, others], 0)
-                    }
-                };
-                // In place, like the official `x[:, :, 0] = cam_token`.
-                x.select(1, 0).copy_(&cam);
+            if alt_start == Some(i) {
+                let cam = camera_tokens.map(|t| t.to_kind(Kind::Float)).or_else(|| self.learned_camera_tokens(s));
+                if let Some(cam) = cam {
+                    // In place, like the official `x[:, :, 0] = cam_token`.
+                    x.select(1, 0).copy_(&cam);
+                }
             }
-            if i >= cfg.alt_start && i % 2 == 1 {
+            if alt_start.is_some_and(|start| i >= start) && i % 2 == 1 {
                 let rope = RopePositions { positions: &global_pos, max_position: 1 };
                 x = block.forward(&x.reshape([1, s * tokens, dim]), Some((&self.rope, rope))).reshape([s, tokens, dim]);
             } else {
@@ -211,6 +209,15 @@ impl DinoVisionTransformer {
             })
             .collect();
         BackboneOutput { layers, reference_view, exported }
+    }
+
+    /// (S, C): the learned reference-view token for view 0, the other token for the rest;
+    /// `None` without alternating attention (no camera token then).
+    fn learned_camera_tokens(&self, views: i64) -> Option<Tensor> {
+        let learned = self.camera_token.as_ref()?;
+        let reference = learned.select(1, 0);
+        let others = learned.select(1, 1).expand([views - 1, self.cfg.embed_dim], false);
+        Some(Tensor::cat(&[reference, others], 0))
     }
 
     /// Camera token = token 0 as is; features = patch tokens with the global half normalised.
