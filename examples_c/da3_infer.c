@@ -3,11 +3,13 @@
  *
  *   da3_infer --model M [--precision auto|fp32|fp16|bf16] [--accelerate] [--res N]
  *             [--resize-method NAME] [--ref-view NAME] [--out DIR] [--png] [--repeat N]
+ *             [--ray-pose]
  *             image1 [image2 ...]
  *
  * All images form one scene (one view each). Prints the processed size, the device, the
  * wall time of the inference call and, per view, depth min/mean/max and the cameras; writes
- * depth.npy (N,H,W), conf.npy (N,H,W), extrinsics.npy (N,3,4) and intrinsics.npy (N,3,3)
+ * depth.npy (N,H,W), conf.npy (N,H,W), extrinsics.npy (N,3,4), intrinsics.npy (N,3,3) and
+ * sky.npy (N,H,W), each when the model predicts it,
  * as little-endian float32 NumPy files into DIR (default "out"), and with --png a
  * colour-mapped depth_<i>.png per view.
  *
@@ -48,7 +50,8 @@ static void usage(FILE *to) {
     fprintf(to,
             "usage: da3_infer --model M [--precision auto|fp32|fp16|bf16] [--accelerate]\n"
             "                 [--res N] [--resize-method NAME] [--ref-view NAME]\n"
-            "                 [--out DIR] [--png] [--repeat N] image1 [image2 ...]\n"
+            "                 [--out DIR] [--png] [--repeat N] [--ray-pose]\n"
+            "                 image1 [image2 ...]\n"
             "\n"
             "  --model M          checkpoint directory or Hugging Face repo id (local cache)\n"
             "  --precision P      arithmetic (default auto)\n"
@@ -59,7 +62,8 @@ static void usage(FILE *to) {
             "  --ref-view         saddle_balanced (default), first, middle, saddle_sim_range\n"
             "  --out DIR          output directory for .npy files (default out)\n"
             "  --png              also write a colour-mapped depth_<i>.png per view\n"
-            "  --repeat N         run the inference N times and report first/last/best time\n");
+            "  --repeat N         run the inference N times and report first/last/best time\n"
+            "  --ray-pose         camera pose from the ray branch (any-view models)\n");
 }
 
 /* Index of `name` in `names`, or -1. */
@@ -223,6 +227,8 @@ int main(int argc, char **argv) {
             accelerate = true;
         } else if (strcmp(a, "--png") == 0) {
             png = true;
+        } else if (strcmp(a, "--ray-pose") == 0) {
+            opts.use_ray_pose = 1;
         } else if (strcmp(a, "--model") == 0 || strcmp(a, "--precision") == 0 ||
                    strcmp(a, "--res") == 0 || strcmp(a, "--repeat") == 0 ||
                    strcmp(a, "--resize-method") == 0 ||
@@ -375,6 +381,15 @@ int main(int argc, char **argv) {
     if (!cameras) {
         printf("this model predicts no cameras: extrinsics.npy and intrinsics.npy are skipped\n");
     }
+    float scale = 0.0f;
+    if (da3_result_scale_factor(result, &scale) == DA3_OK) {
+        printf("metric scale factor %.6f (depth and translations in metres)\n", (double)scale);
+    } else if (da3_result_is_metric(result)) {
+        printf("depth in metres\n");
+    }
+    for (size_t i = 0; i < da3_result_warning_count(result); i++) {
+        printf("warning: %s\n", da3_result_warning(result, i));
+    }
 
     if (make_dirs(out_dir) != 0) {
         fprintf(stderr, "da3_infer: cannot create %s: %s\n", out_dir, strerror(errno));
@@ -382,8 +397,12 @@ int main(int argc, char **argv) {
         goto done;
     }
     size_t maps[3] = {n, h, w}, ext[3] = {n, 3, 4}, intr[3] = {n, 3, 3};
+    /* Confidence and sky exist for some models only (NULL otherwise). */
+    const float *conf = da3_result_confidence_all(result);
+    const float *sky = da3_result_sky_all(result);
     if (save_npy(out_dir, "depth.npy", da3_result_depth_all(result), maps, 3) != 0 ||
-        save_npy(out_dir, "conf.npy", da3_result_confidence_all(result), maps, 3) != 0 ||
+        (conf != NULL && save_npy(out_dir, "conf.npy", conf, maps, 3) != 0) ||
+        (sky != NULL && save_npy(out_dir, "sky.npy", sky, maps, 3) != 0) ||
         (cameras && (save_npy(out_dir, "extrinsics.npy", extrinsics, ext, 3) != 0 ||
                      save_npy(out_dir, "intrinsics.npy", intrinsics, intr, 3) != 0))) {
         rc = 1;

@@ -189,6 +189,17 @@ typedef struct da3_options {
      * A `DA3_REF_VIEW_*` value (default `DA3_REF_VIEW_SADDLE_BALANCED`).
      */
     da3_ref_view_strategy ref_view_strategy;
+    /**
+     * 1: camera pose from the DualDPT ray branch instead of the camera decoder (official
+     * `use_ray_pose`; any-view models only, slower: the ray branch and a RANSAC fit per view
+     * run); 0: the camera decoder (default). Added in 0.1 after `ref_view_strategy`.
+     */
+    uint32_t use_ray_pose;
+    /**
+     * Reserved for known-camera input (official `align_to_input_ext_scale`, default 1);
+     * known cameras are not yet accepted through the C API. Must be 0 or 1.
+     */
+    uint32_t align_to_input_ext_scale;
 } da3_options;
 
 /**
@@ -621,6 +632,81 @@ enum da3_status da3_result_intrinsics(const struct da3_result *result, size_t vi
 enum da3_status da3_result_write_depth_png(const struct da3_result *result,
                                            size_t view,
                                            const char *path);
+
+/**
+ * Sky map of view `view`: H*W floats, row-major, the sky head's output after its ReLU (>= 0;
+ * the official treats < 0.3 as non-sky when filling and aligning, >= 0.5 as its sky mask).
+ * Models with a sky head: `da3metric-large`, `da3mono-large`, and `da3nested-giant-large`
+ * (its metric branch's map). NULL with `DA3_ERR_NOT_AVAILABLE`'s message for other models,
+ * and NULL if `result` is NULL or `view` is out of range.
+ *
+ * Ownership: owned by the result, valid until `da3_result_free(result)`.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+const float *da3_result_sky(const struct da3_result *result, size_t view);
+
+/**
+ * Sky maps of all views at once: N*H*W floats, same layout as `da3_result_depth_all`. NULL
+ * if `result` is NULL or the model has no sky head (see `da3_result_sky`).
+ *
+ * Ownership: owned by the result, valid until `da3_result_free(result)`.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+const float *da3_result_sky_all(const struct da3_result *result);
+
+/**
+ * Whether depth and extrinsic translations are in metres: true for `da3nested-giant-large`
+ * once its metric alignment ran (the official `is_metric`); false otherwise, and if `result`
+ * is NULL. (`da3metric-large` depth is the official raw output, for a 300-pixel focal
+ * length: metres = depth * (fx + fy) / 2 / 300 with the processed-image intrinsics.)
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+bool da3_result_is_metric(const struct da3_result *result);
+
+/**
+ * Writes the nested model's metric scale factor (the least-squares factor that took the
+ * any-view depth and translations to metres, the official `scale_factor`) to `*out`.
+ * `DA3_ERR_NOT_AVAILABLE` when the model is not nested or the alignment was skipped (see
+ * `da3_result_warning`); `*out` is left alone then.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `out` is NULL or writable.
+ */
+enum da3_status da3_result_scale_factor(const struct da3_result *result, float *out);
+
+/**
+ * Number of warnings the result carries: conditions that change how it should be read,
+ * e.g. `metric_alignment_skipped` when a nested model saw (almost) only sky and returned
+ * relative depth instead of metres (the official fails an assertion there). 0 normally and
+ * if `result` is NULL. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+size_t da3_result_warning_count(const struct da3_result *result);
+
+/**
+ * Warning `index` as "code: explanation", e.g. "metric_alignment_skipped: ...". The codes
+ * are stable identifiers: `metric_alignment_skipped`, `empty_alignment_mask`. NULL if
+ * `result` is NULL or `index` is out of range.
+ *
+ * Ownership: owned by the result, valid until `da3_result_free(result)`.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+const char *da3_result_warning(const struct da3_result *result, size_t index);
 
 /**
  * Destroys a result and its buffers; every pointer obtained from it becomes invalid.

@@ -318,6 +318,13 @@ pub struct da3_options {
     pub resize_method: da3_resize_method,
     /// A `DA3_REF_VIEW_*` value (default `DA3_REF_VIEW_SADDLE_BALANCED`).
     pub ref_view_strategy: da3_ref_view_strategy,
+    /// 1: camera pose from the DualDPT ray branch instead of the camera decoder (official
+    /// `use_ray_pose`; any-view models only, slower: the ray branch and a RANSAC fit per view
+    /// run); 0: the camera decoder (default). Added in 0.1 after `ref_view_strategy`.
+    pub use_ray_pose: u32,
+    /// Reserved for known-camera input (official `align_to_input_ext_scale`, default 1);
+    /// known cameras are not yet accepted through the C API. Must be 0 or 1.
+    pub align_to_input_ext_scale: u32,
 }
 
 /// Size of the first published `da3_options` (version 0.1); the smallest accepted `struct_size`.
@@ -331,6 +338,8 @@ impl da3_options {
             process_res: options.process_res,
             resize_method: resize_method_to_c(options.resize_method),
             ref_view_strategy: ref_view_to_c(options.ref_view_strategy),
+            use_ray_pose: options.use_ray_pose as u32,
+            align_to_input_ext_scale: options.align_to_input_ext_scale as u32,
         }
     }
 }
@@ -377,6 +386,8 @@ pub struct da3_result {
     prediction: Prediction,
     width: u32,
     height: u32,
+    /// The prediction's warnings as C strings, owned here for `da3_result_warning`.
+    warnings: Vec<CString>,
 }
 
 // The thread-safety promises in the header rest on these.
@@ -415,7 +426,15 @@ impl da3_result {
         if let Some(k) = &p.intrinsics {
             check("intrinsics", k.len(), p.views.checked_mul(9))?;
         }
-        Ok(da3_result { prediction, width, height })
+        if let Some(sky) = &p.sky {
+            check("sky", sky.len(), maps)?;
+        }
+        let warnings = p
+            .warnings
+            .iter()
+            .map(|w| CString::new(format!("{}: {w}", w.code())).map_err(|_| internal("warning text holds a NUL byte".to_owned())))
+            .collect::<FfiResult<_>>()?;
+        Ok(da3_result { prediction, width, height, warnings })
     }
 
     fn check_view(&self, view: usize) -> FfiResult<()> {
@@ -696,6 +715,8 @@ fn options_from_raw(raw: &da3_options) -> FfiResult<InferOptions> {
         process_res: raw.process_res,
         resize_method: resize_method_from_c(raw.resize_method, "options.resize_method")?,
         ref_view_strategy: ref_view_from_c(raw.ref_view_strategy, "options.ref_view_strategy")?,
+        use_ray_pose: flag_from_c(raw.use_ray_pose, "options.use_ray_pose")?,
+        align_to_input_ext_scale: flag_from_c(raw.align_to_input_ext_scale, "options.align_to_input_ext_scale")?,
         ..InferOptions::default()
     };
     options.validate().map_err(|e| match e {
@@ -704,6 +725,15 @@ fn options_from_raw(raw: &da3_options) -> FfiResult<InferOptions> {
         other => other.into(),
     })?;
     Ok(options)
+}
+
+/// A C boolean carried as `uint32_t`: 0 or 1, anything else is an error (not silently true).
+fn flag_from_c(value: u32, field: &str) -> FfiResult<bool> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(FfiError::invalid(format!("{field} is {other}: must be 0 or 1"))),
+    }
 }
 
 /// Builds the core's view of `views[index]`.
@@ -1266,6 +1296,126 @@ pub unsafe extern "C" fn da3_result_write_depth_png(
     })
 }
 
+/// Sky map of view `view`: H*W floats, row-major, the sky head's output after its ReLU (>= 0;
+/// the official treats < 0.3 as non-sky when filling and aligning, >= 0.5 as its sky mask).
+/// Models with a sky head: `da3metric-large`, `da3mono-large`, and `da3nested-giant-large`
+/// (its metric branch's map). NULL with `DA3_ERR_NOT_AVAILABLE`'s message for other models,
+/// and NULL if `result` is NULL or `view` is out of range.
+///
+/// Ownership: owned by the result, valid until `da3_result_free(result)`.
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_sky(result: *const da3_result, view: usize) -> *const f32 {
+    value_call("da3_result_sky", || {
+        // SAFETY: per the caller.
+        let r = unsafe { ref_arg(result, "result") }?;
+        let sky = r.prediction.sky.as_deref().ok_or_else(|| {
+            FfiError::new(DA3_ERR_NOT_AVAILABLE, "not available: this model has no sky head")
+        })?;
+        Ok(r.map_of(sky, view)?.as_ptr())
+    })
+}
+
+/// Sky maps of all views at once: N*H*W floats, same layout as `da3_result_depth_all`. NULL
+/// if `result` is NULL or the model has no sky head (see `da3_result_sky`).
+///
+/// Ownership: owned by the result, valid until `da3_result_free(result)`.
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_sky_all(result: *const da3_result) -> *const f32 {
+    value_call("da3_result_sky_all", || {
+        // SAFETY: per the caller.
+        let r = unsafe { ref_arg(result, "result") }?;
+        let sky = r.prediction.sky.as_deref().ok_or_else(|| {
+            FfiError::new(DA3_ERR_NOT_AVAILABLE, "not available: this model has no sky head")
+        })?;
+        Ok(sky.as_ptr())
+    })
+}
+
+/// Whether depth and extrinsic translations are in metres: true for `da3nested-giant-large`
+/// once its metric alignment ran (the official `is_metric`); false otherwise, and if `result`
+/// is NULL. (`da3metric-large` depth is the official raw output, for a 300-pixel focal
+/// length: metres = depth * (fx + fy) / 2 / 300 with the processed-image intrinsics.)
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_is_metric(result: *const da3_result) -> bool {
+    value_call("da3_result_is_metric", || {
+        // SAFETY: per the caller.
+        Ok(unsafe { ref_arg(result, "result") }?.prediction.is_metric)
+    })
+}
+
+/// Writes the nested model's metric scale factor (the least-squares factor that took the
+/// any-view depth and translations to metres, the official `scale_factor`) to `*out`.
+/// `DA3_ERR_NOT_AVAILABLE` when the model is not nested or the alignment was skipped (see
+/// `da3_result_warning`); `*out` is left alone then.
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_scale_factor(result: *const da3_result, out: *mut f32) -> da3_status {
+    status_call("da3_result_scale_factor", || {
+        // SAFETY: per the caller.
+        let r = unsafe { ref_arg(result, "result") }?;
+        if out.is_null() {
+            return Err(FfiError::null("out"));
+        }
+        let scale = r.prediction.scale_factor.ok_or_else(|| {
+            FfiError::new(DA3_ERR_NOT_AVAILABLE, "not available: no metric scale factor (not a nested model, or its alignment was skipped)")
+        })?;
+        // SAFETY: non-NULL and writable per the caller.
+        unsafe { out.write(scale) };
+        Ok(())
+    })
+}
+
+/// Number of warnings the result carries: conditions that change how it should be read,
+/// e.g. `metric_alignment_skipped` when a nested model saw (almost) only sky and returned
+/// relative depth instead of metres (the official fails an assertion there). 0 normally and
+/// if `result` is NULL. Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_warning_count(result: *const da3_result) -> usize {
+    value_call("da3_result_warning_count", || {
+        // SAFETY: per the caller.
+        Ok(unsafe { ref_arg(result, "result") }?.warnings.len())
+    })
+}
+
+/// Warning `index` as "code: explanation", e.g. "metric_alignment_skipped: ...". The codes
+/// are stable identifiers: `metric_alignment_skipped`, `empty_alignment_mask`. NULL if
+/// `result` is NULL or `index` is out of range.
+///
+/// Ownership: owned by the result, valid until `da3_result_free(result)`.
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_warning(result: *const da3_result, index: usize) -> *const c_char {
+    value_call("da3_result_warning", || {
+        // SAFETY: per the caller.
+        let r = unsafe { ref_arg(result, "result") }?;
+        let w = r.warnings.get(index).ok_or_else(|| {
+            FfiError::invalid(format!("warning index {index} is out of range (the result has {})", r.warnings.len()))
+        })?;
+        Ok(w.as_ptr())
+    })
+}
+
 /// Destroys a result and its buffers; every pointer obtained from it becomes invalid.
 /// NULL is a no-op. Thread safety: no other thread may be using the result.
 ///
@@ -1307,6 +1457,62 @@ mod tests {
             ..Default::default()
         };
         Box::into_raw(Box::new(da3_result::new(prediction).unwrap()))
+    }
+
+    #[test]
+    fn sky_metric_scale_and_warnings_are_reported() {
+        use crate::prediction::Warning;
+        unsafe {
+            // An any-view result: none of them.
+            let r = result_of(1, 2, 2, true);
+            assert!(da3_result_sky(r, 0).is_null());
+            assert!(last_error().contains("no sky head"), "{}", last_error());
+            assert!(!da3_result_is_metric(r));
+            let mut scale = -1f32;
+            assert_eq!(da3_result_scale_factor(r, &mut scale), DA3_ERR_NOT_AVAILABLE);
+            assert_eq!(scale, -1.0);
+            assert_eq!(da3_result_warning_count(r), 0);
+            assert!(da3_result_warning(r, 0).is_null());
+            da3_result_free(r);
+
+            // A nested-like result without confidence, with sky, scale and a warning.
+            let prediction = Prediction {
+                views: 2,
+                height: 1,
+                width: 2,
+                depth: vec![1.0; 4],
+                sky: Some(vec![0.0, 0.1, 0.9, 1.0]),
+                is_metric: true,
+                scale_factor: Some(2.5),
+                warnings: vec![Warning::EmptyAlignmentMask],
+                ..Default::default()
+            };
+            let r = Box::into_raw(Box::new(da3_result::new(prediction).unwrap()));
+            assert_eq!(*da3_result_sky(r, 1), 0.9);
+            assert!(da3_result_sky(r, 2).is_null());
+            assert!(da3_result_confidence(r, 0).is_null());
+            assert!(last_error().contains("no confidence"), "{}", last_error());
+            assert!(da3_result_is_metric(r));
+            assert_eq!(da3_result_scale_factor(r, &mut scale), DA3_OK);
+            assert_eq!(scale, 2.5);
+            assert_eq!(da3_result_scale_factor(r, ptr::null_mut()), DA3_ERR_NULL_POINTER);
+            assert_eq!(da3_result_warning_count(r), 1);
+            let w = CStr::from_ptr(da3_result_warning(r, 0)).to_str().unwrap();
+            assert!(w.starts_with("empty_alignment_mask: "), "{w}");
+            da3_result_free(r);
+        }
+    }
+
+    #[test]
+    fn option_flags_must_be_zero_or_one() {
+        let mut o = da3_options::from_core(&InferOptions::default());
+        assert_eq!(o.align_to_input_ext_scale, 1);
+        o.use_ray_pose = 1;
+        assert!(options_from_raw(&o).unwrap().use_ray_pose);
+        o.use_ray_pose = 2;
+        let err = options_from_raw(&o).unwrap_err();
+        assert_eq!(err.status, DA3_ERR_INVALID_ARGUMENT);
+        assert!(err.message.contains("options.use_ray_pose is 2"), "{}", err.message);
     }
 
     #[test]
@@ -1481,7 +1687,14 @@ mod tests {
 
     #[test]
     fn options_default_validate_and_enum_checks() {
-        let mut o = da3_options { struct_size: 0, process_res: 0, resize_method: 0, ref_view_strategy: 0 };
+        let mut o = da3_options {
+            struct_size: 0,
+            process_res: 0,
+            resize_method: 0,
+            ref_view_strategy: 0,
+            use_ray_pose: 0,
+            align_to_input_ext_scale: 0,
+        };
         assert_eq!(unsafe { da3_options_default(&mut o, size_of::<da3_options>()) }, DA3_OK);
         assert_eq!(o.struct_size as usize, size_of::<da3_options>());
         assert_eq!(o.process_res, 504);
