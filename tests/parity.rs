@@ -17,6 +17,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{correlation, options_of, oracle_dir, repo_root};
 use da3::config::{BackboneConfig, CameraConfig, HeadConfig, HeadKind, ModelConfig};
 use da3::hub::Checkpoint;
 use da3::model::utils::alignment::{
@@ -24,7 +27,7 @@ use da3::model::utils::alignment::{
 };
 use da3::model::NetOutput;
 use da3::prediction::Warning;
-use da3::{Engine, InferOptions, Precision, RefViewStrategy, ResizeMethod};
+use da3::{Engine, InferOptions, Precision};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
@@ -72,15 +75,6 @@ fn rel_err(ours: &Tensor, reference: &Tensor) -> f64 {
         (reference.max() - reference.min()).double_value(&[])
     };
     diff / scale.max(1e-12)
-}
-
-fn correlation(a: &Tensor, b: &Tensor) -> f64 {
-    let a = a.to_kind(Kind::Double).reshape([-1]);
-    let b = b.to_kind(Kind::Double).reshape([-1]);
-    let a = &a - a.mean(Kind::Double);
-    let b = &b - b.mean(Kind::Double);
-    ((&a * &b).sum(Kind::Double) / ((&a * &a).sum(Kind::Double).sqrt() * (&b * &b).sum(Kind::Double).sqrt()))
-        .double_value(&[])
 }
 
 /// Fraction of `population` at or below `value`: the rank of a quantile estimate.
@@ -139,16 +133,6 @@ impl Checker {
     }
 }
 
-/// The repository (for `assets/`); `DA3_REPO_ROOT` overrides it when the test binary is
-/// carried to another machine.
-fn repo_root() -> PathBuf {
-    std::env::var_os("DA3_REPO_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
-fn oracle_dir() -> PathBuf {
-    std::env::var_os("DA3_ORACLE_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target").join("oracle"))
-}
-
 fn resolve_image(spec: &str, images_dir: &Path) -> PathBuf {
     if let Some(name) = spec.strip_prefix("@gen/") {
         images_dir.join(name)
@@ -157,20 +141,6 @@ fn resolve_image(spec: &str, images_dir: &Path) -> PathBuf {
     } else {
         repo_root().join("tests").join("oracle").join(spec)
     }
-}
-
-fn options_of(case: &Value) -> InferOptions {
-    let mut o = InferOptions::default();
-    if let Some(s) = case.get("ref_view_strategy").and_then(|v| v.as_str()) {
-        o.ref_view_strategy = RefViewStrategy::from_official_name(s).expect("known strategy");
-    }
-    if let Some(r) = case.get("process_res").and_then(|v| v.as_u64()) {
-        o.process_res = r as u32;
-    }
-    if let Some(m) = case.get("process_res_method").and_then(|v| v.as_str()) {
-        o.resize_method = ResizeMethod::from_official_name(m).expect("known method");
-    }
-    o
 }
 
 // ---------------------------------------------------------------------------------------------

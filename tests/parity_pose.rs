@@ -10,11 +10,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{correlation, options_of, oracle_dir};
 use da3::camera_input::normalize_extrinsics;
 use da3::model::reference_view_selector::original_order;
 use da3::preprocess::{adjust_intrinsics, load_image, process_views};
 use da3::utils::rng::NumpyGenerator;
-use da3::{CameraInput, Engine, Error, InferOptions, Precision, RefViewStrategy, ResizeMethod};
+use da3::{CameraInput, Engine, Error, InferOptions, Precision};
 use tch::{Kind, Tensor};
 
 /// Model level (identical input tensors): every output within this relative error.
@@ -54,15 +57,6 @@ fn rel_err(ours: &Tensor, reference: &Tensor) -> f64 {
     diff / range.max(1e-12)
 }
 
-fn correlation(a: &Tensor, b: &Tensor) -> f64 {
-    let a = a.to_kind(Kind::Double).reshape([-1]);
-    let b = b.to_kind(Kind::Double).reshape([-1]);
-    let a = &a - a.mean(Kind::Double);
-    let b = &b - b.mean(Kind::Double);
-    ((&a * &b).sum(Kind::Double) / ((&a * &a).sum(Kind::Double).sqrt() * (&b * &b).sum(Kind::Double).sqrt()))
-        .double_value(&[])
-}
-
 #[derive(Default)]
 struct Checker {
     failures: Vec<String>,
@@ -83,25 +77,9 @@ impl Checker {
     }
 }
 
-fn repo_root() -> PathBuf {
-    std::env::var_os("DA3_REPO_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
-fn oracle_dir() -> PathBuf {
-    std::env::var_os("DA3_ORACLE_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target").join("oracle"))
-}
-
-fn options_of(case: &serde_json::Value) -> InferOptions {
-    let mut o = InferOptions::default();
-    if let Some(s) = case.get("ref_view_strategy").and_then(|v| v.as_str()) {
-        o.ref_view_strategy = RefViewStrategy::from_official_name(s).expect("known strategy");
-    }
-    if let Some(r) = case.get("process_res").and_then(|v| v.as_u64()) {
-        o.process_res = r as u32;
-    }
-    if let Some(m) = case.get("process_res_method").and_then(|v| v.as_str()) {
-        o.resize_method = ResizeMethod::from_official_name(m).expect("known method");
-    }
+/// The shared options plus the pose cases' own keywords.
+fn pose_options_of(case: &serde_json::Value) -> InferOptions {
+    let mut o = options_of(case);
     if let Some(b) = case.get("use_ray_pose").and_then(|v| v.as_bool()) {
         o.use_ray_pose = b;
     }
@@ -140,7 +118,7 @@ fn official_feature_in_input_order(feature: &Tensor, reference_view: i64) -> Ten
 
 fn model_case(engine: &Engine, r: &Reference, tag: &dyn Fn(&str) -> String, c: &mut Checker) {
     let t = |k: &str| r.tensors.get(k).unwrap_or_else(|| panic!("{}: reference lacks {k}", tag("")));
-    let opts = options_of(&r.case);
+    let opts = pose_options_of(&r.case);
     let cameras = r.tensors.get("extrinsics_in").map(|e| (e, t("intrinsics_in")));
     if let Some(raw) = r.tensors.get("raw_extrinsics") {
         c.rel(&tag("normalised extrinsics"), &normalize_extrinsics(raw), t("extrinsics_in"), INPUT_TOL);
@@ -191,7 +169,7 @@ fn pipeline_case(engine: &Engine, dir: &Path, r: &Reference, tag: &dyn Fn(&str) 
     let name = r.case["name"].as_str().unwrap();
     let views = r.case["sizes"].as_array().unwrap().len();
     let paths: Vec<PathBuf> = (0..views).map(|i| dir.join("images").join(format!("{name}_{i}.png"))).collect();
-    let opts = options_of(&r.case);
+    let opts = pose_options_of(&r.case);
     let images: Vec<da3::RgbImage> = paths.iter().map(|p| load_image(p).unwrap()).collect();
     let processed = process_views(&images, &opts).expect("preprocessing");
     let hw = Vec::<i64>::try_from(t("processed_hw")).unwrap();

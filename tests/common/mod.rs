@@ -1,0 +1,44 @@
+//! Helpers shared by the parity tests (`tests/parity.rs`, `tests/parity_pose.rs`).
+#![allow(dead_code)] // each test binary uses a subset
+
+use std::path::PathBuf;
+
+use da3::{InferOptions, RefViewStrategy, ResizeMethod};
+use tch::{Kind, Tensor};
+
+/// Pearson correlation of two tensors, in f64.
+pub fn correlation(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_kind(Kind::Double).reshape([-1]);
+    let b = b.to_kind(Kind::Double).reshape([-1]);
+    let a = &a - a.mean(Kind::Double);
+    let b = &b - b.mean(Kind::Double);
+    ((&a * &b).sum(Kind::Double) / ((&a * &a).sum(Kind::Double).sqrt() * (&b * &b).sum(Kind::Double).sqrt()))
+        .double_value(&[])
+}
+
+/// The repository (for `assets/`); `DA3_REPO_ROOT` overrides it when the test binary is
+/// carried to another machine.
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("DA3_REPO_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// Where `tests/oracle/run_oracle*.sh` wrote the official outputs: `DA3_ORACLE_DIR`, else
+/// `target/oracle`.
+pub fn oracle_dir() -> PathBuf {
+    std::env::var_os("DA3_ORACLE_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target").join("oracle"))
+}
+
+/// The preprocessing options a case names (official keyword names), defaults elsewhere.
+pub fn options_of(case: &serde_json::Value) -> InferOptions {
+    let mut o = InferOptions::default();
+    if let Some(s) = case.get("ref_view_strategy").and_then(|v| v.as_str()) {
+        o.ref_view_strategy = RefViewStrategy::from_official_name(s).expect("known strategy");
+    }
+    if let Some(r) = case.get("process_res").and_then(|v| v.as_u64()) {
+        o.process_res = r as u32;
+    }
+    if let Some(m) = case.get("process_res_method").and_then(|v| v.as_str()) {
+        o.resize_method = ResizeMethod::from_official_name(m).expect("known method");
+    }
+    o
+}
