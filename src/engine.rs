@@ -8,16 +8,17 @@ use crate::camera_input::{self, CameraInput, KnownCameras};
 use crate::error::{Error, Result};
 use crate::hub::{self, Checkpoint};
 use crate::image_input::{ImageView, RgbImage};
-use crate::model::{load_network, ForwardRequest, NetOutput, Network};
+use crate::model::{ForwardRequest, NetOutput};
 use crate::options::{InferOptions, Precision};
 use crate::prediction::{FeatureMap, Prediction};
 use crate::preprocess::{self, Processed};
+use crate::runner::Runner;
 use crate::runtime;
 
 /// A loaded DA3 model on one device. `Send + Sync`: calls from several threads are
 /// serialised on the device.
 pub struct Engine {
-    net: Mutex<Network>,
+    runner: Mutex<Runner>,
     preset: &'static str,
     device: Device,
     precision: Precision,
@@ -39,12 +40,8 @@ impl Engine {
         let device = runtime::select_device()?;
         let precision = runtime::resolve_precision(precision, device);
         let kind = runtime::compute_kind(precision);
-        let net = std::panic::catch_unwind(|| {
-            tch::no_grad(|| load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind))
-        })
-        // tch panics on libtorch errors (e.g. out of device memory): report them as errors.
-        .map_err(|panic| Error::Torch(panic_message(&panic)))??;
-        Ok(Engine { net: Mutex::new(net), preset: checkpoint.config.preset, device, precision, use_accelerate })
+        let runner = Runner::load(checkpoint, device, kind)?;
+        Ok(Engine { runner: Mutex::new(runner), preset: checkpoint.config.preset, device, precision, use_accelerate })
     }
 
     /// Runs one scene made of `images` (one per view).
@@ -150,25 +147,16 @@ impl Engine {
                 )));
             }
         }
-        let net = self.net.lock().map_err(|_| Error::Torch("a previous call panicked while holding the model".into()))?;
-        let capabilities = Capabilities {
-            preset: self.preset,
-            camera_encoder: net.any_view().camera_encoder().is_some(),
-            ray_head: net.any_view().ray_head().is_some(),
-            backbone_depth: net.any_view().backbone_depth(),
-        };
-        capabilities.check(cameras.is_some(), options)?;
-        let images = images.to_device(self.device).to_kind(Kind::Float);
-        let cameras = cameras.map(|(e, k)| (e.to_device(self.device).to_kind(Kind::Float), k.to_device(self.device).to_kind(Kind::Float)));
+        let mut runner =
+            self.runner.lock().map_err(|_| Error::Torch("a previous call panicked while holding the model".into()))?;
+        runner.capabilities().check(cameras.is_some(), options)?;
         let request = ForwardRequest {
             ref_view_strategy: options.ref_view_strategy,
-            cameras: cameras.as_ref().map(|(e, k)| (e, k)),
+            cameras: None,
             use_ray_pose: options.use_ray_pose,
             export_feat_layers: &options.export_feat_layers,
         };
-        let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_with(&images, &request, keep_trace))));
-        // tch panics on libtorch errors (e.g. out of memory): report them as errors.
-        out.map_err(|panic| Error::Torch(panic_message(&panic)))?
+        runner.forward(images, cameras, &request, keep_trace)
     }
 
     /// Official preset name of the loaded model, e.g. `da3-large`.
@@ -188,48 +176,6 @@ impl Engine {
 
     pub fn use_accelerate(&self) -> bool {
         self.use_accelerate
-    }
-}
-
-/// What a loaded network can compute beyond depth.
-struct Capabilities {
-    preset: &'static str,
-    camera_encoder: bool,
-    ray_head: bool,
-    backbone_depth: usize,
-}
-
-impl Capabilities {
-    /// Whether a request (known cameras or not, and the options) can be served.
-    fn check(&self, with_cameras: bool, options: &InferOptions) -> Result<()> {
-        if with_cameras && !self.camera_encoder {
-            return Err(Error::Unsupported(format!("{} has no camera encoder: it cannot take known cameras", self.preset)));
-        }
-        if options.use_ray_pose && !self.ray_head {
-            return Err(Error::Unsupported(format!(
-                "{} has no ray head: use_ray_pose needs a model with the DualDPT head",
-                self.preset
-            )));
-        }
-        if let Some(layer) = options.export_feat_layers.iter().find(|&&l| l >= self.backbone_depth) {
-            return Err(Error::InvalidArgument(format!(
-                "export_feat_layers: block {layer} does not exist, {} has blocks 0 to {}",
-                self.preset,
-                self.backbone_depth - 1
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Text of a caught panic payload.
-pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_owned()
     }
 }
 
@@ -280,27 +226,3 @@ fn align_prediction(prediction: &mut Prediction, known: &KnownCameras, intrinsic
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_beyond_the_model_are_unsupported() {
-        let depth_only = Capabilities { preset: "depth-only", camera_encoder: false, ray_head: false, backbone_depth: 24 };
-        let plain = InferOptions::default();
-        assert!(depth_only.check(false, &plain).is_ok());
-        match depth_only.check(true, &plain) {
-            Err(Error::Unsupported(m)) => assert!(m.contains("no camera encoder"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        let ray = InferOptions { use_ray_pose: true, ..InferOptions::default() };
-        match depth_only.check(false, &ray) {
-            Err(Error::Unsupported(m)) => assert!(m.contains("use_ray_pose"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        let full = Capabilities { preset: "any-view", camera_encoder: true, ray_head: true, backbone_depth: 24 };
-        assert!(full.check(true, &ray).is_ok());
-        let deep = InferOptions { export_feat_layers: vec![23, 24], ..InferOptions::default() };
-        assert!(matches!(full.check(false, &deep), Err(Error::InvalidArgument(m)) if m.contains("block 24")));
-    }
-}

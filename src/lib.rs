@@ -25,5 +25,6 @@ pub mod nn;
 pub mod weights;
 pub mod hub;
 pub mod preprocess;
+pub mod runner;
 pub mod runtime;
 pub mod utils;

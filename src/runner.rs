@@ -1,0 +1,132 @@
+//! One loaded network on one device: the unit the engine schedules (a GPU replica).
+//!
+//! The engine checks requests and converts results; the runner owns the weights and
+//! everything tied to its device.
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::hub::Checkpoint;
+use crate::model::{load_network, ForwardRequest, NetOutput, Network};
+use crate::options::InferOptions;
+
+pub struct Runner {
+    net: Network,
+    preset: &'static str,
+    device: Device,
+}
+
+impl Runner {
+    /// Loads the weights of `checkpoint` onto `device`, matrix weights in `kind`.
+    pub fn load(checkpoint: &Checkpoint, device: Device, kind: Kind) -> Result<Runner> {
+        let net = std::panic::catch_unwind(|| {
+            tch::no_grad(|| load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind))
+        })
+        // tch panics on libtorch errors (e.g. out of device memory): report them as errors.
+        .map_err(|panic| Error::Torch(panic_message(&panic)))??;
+        Ok(Runner { net, preset: checkpoint.config.preset, device })
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// What the loaded network can compute beyond depth.
+    pub fn capabilities(&self) -> Capabilities {
+        let any_view = self.net.any_view();
+        Capabilities {
+            preset: self.preset,
+            camera_encoder: any_view.camera_encoder().is_some(),
+            ray_head: any_view.ray_head().is_some(),
+            backbone_depth: any_view.backbone_depth(),
+        }
+    }
+
+    /// The network on a checked (S, 3, H, W) batch, on any device; `cameras` are the
+    /// normalised extrinsics and the intrinsics (see `Engine::forward_with_cameras`) and
+    /// replace `request.cameras`.
+    pub fn forward(
+        &mut self,
+        images: &Tensor,
+        cameras: Option<(&Tensor, &Tensor)>,
+        request: &ForwardRequest<'_>,
+        keep_trace: bool,
+    ) -> Result<NetOutput> {
+        let device = self.device;
+        let images = images.to_device(device).to_kind(Kind::Float);
+        let cameras = cameras.map(|(e, k)| (e.to_device(device).to_kind(Kind::Float), k.to_device(device).to_kind(Kind::Float)));
+        let request = ForwardRequest { cameras: cameras.as_ref().map(|(e, k)| (e, k)), ..*request };
+        let net = &self.net;
+        let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_with(&images, &request, keep_trace))));
+        // tch panics on libtorch errors (e.g. out of memory): report them as errors.
+        out.map_err(|panic| Error::Torch(panic_message(&panic)))?
+    }
+}
+
+/// What a loaded network can compute beyond depth.
+pub struct Capabilities {
+    preset: &'static str,
+    camera_encoder: bool,
+    ray_head: bool,
+    backbone_depth: usize,
+}
+
+impl Capabilities {
+    /// Whether a request (known cameras or not, and the options) can be served.
+    pub fn check(&self, with_cameras: bool, options: &InferOptions) -> Result<()> {
+        if with_cameras && !self.camera_encoder {
+            return Err(Error::Unsupported(format!("{} has no camera encoder: it cannot take known cameras", self.preset)));
+        }
+        if options.use_ray_pose && !self.ray_head {
+            return Err(Error::Unsupported(format!(
+                "{} has no ray head: use_ray_pose needs a model with the DualDPT head",
+                self.preset
+            )));
+        }
+        if let Some(layer) = options.export_feat_layers.iter().find(|&&l| l >= self.backbone_depth) {
+            return Err(Error::InvalidArgument(format!(
+                "export_feat_layers: block {layer} does not exist, {} has blocks 0 to {}",
+                self.preset,
+                self.backbone_depth - 1
+            )));
+        }
+        Ok(())
+    }
+}
+
+
+/// Text of a caught panic payload.
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_beyond_the_model_are_unsupported() {
+        let depth_only = Capabilities { preset: "depth-only", camera_encoder: false, ray_head: false, backbone_depth: 24 };
+        let plain = InferOptions::default();
+        assert!(depth_only.check(false, &plain).is_ok());
+        match depth_only.check(true, &plain) {
+            Err(Error::Unsupported(m)) => assert!(m.contains("no camera encoder"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let ray = InferOptions { use_ray_pose: true, ..InferOptions::default() };
+        match depth_only.check(false, &ray) {
+            Err(Error::Unsupported(m)) => assert!(m.contains("use_ray_pose"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let full = Capabilities { preset: "any-view", camera_encoder: true, ray_head: true, backbone_depth: 24 };
+        assert!(full.check(true, &ray).is_ok());
+        let deep = InferOptions { export_feat_layers: vec![23, 24], ..InferOptions::default() };
+        assert!(matches!(full.check(false, &deep), Err(Error::InvalidArgument(m)) if m.contains("block 24")));
+    }
+}
