@@ -12,7 +12,7 @@ mkdir -p .carry .whl
 cp target/release/libda3.so examples_c/da3_infer "$parity" .carry/
 mv ".carry/$(basename "$parity")" .carry/parity
 # Python 3.12 wheels of the oracle's pure-Python needs that the GPU image lacks.
-for req in depth-anything-3==0.1.1 addict==2.4.0 omegaconf==2.3.0 einops==0.8.2 huggingface_hub==0.36.2; do
+for req in depth-anything-3==0.1.1 addict==2.4.0 omegaconf==2.3.0 einops==0.8.2 huggingface_hub==0.36.2 evo==1.38.1; do
   "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux2014_x86_64 -d .whl "$req"
 done
