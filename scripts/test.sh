@@ -16,8 +16,9 @@ models="${DA3_PARITY_MODELS:-da3-small,da3-base,da3metric-large,da3nested-reduce
 for model in ${models//,/ }; do
   tests/oracle/run_oracle.sh "$model" "target/oracle/$model"
 done
-# Known cameras, ray pose and exported features: the any-view models.
-pose_models="${DA3_POSE_PARITY_MODELS:-da3-small,da3-base}"
+# Known cameras, ray pose and exported features: the any-view models, and the nested model
+# through inference() (metric scaling after the alignment to the given cameras).
+pose_models="${DA3_POSE_PARITY_MODELS:-da3-small,da3-base,da3nested-reduced}"
 for model in ${pose_models//,/ }; do
   tests/oracle/run_oracle_pose.sh "$model" "target/oracle/$model"
 done

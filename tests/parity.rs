@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{correlation, options_of, oracle_dir, repo_root};
-use da3::config::{BackboneConfig, CameraConfig, HeadConfig, HeadKind, ModelConfig};
+use common::{config_from_official, correlation, options_of, oracle_dir, repo_root, static_name, REDUCED_MODELS};
+use da3::config::ModelConfig;
 use da3::hub::Checkpoint;
 use da3::model::utils::alignment::{
     compute_alignment_mask, compute_sky_mask, least_squares_scale_scalar, set_sky_regions_to_max_depth, SKY_THRESHOLD,
@@ -147,61 +147,6 @@ fn resolve_image(spec: &str, images_dir: &Path) -> PathBuf {
 // The architecture from the official config (official_config.json, written by the oracle)
 // ---------------------------------------------------------------------------------------------
 
-fn static_name(name: &str, known: &[&'static str]) -> &'static str {
-    known.iter().copied().find(|k| *k == name).unwrap_or_else(|| panic!("unexpected name '{name}'"))
-}
-
-/// One `DepthAnything3Net` of an official config (`net`, `head`, `cam_dec`, `cam_enc`, `gs_head`).
-fn net_from_official(preset: &'static str, v: &Value) -> ModelConfig {
-    let net = &v["net"];
-    let int = |v: &Value| v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"));
-    let start = |key: &str| net.get(key).map(int).filter(|&s| s >= 0).map(|s| s as usize);
-    let layers: Vec<usize> = net["out_layers"].as_array().unwrap().iter().map(|l| int(l) as usize).collect();
-    let name = static_name(net["name"].as_str().unwrap(), &["vits", "vitb", "vitl", "vitg"]);
-    let cat_token = net.get("cat_token").map(|c| c.as_bool().unwrap()).unwrap_or(true);
-    let mut backbone = BackboneConfig::vit(name, layers.try_into().unwrap(), start("alt_start"), cat_token).unwrap();
-    backbone.qknorm_start = start("qknorm_start");
-    backbone.rope_start = start("rope_start");
-    let head = &v["head"];
-    let channels: Vec<i64> = head["out_channels"].as_array().unwrap().iter().map(int).collect();
-    let kind = match head["__object__"]["name"].as_str().unwrap() {
-        "DualDPT" => HeadKind::DualDpt,
-        "DPT" => HeadKind::Dpt,
-        other => panic!("unexpected head {other}"),
-    };
-    let camera = v.get("cam_dec").filter(|c| !c.is_null()).map(|dec| CameraConfig {
-        enc_dim_out: int(&v["cam_enc"]["dim_out"]),
-        dec_dim_in: int(&dec["dim_in"]),
-    });
-    ModelConfig {
-        preset,
-        backbone,
-        head: HeadConfig {
-            kind,
-            dim_in: int(&head["dim_in"]),
-            output_dim: int(&head["output_dim"]),
-            features: int(&head["features"]),
-            out_channels: channels.try_into().unwrap(),
-        },
-        camera,
-        // The 3D-Gaussian head and adapter are not run by the library.
-        unused_prefixes: if v.get("gs_head").is_some() { &["gs_head.", "gs_adapter."] } else { &[] },
-        metric_branch: None,
-    }
-}
-
-fn config_from_official(preset: &'static str, v: &Value) -> ModelConfig {
-    match v["__object__"]["name"].as_str().unwrap() {
-        "DepthAnything3Net" => net_from_official(preset, v),
-        "NestedDepthAnything3Net" => ModelConfig::nested(
-            preset,
-            net_from_official(preset, &v["anyview"]),
-            net_from_official("da3metric-large", &v["metric"]),
-        ),
-        other => panic!("unexpected model class {other}"),
-    }
-}
-
 /// Equal architectures (preset names aside).
 fn same_architecture(a: &ModelConfig, b: &ModelConfig) -> bool {
     a.backbone == b.backbone
@@ -214,9 +159,6 @@ fn same_architecture(a: &ModelConfig, b: &ModelConfig) -> bool {
             _ => false,
         }
 }
-
-/// The reduced test model is no preset: its name is made static here.
-const REDUCED_MODELS: &[&str] = &["da3nested-reduced"];
 
 /// Loads a checkpoint written by the oracle: presets through `Engine::load` (after checking
 /// the preset's configuration against the official YAML), the reduced test model through

@@ -5,23 +5,25 @@
 //! `tests/oracle/cases_pose.json` (synthetic camera rigs: a circle of cameras looking inward,
 //! a camera moving forward on a curved path; 10 views and more for the alignment RANSAC) and
 //! writes DIR/pose_ref; this test runs the same inputs through the library and compares.
-//! Models: `DA3_POSE_PARITY_MODELS` (default `da3-small,da3-base`); oracle directory:
+//! Models: `DA3_POSE_PARITY_MODELS` (default `da3-small,da3-base,da3nested-reduced`; the nested
+//! model has pipeline cases only); oracle directory:
 //! `DA3_ORACLE_DIR` (default `target/oracle`). A missing oracle directory fails the test.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{correlation, options_of, oracle_dir};
+use common::{correlation, load_oracle_checkpoint, options_of, oracle_dir};
 use da3::camera_input::normalize_extrinsics;
 use da3::model::reference_view_selector::original_order;
 use da3::preprocess::{adjust_intrinsics, load_image, process_views};
 use da3::utils::rng::NumpyGenerator;
-use da3::{CameraInput, Engine, Error, InferOptions, Precision};
+use da3::{CameraInput, Engine, Error, InferOptions};
 use tch::{Kind, Tensor};
 
 /// Model level (identical input tensors): every output within this relative error.
 const MODEL_TOL: f64 = 1e-4;
+const DEFAULT_MODELS: &str = "da3-small,da3-base,da3nested-reduced";
 /// Pipeline level (image files and cameras in, aligned prediction out): depth within this
 /// relative error and at least this correlation; cameras, scale and features within it too.
 const PIPELINE_TOL: f64 = 1e-3;
@@ -101,7 +103,7 @@ fn load_engine(dir: &Path, model: &str) -> Engine {
     if std::env::var_os("DA3_DEVICE").is_none() {
         std::env::set_var("DA3_DEVICE", "cpu");
     }
-    let engine = Engine::load(dir.join("checkpoint").to_str().unwrap(), false, Precision::Fp32).expect("checkpoint loads");
+    let engine = load_oracle_checkpoint(&dir.join("checkpoint"));
     assert_eq!(engine.preset_name(), model);
     engine
 }
@@ -270,7 +272,7 @@ fn run_model(model: &str) {
 
 #[test]
 fn pose_cases_match_the_official_implementation() {
-    let models = std::env::var("DA3_POSE_PARITY_MODELS").unwrap_or_else(|_| "da3-small,da3-base".into());
+    let models = std::env::var("DA3_POSE_PARITY_MODELS").unwrap_or_else(|_| DEFAULT_MODELS.into());
     for model in models.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         run_model(model);
     }
@@ -280,7 +282,7 @@ fn pose_cases_match_the_official_implementation() {
 /// draws (both of numpy's branches: Floyd's algorithm and, for large populations, the tail shuffle).
 #[test]
 fn numpy_choice_replica_matches_numpy() {
-    let models = std::env::var("DA3_POSE_PARITY_MODELS").unwrap_or_else(|_| "da3-small,da3-base".into());
+    let models = std::env::var("DA3_POSE_PARITY_MODELS").unwrap_or_else(|_| DEFAULT_MODELS.into());
     let model = models.split(',').map(str::trim).find(|m| !m.is_empty()).unwrap().to_owned();
     let path = oracle_dir().join(&model).join("pose_ref").join("rng_numpy.safetensors");
     assert!(path.is_file(), "{} missing: run tests/oracle/run_oracle_pose.sh first", path.display());
@@ -305,7 +307,7 @@ fn numpy_choice_replica_matches_numpy() {
 /// work is done.
 #[test]
 fn invalid_pose_requests_are_rejected() {
-    let models = std::env::var("DA3_POSE_PARITY_MODELS").unwrap_or_else(|_| "da3-small,da3-base".into());
+    let models = std::env::var("DA3_POSE_PARITY_MODELS").unwrap_or_else(|_| DEFAULT_MODELS.into());
     let model = models.split(',').map(str::trim).find(|m| !m.is_empty()).unwrap().to_owned();
     let dir = oracle_dir().join(&model);
     let engine = load_engine(&dir, &model);

@@ -16,7 +16,12 @@ subclass whose `forward` calls `self.model` under inference_mode without autocas
 Randomness: the alignment RANSAC (10 views and more) draws from `np.random.default_rng(42)`,
 the official's own seed; the draws are recorded. The ray-pose RANSAC draws from torch's global
 generator, which the official never seeds: torch is seeded with RAY_POSE_SEED right before
-`_process_ray_pose_estimation`, the seed the port uses for its own generator.
+`_process_ray_pose_estimation`, the seed the port uses for its own generator. The nested
+model's quantiles (model/da3.py samples them above 100 000 pixels) are computed exactly, as in
+reference.py.
+
+Nested models run the pipeline cases only: their model-level forward is the any-view branch's,
+which the any-view presets' model cases cover.
 
 Case keys (besides name, kind, ref_view_strategy, as in reference.py):
   rig                  {"type": "circle" | "forward", "seed": int}: synthetic cameras
@@ -57,7 +62,7 @@ import depth_anything_3.model.dinov2.vision_transformer as vit  # noqa: E402
 import depth_anything_3.utils.pose_align as pose_align  # noqa: E402
 from depth_anything_3.api import DepthAnything3  # noqa: E402
 from make_test_images import synth  # noqa: E402
-from reference import load_api, model_input  # noqa: E402
+from reference import OfficialSampling, load_api, model_input  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 import cv2  # noqa: E402
 
@@ -139,6 +144,8 @@ class Spy:
 
     def __init__(self, api):
         self.api, self.rec, self.undo = api, {}, []
+        # The network that takes and predicts cameras: the model, or the nested model's any-view branch.
+        self.any_view = getattr(api.model, "da3", api.model)
 
     def wrap(self, owner, name, make):
         orig = getattr(owner, name)
@@ -211,16 +218,16 @@ class Spy:
         self.wrap(api, "_normalize_extrinsics", normalize)
         self.wrap(api, "_convert_to_prediction", convert)
         self.wrap(api_module, "align_poses_umeyama", align)
-        self.wrap(api.model, "_process_ray_pose_estimation", ray_pose)
+        self.wrap(self.any_view, "_process_ray_pose_estimation", ray_pose)
         self.wrap(pose_align.np.random, "default_rng", lambda orig: RecordingRng)
         self.wrap(vit, "select_reference_view", select_reference)
-        self.hook = api.model.cam_enc.register_forward_hook(cam_enc_hook)
+        self.hook = self.any_view.cam_enc.register_forward_hook(cam_enc_hook)
         return rec
 
     def __exit__(self, *exc):
         self.hook.remove()
         for owner, name, orig in reversed(self.undo):
-            if owner is self.api.model or owner is self.api:
+            if owner is self.any_view or owner is self.api:
                 delattr(owner, name)  # instance attribute shadowing the method
             else:
                 setattr(owner, name, orig)
@@ -283,7 +290,10 @@ def run_pipeline_case(api, case, image_dir) -> dict:
         ext = rig_extrinsics(case["rig"], n)
         ixt = rig_intrinsics(sizes, case["rig"]["seed"])
     layers = case.get("export_feat_layers", [])
-    with Spy(api) as rec:
+    # The nested model's quantiles are estimated from a random sample in the official code; the
+    # library computes them exactly, so the oracle lifts the sampling as reference.py does (its
+    # parity cases also show that the as-is outputs differ by the sample alone).
+    with Spy(api) as rec, OfficialSampling(exact=True):
         pred = api.inference(
             paths, extrinsics=ext, intrinsics=ixt,
             align_to_input_ext_scale=case.get("align_to_input_ext_scale", True),
@@ -337,6 +347,14 @@ def main():
     args = ap.parse_args()
 
     api = load_api(args.checkpoint)
+    if not isinstance(api, DepthAnything3):
+        # The reduced nested test model has no preset: put the official API around its network,
+        # as DepthAnything3.__init__ does for a preset.
+        network = api.model
+        api = DepthAnything3.__new__(DepthAnything3)
+        torch.nn.Module.__init__(api)
+        api.model_name, api.model, api.device = "da3nested-reduced", network, None
+        api.input_processor, api.output_processor = api_module.InputProcessor(), api_module.OutputProcessor()
     api.__class__ = Fp32DepthAnything3
     with open(args.cases) as f:
         cases = json.load(f)
@@ -348,6 +366,8 @@ def main():
     for case in cases:
         if args.only and case["name"] not in args.only:
             continue
+        if case["kind"] == "model" and hasattr(api.model, "da3"):
+            continue  # nested: pipeline cases only (see the module doc)
         t0 = time.time()
         if case["kind"] == "model":
             res = run_model_case(api, case)
