@@ -4,7 +4,7 @@
 #   2. build the library,
 #   3. make random-weight checkpoints in the official layout with the official package and
 #      the official outputs for the case files tests/oracle/cases*.json (da3-small, da3-base,
-#      da3metric-large, and da3nested-reduced: the nested model with small branches),
+#      da3metric-large, da3mono-large, and da3nested-reduced: the nested model with small branches),
 #   4. run every Rust and C test; the parity table is printed.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -12,7 +12,7 @@ cd "$REPO_ROOT"
 
 scripts/setup.sh
 cargo build --release --locked
-models="${DA3_PARITY_MODELS:-da3-small,da3-base,da3metric-large,da3nested-reduced}"
+models="${DA3_PARITY_MODELS:-da3-small,da3-base,da3metric-large,da3mono-large,da3nested-reduced}"
 for model in ${models//,/ }; do
   tests/oracle/run_oracle.sh "$model" "target/oracle/$model"
 done

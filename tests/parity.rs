@@ -4,7 +4,7 @@
 //! checkpoint in the official layout and the official outputs for every case of the model
 //! family's case file (`tests/oracle/cases*.json`); this test loads the same checkpoint
 //! through the library and compares. Models: `DA3_PARITY_MODELS` (default
-//! `da3-small,da3-base,da3metric-large,da3nested-reduced`); oracle directory: `DA3_ORACLE_DIR`
+//! `da3-small,da3-base,da3metric-large,da3mono-large,da3nested-reduced`); oracle directory: `DA3_ORACLE_DIR`
 //! (default `target/oracle`). A missing oracle directory fails the test.
 //!
 //! Every tensor the oracle recorded is compared, and every tensor the library produced must
@@ -43,7 +43,7 @@ const PIPELINE_MIN_CORR: f64 = 0.9999;
 const SAMPLES: f64 = 100_000.0;
 const BAND_SIGMAS: f64 = 6.0;
 
-const DEFAULT_MODELS: &str = "da3-small,da3-base,da3metric-large,da3nested-reduced";
+const DEFAULT_MODELS: &str = "da3-small,da3-base,da3metric-large,da3mono-large,da3nested-reduced";
 
 struct Reference {
     tensors: HashMap<String, Tensor>,
