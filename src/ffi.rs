@@ -1128,7 +1128,9 @@ pub unsafe extern "C" fn da3_options_validate(options: *const da3_options) -> da
 ///
 /// `model` is a checkpoint directory (holding `config.json` and `model.safetensors`) or a
 /// Hugging Face repo id (e.g. "depth-anything/DA3-LARGE") found in the local cache; nothing is
-/// downloaded. `use_accelerate` asks for the accelerated runner; in this version it is
+/// downloaded. A directory whose `config.json` names no official preset loads when it also
+/// holds `official_config.json`, the official package's resolved config of its architecture
+/// (how the tests' reduced nested model is described). `use_accelerate` asks for the accelerated runner; in this version it is
 /// recorded but both settings run the same path (the plain runner, official numerics).
 /// `precision` is a `DA3_PRECISION_*` value: `DA3_PRECISION_AUTO` is bf16 on a GPU and fp32
 /// on the CPU; fp16/bf16 run the transformer's matrix products in that precision with
@@ -1329,7 +1331,8 @@ pub unsafe extern "C" fn da3_infer(
     })
 }
 
-/// Like `da3_infer`, for image files (PNG or JPEG) read from `paths[0..n_paths]`.
+/// Like `da3_infer`, for image files (PNG or JPEG) read from `paths[0..n_paths]`; known cameras
+/// in `options` hold one camera per path, with intrinsics in the pixels of the files.
 ///
 /// Errors: as `da3_infer`, plus `DA3_ERR_IMAGE` / `DA3_ERR_IO` naming a file that cannot be
 /// read or decoded. On Unix, paths are raw bytes (any file name works); elsewhere UTF-8.
@@ -1340,8 +1343,8 @@ pub unsafe extern "C" fn da3_infer(
 ///
 /// # Safety
 /// `model` is NULL or a live handle; `paths` is NULL or points to `n_paths` pointers, each
-/// NULL or a NUL-terminated string; `options` as for `da3_infer`; `out` is NULL or valid for
-/// writing a pointer.
+/// NULL or a NUL-terminated string; `options` as for `da3_infer` (with `n_paths` views);
+/// `out` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn da3_infer_files(
     model: *const da3_model,

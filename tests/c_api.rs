@@ -448,7 +448,7 @@ fn compare(out_dir: &Path, file: &str, reference: &Official, key: &str, tol: f64
     let range = if want.len() == 1 { want[0].abs() as f64 } else { hi - lo };
     let rel = diff / range.max(1e-12);
     println!("{file:<24} vs official {key:<22} rel err {rel:.3e}");
-    if !(rel <= tol) {
+    if rel.is_nan() || rel > tol {
         failures.push(format!("{file} vs official {key}: rel err {rel:.3e} > {tol:.0e}"));
     }
 }
