@@ -201,8 +201,9 @@ typedef struct da3_options {
     da3_ref_view_strategy ref_view_strategy;
     /**
      * 1: camera pose from the DualDPT ray branch instead of the camera decoder (official
-     * `use_ray_pose`; any-view models only, slower: the ray branch and a RANSAC fit per view
-     * run); 0: the camera decoder (default). Added in 0.1 after `ref_view_strategy`.
+     * `use_ray_pose`; models with `DA3_CAP_RAY_POSE`: any-view and nested; slower: the ray
+     * branch and a RANSAC fit per view run); 0: the camera decoder (default). Added in 0.1
+     * after `ref_view_strategy`.
      */
     uint32_t use_ray_pose;
     /**

@@ -389,8 +389,9 @@ pub struct da3_options {
     /// A `DA3_REF_VIEW_*` value (default `DA3_REF_VIEW_SADDLE_BALANCED`).
     pub ref_view_strategy: da3_ref_view_strategy,
     /// 1: camera pose from the DualDPT ray branch instead of the camera decoder (official
-    /// `use_ray_pose`; any-view models only, slower: the ray branch and a RANSAC fit per view
-    /// run); 0: the camera decoder (default). Added in 0.1 after `ref_view_strategy`.
+    /// `use_ray_pose`; models with `DA3_CAP_RAY_POSE`: any-view and nested; slower: the ray
+    /// branch and a RANSAC fit per view run); 0: the camera decoder (default). Added in 0.1
+    /// after `ref_view_strategy`.
     pub use_ray_pose: u32,
     /// With known cameras (`extrinsics`, `intrinsics`), how the prediction is aligned to them
     /// (official `align_to_input_ext_scale`): 1 (default): the result's extrinsics are the given
