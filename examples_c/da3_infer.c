@@ -3,15 +3,23 @@
  *
  *   da3_infer --model M [--precision auto|fp32|fp16|bf16] [--accelerate] [--res N]
  *             [--resize-method NAME] [--ref-view NAME] [--out DIR] [--png] [--repeat N]
- *             [--ray-pose]
+ *             [--ray-pose] [--extrinsics FILE.npy --intrinsics FILE.npy] [--no-align-scale]
+ *             [--export-layers L1,L2,...]
  *             image1 [image2 ...]
  *
- * All images form one scene (one view each). Prints the processed size, the device, the
- * wall time of the inference call and, per view, depth min/mean/max and the cameras; writes
- * depth.npy (N,H,W), conf.npy (N,H,W), extrinsics.npy (N,3,4), intrinsics.npy (N,3,3) and
- * sky.npy (N,H,W), each when the model predicts it,
- * as little-endian float32 NumPy files into DIR (default "out"), and with --png a
- * colour-mapped depth_<i>.png per view.
+ * All images form one scene (one view each). Prints the model's capabilities, the processed
+ * size, the device, the wall time of the inference call and, per view, depth min/mean/max and
+ * the cameras; writes depth.npy (N,H,W), conf.npy (N,H,W), extrinsics.npy (N,3,4),
+ * intrinsics.npy (N,3,3), sky.npy (N,H,W), scale_factor.npy (1,) (nested model),
+ * alignment_scale.npy (1,) (with known cameras) and features_<layer>.npy (N,h,w,C) (with
+ * --export-layers), each when the result has it, as little-endian float32 NumPy files into
+ * DIR (default "out"), and with --png a colour-mapped depth_<i>.png per view.
+ *
+ * Known cameras: --extrinsics reads world-to-camera matrices, shape (N,4,4) or (N,3,4), and
+ * --intrinsics (N,3,3) in the pixels of the input images, from .npy files (float32 or
+ * float64, little-endian, C order; N = the number of images). The prediction is aligned to
+ * them; --no-align-scale keeps the predicted depth scale (official align_to_input_ext_scale
+ * False).
  *
  * Exit status: 0 on success, 1 when libda3 reports an error (its message is printed),
  * 2 on a usage error. Build: see Makefile in this directory.
@@ -51,6 +59,8 @@ static void usage(FILE *to) {
             "usage: da3_infer --model M [--precision auto|fp32|fp16|bf16] [--accelerate]\n"
             "                 [--res N] [--resize-method NAME] [--ref-view NAME]\n"
             "                 [--out DIR] [--png] [--repeat N] [--ray-pose]\n"
+            "                 [--extrinsics F.npy --intrinsics F.npy] [--no-align-scale]\n"
+            "                 [--export-layers L1,L2,...]\n"
             "                 image1 [image2 ...]\n"
             "\n"
             "  --model M          checkpoint directory or Hugging Face repo id (local cache)\n"
@@ -63,7 +73,11 @@ static void usage(FILE *to) {
             "  --out DIR          output directory for .npy files (default out)\n"
             "  --png              also write a colour-mapped depth_<i>.png per view\n"
             "  --repeat N         run the inference N times and report first/last/best time\n"
-            "  --ray-pose         camera pose from the ray branch (any-view models)\n");
+            "  --ray-pose         camera pose from the ray branch (any-view models)\n"
+            "  --extrinsics F     known world-to-camera matrices, .npy (N,4,4) or (N,3,4)\n"
+            "  --intrinsics F     known intrinsics in input-image pixels, .npy (N,3,3)\n"
+            "  --no-align-scale   with known cameras, keep the predicted depth scale\n"
+            "  --export-layers L  backbone blocks whose features to write, e.g. 3,7\n");
 }
 
 /* Index of `name` in `names`, or -1. */
@@ -187,6 +201,163 @@ static int save_npy(const char *dir, const char *name, const float *data, const 
     return 0;
 }
 
+/*
+ * Reads a NumPy .npy file (versions 1.0 to 3.0) holding little-endian float32 ('<f4') or
+ * float64 ('<f8') values in C order, as float32. On success returns a malloc'ed array (caller
+ * frees), its shape in shape[0..*ndim] (at most max_dims). On failure prints why and returns
+ * NULL.
+ */
+static float *read_npy(const char *path, size_t *shape, int *ndim, int max_dims) {
+    float *values = NULL;
+    char *header = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "da3_infer: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    const char *why = NULL;
+    unsigned char pre[12];
+    size_t header_len = 0;
+    if (fread(pre, 1, 8, f) != 8 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+        why = "not a .npy file";
+        goto fail;
+    }
+    if (pre[6] == 1) {
+        if (fread(pre + 8, 1, 2, f) != 2) {
+            why = "truncated header";
+            goto fail;
+        }
+        header_len = (size_t)pre[8] | ((size_t)pre[9] << 8);
+    } else if (pre[6] == 2 || pre[6] == 3) {
+        if (fread(pre + 8, 1, 4, f) != 4) {
+            why = "truncated header";
+            goto fail;
+        }
+        header_len = (size_t)pre[8] | ((size_t)pre[9] << 8) | ((size_t)pre[10] << 16) |
+                     ((size_t)pre[11] << 24);
+    } else {
+        why = "unknown .npy version";
+        goto fail;
+    }
+    if (header_len == 0 || header_len > 65536 || (header = malloc(header_len + 1)) == NULL ||
+        fread(header, 1, header_len, f) != header_len) {
+        why = "bad header";
+        goto fail;
+    }
+    header[header_len] = '\0';
+    size_t item;
+    if (strstr(header, "'descr': '<f4'") != NULL) {
+        item = 4;
+    } else if (strstr(header, "'descr': '<f8'") != NULL) {
+        item = 8;
+    } else {
+        why = "dtype is not little-endian float32 or float64";
+        goto fail;
+    }
+    if (strstr(header, "'fortran_order': False") == NULL) {
+        why = "not in C order";
+        goto fail;
+    }
+    const char *dims = strstr(header, "'shape': (");
+    if (dims == NULL) {
+        why = "no shape";
+        goto fail;
+    }
+    dims += strlen("'shape': (");
+    size_t count = 1;
+    *ndim = 0;
+    while (*dims != ')') {
+        char *end = NULL;
+        unsigned long long d = strtoull(dims, &end, 10);
+        if (end == dims || *ndim == max_dims || d > ((size_t)1 << 31)) {
+            why = "bad shape";
+            goto fail;
+        }
+        shape[(*ndim)++] = (size_t)d;
+        count *= (size_t)d;
+        dims = end;
+        while (*dims == ',' || *dims == ' ') {
+            dims++;
+        }
+    }
+    if (count == 0 || count > ((size_t)1 << 28) || (values = malloc(count * sizeof *values)) == NULL) {
+        why = "empty or too large";
+        goto fail;
+    }
+    for (size_t i = 0; i < count; i++) {
+        unsigned char b[8];
+        if (fread(b, 1, item, f) != item) {
+            why = "truncated data";
+            goto fail;
+        }
+        uint64_t bits = 0;
+        for (size_t k = 0; k < item; k++) {
+            bits |= (uint64_t)b[k] << (8 * k);
+        }
+        if (item == 4) {
+            uint32_t u = (uint32_t)bits;
+            float v;
+            memcpy(&v, &u, sizeof v);
+            values[i] = v;
+        } else {
+            double v;
+            memcpy(&v, &bits, sizeof v);
+            values[i] = (float)v;
+        }
+    }
+    free(header);
+    fclose(f);
+    return values;
+fail:
+    fprintf(stderr, "da3_infer: cannot read %s: %s\n", path, why);
+    free(values);
+    free(header);
+    fclose(f);
+    return NULL;
+}
+
+/* Parses "3,7,11" into layers[0..*count] (at most max). Returns 0 on success. */
+static int parse_layers(const char *text, uint32_t *layers, uint32_t *count, uint32_t max) {
+    *count = 0;
+    const char *p = text;
+    while (*p != '\0') {
+        char *end = NULL;
+        errno = 0;
+        unsigned long v = strtoul(p, &end, 10);
+        if (errno != 0 || end == p || v > UINT32_MAX || *count == max ||
+            (*end != ',' && *end != '\0')) {
+            return -1;
+        }
+        layers[(*count)++] = (uint32_t)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return *count > 0 ? 0 : -1;
+}
+
+static void print_capabilities(const da3_model *model) {
+    da3_capabilities caps = 0;
+    if (da3_model_capabilities(model, &caps) != DA3_OK) {
+        return;
+    }
+    static const struct {
+        da3_capabilities bit;
+        const char *name;
+    } names[] = {{DA3_CAP_POSE, "pose"},
+                 {DA3_CAP_CONFIDENCE, "confidence"},
+                 {DA3_CAP_SKY, "sky"},
+                 {DA3_CAP_METRIC_DEPTH, "metric-depth"},
+                 {DA3_CAP_CANONICAL_METRIC_DEPTH, "canonical-metric-depth"},
+                 {DA3_CAP_KNOWN_CAMERAS, "known-cameras"},
+                 {DA3_CAP_RAY_POSE, "ray-pose"}};
+    printf("capabilities:");
+    for (size_t i = 0; i < COUNT(names); i++) {
+        if (caps & names[i].bit) {
+            printf(" %s", names[i].name);
+        }
+    }
+    printf(" (backbone of %u blocks)\n", da3_model_backbone_depth(model));
+}
+
 static void print_matrix(const char *name, const float *m, int rows, int cols) {
     printf("  %s:\n", name);
     for (int r = 0; r < rows; r++) {
@@ -204,6 +375,9 @@ int main(int argc, char **argv) {
     bool accelerate = false, png = false;
     unsigned long repeat = 1;
     da3_precision precision = DA3_PRECISION_AUTO;
+    const char *extrinsics_path = NULL, *intrinsics_path = NULL;
+    float *given_extrinsics = NULL, *given_intrinsics = NULL;
+    uint32_t layers[64];
     da3_options opts;
     da3_status st = da3_options_default(&opts, sizeof opts);
     if (st != DA3_OK) {
@@ -229,10 +403,14 @@ int main(int argc, char **argv) {
             png = true;
         } else if (strcmp(a, "--ray-pose") == 0) {
             opts.use_ray_pose = 1;
+        } else if (strcmp(a, "--no-align-scale") == 0) {
+            opts.align_to_input_ext_scale = 0;
         } else if (strcmp(a, "--model") == 0 || strcmp(a, "--precision") == 0 ||
                    strcmp(a, "--res") == 0 || strcmp(a, "--repeat") == 0 ||
                    strcmp(a, "--resize-method") == 0 ||
-                   strcmp(a, "--ref-view") == 0 || strcmp(a, "--out") == 0) {
+                   strcmp(a, "--ref-view") == 0 || strcmp(a, "--out") == 0 ||
+                   strcmp(a, "--extrinsics") == 0 || strcmp(a, "--intrinsics") == 0 ||
+                   strcmp(a, "--export-layers") == 0) {
             if (value == NULL) {
                 fprintf(stderr, "da3_infer: %s needs a value\n", a);
                 goto usage_error;
@@ -240,6 +418,18 @@ int main(int argc, char **argv) {
             i++;
             if (strcmp(a, "--model") == 0) {
                 model_name = value;
+            } else if (strcmp(a, "--extrinsics") == 0) {
+                extrinsics_path = value;
+            } else if (strcmp(a, "--intrinsics") == 0) {
+                intrinsics_path = value;
+            } else if (strcmp(a, "--export-layers") == 0) {
+                if (parse_layers(value, layers, &opts.export_feat_layer_count,
+                                 (uint32_t)COUNT(layers)) != 0) {
+                    fprintf(stderr, "da3_infer: --export-layers needs block numbers like 3,7, got '%s'\n",
+                            value);
+                    goto usage_error;
+                }
+                opts.export_feat_layers = layers;
             } else if (strcmp(a, "--out") == 0) {
                 out_dir = value;
             } else if (strcmp(a, "--precision") == 0) {
@@ -291,8 +481,39 @@ int main(int argc, char **argv) {
                                                              : "at least one image is required");
         goto usage_error;
     }
+    if ((extrinsics_path == NULL) != (intrinsics_path == NULL)) {
+        fprintf(stderr, "da3_infer: --extrinsics and --intrinsics go together\n");
+        goto usage_error;
+    }
+    if (extrinsics_path != NULL) {
+        size_t es[3], ks[3];
+        int en = 0, kn = 0;
+        given_extrinsics = read_npy(extrinsics_path, es, &en, 3);
+        given_intrinsics = given_extrinsics ? read_npy(intrinsics_path, ks, &kn, 3) : NULL;
+        if (given_intrinsics == NULL) {
+            free(given_extrinsics);
+            free(images);
+            return 2;
+        }
+        if (en != 3 || es[0] != n_images || (es[1] != 3 && es[1] != 4) || es[2] != 4 ||
+            kn != 3 || ks[0] != n_images || ks[1] != 3 || ks[2] != 3) {
+            fprintf(stderr,
+                    "da3_infer: with %zu images the cameras must be shaped (%zu,4,4) or (%zu,3,4) "
+                    "and (%zu,3,3)\n",
+                    n_images, n_images, n_images, n_images);
+            free(given_extrinsics);
+            free(given_intrinsics);
+            free(images);
+            return 2;
+        }
+        opts.extrinsics = given_extrinsics;
+        opts.extrinsics_rows = (uint32_t)es[1];
+        opts.intrinsics = given_intrinsics;
+    }
     /* Report bad options (e.g. --res 0) before the slow model load. */
     if ((st = da3_options_validate(&opts)) != DA3_OK) {
+        free(given_extrinsics);
+        free(given_intrinsics);
         free(images);
         return fail("da3_options_validate", st);
     }
@@ -303,12 +524,15 @@ int main(int argc, char **argv) {
     double t0 = now_ms();
     st = da3_create(model_name, accelerate, precision, &model);
     if (st != DA3_OK) {
+        free(given_extrinsics);
+        free(given_intrinsics);
         free(images);
         return fail("da3_create", st);
     }
     printf("model %s: preset %s, device %s, precision %s, loaded in %.1f ms\n", model_name,
            da3_model_preset(model), da3_model_device(model),
            da3_precision_name(da3_model_precision(model)), now_ms() - t0);
+    print_capabilities(model);
 
     /* With --repeat N the call runs N times (the first one pays for warm-up: kernel
      * selection, allocator growth) and the last result is kept. */
@@ -323,6 +547,8 @@ int main(int argc, char **argv) {
         if (st != DA3_OK) {
             int rc = fail("da3_infer_files", st);
             da3_free(model);
+            free(given_extrinsics);
+            free(given_intrinsics);
             free(images);
             return rc;
         }
@@ -381,11 +607,18 @@ int main(int argc, char **argv) {
     if (!cameras) {
         printf("this model predicts no cameras: extrinsics.npy and intrinsics.npy are skipped\n");
     }
-    float scale = 0.0f;
-    if (da3_result_scale_factor(result, &scale) == DA3_OK) {
+    float scale = 0.0f, alignment = 0.0f;
+    bool has_scale = da3_result_scale_factor(result, &scale) == DA3_OK;
+    bool has_alignment = da3_result_alignment_scale(result, &alignment) == DA3_OK;
+    if (has_scale) {
         printf("metric scale factor %.6f (depth and translations in metres)\n", (double)scale);
     } else if (da3_result_is_metric(result)) {
         printf("depth in metres\n");
+    }
+    if (has_alignment) {
+        printf("aligned to the given cameras: scale %.6f (%s)\n", (double)alignment,
+               opts.align_to_input_ext_scale ? "depth divided by it, given extrinsics returned"
+                                             : "predicted depth scale kept");
     }
     for (size_t i = 0; i < da3_result_warning_count(result); i++) {
         printf("warning: %s\n", da3_result_warning(result, i));
@@ -396,7 +629,7 @@ int main(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    size_t maps[3] = {n, h, w}, ext[3] = {n, 3, 4}, intr[3] = {n, 3, 3};
+    size_t maps[3] = {n, h, w}, ext[3] = {n, 3, 4}, intr[3] = {n, 3, 3}, one[1] = {1};
     /* Confidence and sky exist for some models only (NULL otherwise). */
     const float *conf = da3_result_confidence_all(result);
     const float *sky = da3_result_sky_all(result);
@@ -404,9 +637,28 @@ int main(int argc, char **argv) {
         (conf != NULL && save_npy(out_dir, "conf.npy", conf, maps, 3) != 0) ||
         (sky != NULL && save_npy(out_dir, "sky.npy", sky, maps, 3) != 0) ||
         (cameras && (save_npy(out_dir, "extrinsics.npy", extrinsics, ext, 3) != 0 ||
-                     save_npy(out_dir, "intrinsics.npy", intrinsics, intr, 3) != 0))) {
+                     save_npy(out_dir, "intrinsics.npy", intrinsics, intr, 3) != 0)) ||
+        (has_scale && save_npy(out_dir, "scale_factor.npy", &scale, one, 1) != 0) ||
+        (has_alignment && save_npy(out_dir, "alignment_scale.npy", &alignment, one, 1) != 0)) {
         rc = 1;
         goto done;
+    }
+    for (size_t i = 0; i < da3_result_feature_count(result); i++) {
+        uint32_t layer = 0;
+        size_t shape[4];
+        const float *data = da3_result_feature_data(result, i);
+        if ((st = da3_result_feature_info(result, i, &layer, shape)) != DA3_OK || data == NULL) {
+            rc = fail("reading features", st != DA3_OK ? st : DA3_ERR_INVALID_ARGUMENT);
+            goto done;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "features_%u.npy", layer);
+        printf("features of block %u: %zu x %zu x %zu x %zu\n", layer, shape[0], shape[1], shape[2],
+               shape[3]);
+        if (save_npy(out_dir, name, data, shape, 4) != 0) {
+            rc = 1;
+            goto done;
+        }
     }
     for (size_t v = 0; png && v < n; v++) {
         char name[64];
@@ -431,11 +683,15 @@ done:
     free(intrinsics);
     da3_result_free(result);
     da3_free(model);
+    free(given_extrinsics);
+    free(given_intrinsics);
     free(images);
     return rc;
 
 usage_error:
     usage(stderr);
+    free(given_extrinsics);
+    free(given_intrinsics);
     free(images);
     return 2;
 }

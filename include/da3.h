@@ -108,7 +108,9 @@ typedef enum da3_status {
     DA3_ERR_IO = 6,
     /**
      * The requested feature or device is not available in this build or on this machine,
-     * or `da3_options` comes from a newer `da3.h` than the loaded library.
+     * the model cannot serve the request (known cameras without a camera encoder, ray pose
+     * without a ray head: see `da3_model_capabilities`), or `da3_options` comes from a newer
+     * `da3.h` than the loaded library.
      */
     DA3_ERR_UNSUPPORTED = 7,
     /**
@@ -116,8 +118,8 @@ typedef enum da3_status {
      */
     DA3_ERR_TORCH = 8,
     /**
-     * The requested output was not produced by this model (e.g. cameras from a model
-     * without a camera head); see `da3_result_has_cameras`.
+     * The requested output is not in this result (e.g. cameras from a model without a camera
+     * head, an alignment scale without known cameras); see `da3_result_has_cameras`.
      */
     DA3_ERR_NOT_AVAILABLE = 9,
     /**
@@ -165,12 +167,20 @@ typedef uint32_t da3_ref_view_strategy;
  * Always initialise one with `da3_options_default(&opts, sizeof opts)`, then change the
  * fields you need. A NULL `const da3_options *` anywhere means "all defaults".
  *
- * ABI evolution: fields are only ever appended, and each version's struct ends without
- * trailing padding (today every field is 32 bits wide), so `struct_size` identifies it. `struct_size` tells the library which version of the
- * struct the caller was compiled with: fields beyond it take their defaults, so a program
- * built against an older `da3.h` keeps working with a newer library; a `struct_size` larger
- * than the loaded library knows (a program built against a newer `da3.h`) is rejected with
- * `DA3_ERR_UNSUPPORTED` instead of being silently half-applied.
+ * ABI evolution: `struct_size` tells the library which version of the struct the caller was
+ * compiled with. Fields are only ever appended, in groups laid out so that no version has
+ * padding inside or at its end (32-bit fields in pairs before pointers); so each version's
+ * `sizeof` is the end of its last field and differs from every other version's, on every
+ * platform. The versions: 16 bytes (up to `ref_view_strategy`), 24 bytes (up to
+ * `align_to_input_ext_scale`), and this one (32 bytes plus three pointers: 56 on 64-bit
+ * platforms, 44 on 32-bit ones). Only these sizes are accepted. Fields beyond the caller's
+ * `struct_size` take their defaults and are never read, so a program built against an older
+ * `da3.h` keeps working with a newer library; a `struct_size` larger than the loaded library
+ * knows (a program built against a newer `da3.h`) is rejected with `DA3_ERR_UNSUPPORTED`
+ * instead of being silently half-applied.
+ *
+ * Pointers in the struct are borrowed: the library reads what they point to during the
+ * `da3_infer` / `da3_infer_files` call only and keeps nothing.
  */
 typedef struct da3_options {
     /**
@@ -191,16 +201,61 @@ typedef struct da3_options {
     da3_ref_view_strategy ref_view_strategy;
     /**
      * 1: camera pose from the DualDPT ray branch instead of the camera decoder (official
-     * `use_ray_pose`; any-view models only, slower: the ray branch and a RANSAC fit per view
-     * run); 0: the camera decoder (default). Added in 0.1 after `ref_view_strategy`.
+     * `use_ray_pose`; models with `DA3_CAP_RAY_POSE`: any-view and nested; slower: the ray
+     * branch and a RANSAC fit per view run); 0: the camera decoder (default). Added in 0.1
+     * after `ref_view_strategy`.
      */
     uint32_t use_ray_pose;
     /**
-     * Reserved for known-camera input (official `align_to_input_ext_scale`, default 1);
-     * known cameras are not yet accepted through the C API. Must be 0 or 1.
+     * With known cameras (`extrinsics`, `intrinsics`), how the prediction is aligned to them
+     * (official `align_to_input_ext_scale`): 1 (default): the result's extrinsics are the given
+     * ones and depth is divided by the alignment scale, so it is in the given cameras' units;
+     * 0: depth keeps the predicted scale and the given extrinsics are returned moved into the
+     * prediction's frame. Either way `da3_result_alignment_scale` reports the scale. Ignored
+     * without known cameras. Must be 0 or 1.
      */
     uint32_t align_to_input_ext_scale;
+    /**
+     * Rows per view in `extrinsics`: 4 (4x4 matrices, last row 0 0 0 1) or 3 (3x4 [R | t]).
+     * Must be set when `extrinsics` is; 0 (default) otherwise. Added in the 56-byte version.
+     */
+    uint32_t extrinsics_rows;
+    /**
+     * Number of entries in `export_feat_layers` (default 0).
+     */
+    uint32_t export_feat_layer_count;
+    /**
+     * Known cameras, world-to-camera (OpenCV convention: x right, y down, z forward), one per
+     * view of the call (`n_views` / `n_paths`), row-major float32: `n * extrinsics_rows * 4`
+     * floats, 4-byte aligned. Each must be a rigid transform (rotation block orthonormal with
+     * determinant +1) with finite values. With known cameras the network is conditioned on
+     * them (any-view and nested models: `DA3_CAP_KNOWN_CAMERAS`) and the prediction is aligned
+     * back to them (Umeyama similarity of the camera centres; RANSAC from 10 views), see
+     * `align_to_input_ext_scale`. The alignment needs at least 3 camera centres that are not
+     * collinear. NULL (default): no known cameras. `extrinsics` and `intrinsics` are given
+     * together or not at all.
+     */
+    const float *extrinsics;
+    /**
+     * Known intrinsics, one 3x3 row-major pinhole matrix per view (fx s cx / 0 fy cy / 0 0 1,
+     * fx and fy > 0) in pixels of the caller's original image (the library carries them
+     * through its resize and crop): `n * 9` floats, 4-byte aligned. NULL (default): none.
+     */
+    const float *intrinsics;
+    /**
+     * Backbone blocks whose features the result should carry (official `export_feat_layers`):
+     * `export_feat_layer_count` distinct block indices, each below `da3_model_backbone_depth`,
+     * in the order the result lists them (`da3_result_feature_*`). NULL with a count of 0
+     * (default): none.
+     */
+    const uint32_t *export_feat_layers;
 } da3_options;
+
+/**
+ * Bit set of what a model predicts and accepts, from `da3_model_capabilities`: an OR of
+ * `DA3_CAP_*` flags. Bits not defined here are never set.
+ */
+typedef uint32_t da3_capabilities;
 
 /**
  * Byte order of an interleaved 8-bit pixel: one of the `DA3_PIXEL_*` constants.
@@ -238,6 +293,12 @@ typedef struct da3_image {
      */
     da3_pixel_format format;
 } da3_image;
+
+/**
+ * Kind of a result warning, from `da3_result_warning_code`: one of the `DA3_WARNING_*`
+ * constants. New kinds may be added; treat unknown values as "some warning".
+ */
+typedef uint32_t da3_warning;
 
 /**
  * bf16 on GPUs that support it, else fp16; fp32 on the CPU.
@@ -319,6 +380,64 @@ typedef struct da3_image {
  */
 #define DA3_PIXEL_BGRA8 3
 
+/**
+ * Predicts cameras: results hold extrinsics and intrinsics (`da3_result_has_cameras`). The
+ * any-view models and the nested model.
+ */
+#define DA3_CAP_POSE (1 << 0)
+
+/**
+ * Predicts depth confidence (`da3_result_confidence`). The any-view models and the nested
+ * model; not `da3metric-large` / `da3mono-large`.
+ */
+#define DA3_CAP_CONFIDENCE (1 << 1)
+
+/**
+ * Predicts a sky map (`da3_result_sky`). `da3metric-large`, `da3mono-large`, the nested model.
+ */
+#define DA3_CAP_SKY (1 << 2)
+
+/**
+ * Depth and camera translations come out in metres, with the factor that put them there
+ * (`da3_result_is_metric`, `da3_result_scale_factor`): the nested model.
+ */
+#define DA3_CAP_METRIC_DEPTH (1 << 3)
+
+/**
+ * Depth is metric for a canonical focal length of 300 pixels (`da3metric-large`): metres =
+ * depth * (fx + fy) / 2 / 300 with the processed-image intrinsics.
+ */
+#define DA3_CAP_CANONICAL_METRIC_DEPTH (1 << 4)
+
+/**
+ * Accepts known cameras (`da3_options.extrinsics` / `intrinsics`): a camera encoder. The
+ * any-view models and the nested model.
+ */
+#define DA3_CAP_KNOWN_CAMERAS (1 << 5)
+
+/**
+ * Can take the pose from the ray branch (`da3_options.use_ray_pose`): a DualDPT head. The
+ * any-view models and the nested model.
+ */
+#define DA3_CAP_RAY_POSE (1 << 6)
+
+/**
+ * Not a warning: returned when the query itself fails (NULL result, index out of range).
+ */
+#define DA3_WARNING_NONE 0
+
+/**
+ * Nested model: the scene holds (almost) only sky, too little for the metric alignment; the
+ * result is the any-view branch's relative depth (not metres, no scale factor).
+ */
+#define DA3_WARNING_METRIC_ALIGNMENT_SKIPPED 1
+
+/**
+ * Nested model: no pixel qualified for the metric alignment, so the scale factor is 0 and the
+ * depth is zero outside the sky, as the official computes it.
+ */
+#define DA3_WARNING_EMPTY_ALIGNMENT_MASK 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -360,7 +479,8 @@ const char *da3_precision_name(da3_precision precision);
 
 /**
  * Fills `*options` with the official defaults (process_res 504, upper-bound resize,
- * saddle-balanced reference view) and sets `options->struct_size = struct_size`.
+ * saddle-balanced reference view, camera-decoder pose, `align_to_input_ext_scale` 1, no known
+ * cameras, no exported features) and sets `options->struct_size = struct_size`.
  * Pass `sizeof *options` (or `sizeof(da3_options)`) as `struct_size`: this is what lets
  * the struct grow in later versions without breaking compiled programs (see `da3_options`).
  *
@@ -375,15 +495,21 @@ const char *da3_precision_name(da3_precision precision);
 enum da3_status da3_options_default(struct da3_options *options, size_t struct_size);
 
 /**
- * Checks `*options` the way `da3_infer` will (struct size, every enum value, process_res
- * range) without needing a model, e.g. to validate user settings at start-up.
+ * Checks `*options` the way `da3_infer` will (struct size, every enum value and flag,
+ * process_res range, `extrinsics` and `intrinsics` both set or both NULL, `extrinsics_rows`,
+ * pointer alignment, repeated feature layers) without needing a model, e.g. to validate user
+ * settings at start-up. What needs the model or the view count is checked by `da3_infer`:
+ * the camera values (finite, rigid, positive focal lengths), feature layers below the
+ * backbone depth, and whether the model takes cameras or ray pose at all.
  * NULL means defaults and is valid.
  *
- * Errors: `DA3_ERR_INVALID_ARGUMENT` naming the field and its value;
+ * Errors: `DA3_ERR_INVALID_ARGUMENT` naming the field and its value; `DA3_ERR_NULL_POINTER`
+ * for one camera pointer without the other, or a NULL feature list with a non-zero count;
  * `DA3_ERR_UNSUPPORTED` for a struct from a newer header. Thread safety: any thread.
  *
  * # Safety
- * `options` is NULL or points to a `da3_options` initialised by `da3_options_default`.
+ * `options` is NULL or points to a `da3_options` initialised by `da3_options_default`, whose
+ * `export_feat_layers` is NULL or points to `export_feat_layer_count` readable values.
  */
 enum da3_status da3_options_validate(const struct da3_options *options);
 
@@ -392,7 +518,9 @@ enum da3_status da3_options_validate(const struct da3_options *options);
  *
  * `model` is a checkpoint directory (holding `config.json` and `model.safetensors`) or a
  * Hugging Face repo id (e.g. "depth-anything/DA3-LARGE") found in the local cache; nothing is
- * downloaded. `use_accelerate` asks for the accelerated runner; in this version it is
+ * downloaded. A directory whose `config.json` names no official preset loads when it also
+ * holds `official_config.json`, the official package's resolved config of its architecture
+ * (how the tests' reduced nested model is described). `use_accelerate` asks for the accelerated runner; in this version it is
  * recorded but both settings run the same path (the plain runner, official numerics).
  * `precision` is a `DA3_PRECISION_*` value: `DA3_PRECISION_AUTO` is bf16 on a GPU and fp32
  * on the CPU; fp16/bf16 run the transformer's matrix products in that precision with
@@ -461,16 +589,51 @@ const char *da3_model_device(const struct da3_model *model);
 da3_precision da3_model_precision(const struct da3_model *model);
 
 /**
+ * Writes what the model predicts and accepts to `*flags`: an OR of `DA3_CAP_*` bits. Use it
+ * before asking for an output or an input the model may not have (asking anyway is an
+ * error, not a crash: `DA3_ERR_UNSUPPORTED` from `da3_infer`, `DA3_ERR_NOT_AVAILABLE` from
+ * the result accessors). For the official presets:
+ * - `da3-small` / `-base` / `-large` / `-giant`: `POSE | CONFIDENCE | KNOWN_CAMERAS | RAY_POSE`;
+ * - `da3metric-large`: `SKY | CANONICAL_METRIC_DEPTH`; `da3mono-large`: `SKY`;
+ * - `da3nested-giant-large`: `POSE | CONFIDENCE | SKY | METRIC_DEPTH | KNOWN_CAMERAS | RAY_POSE`.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER` (model or flags); `*flags` is untouched then.
+ * Thread safety: any thread, also while inferences run (the answer is fixed at load).
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `flags` is NULL or writable.
+ */
+enum da3_status da3_model_capabilities(const struct da3_model *model, da3_capabilities *flags);
+
+/**
+ * Number of blocks of the model's backbone (12 for ViT-S/B, 24 for ViT-L, 40 for ViT-g; the
+ * nested model: its any-view branch's): `da3_options.export_feat_layers` takes indices
+ * below it. 0 if `model` is NULL. Thread safety: any thread.
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
+ */
+uint32_t da3_model_backbone_depth(const struct da3_model *model);
+
+/**
  * Runs one scene made of `n_views` images (one per view, any sizes) and returns a new result
  * in `*out`.
  *
  * `options` may be NULL for the defaults. Arguments are checked in order: `out`, `model`,
  * `n_views` (0 is an error), `views` (NULL is an error), then each view (NULL data,
  * zero width or height, unknown format, stride smaller than width * bytes per pixel), then
- * the options; the first problem is reported, naming the argument (e.g. "views[1].stride").
+ * the options (as `da3_options_validate`), then the known cameras' values for `n_views`
+ * views; the first problem is reported, naming the argument (e.g. "views[1].stride",
+ * "extrinsics of view 2").
  *
- * Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT`, `DA3_ERR_UNSUPPORTED`,
- * `DA3_ERR_TORCH`.
+ * With known cameras in `options` the network is conditioned on them and the result is
+ * aligned back to them (see `da3_options.extrinsics`, `da3_result_alignment_scale`);
+ * `options.export_feat_layers` adds backbone features to the result (`da3_result_feature_*`).
+ *
+ * Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (also: non-finite or non-rigid
+ * extrinsics, non-pinhole intrinsics, camera centres too degenerate to align to, a feature
+ * layer beyond the backbone), `DA3_ERR_UNSUPPORTED` (the model cannot take known cameras or
+ * ray pose: check `da3_model_capabilities` first), `DA3_ERR_TORCH`.
  *
  * Ownership: pixel buffers are only read during the call (see `da3_image` for how many
  * bytes); on success the caller owns `*out` and must release it with `da3_result_free`; on
@@ -480,7 +643,8 @@ da3_precision da3_model_precision(const struct da3_model *model);
  * # Safety
  * `model` is NULL or a live handle; `views` is NULL or points to `n_views` `da3_image`s
  * whose `data` satisfy `da3_image`'s contract; `options` is NULL or initialised by
- * `da3_options_default`; `out` is NULL or valid for writing a pointer.
+ * `da3_options_default`, its pointers satisfying `da3_options`' contract for `n_views`
+ * views; `out` is NULL or valid for writing a pointer.
  */
 enum da3_status da3_infer(const struct da3_model *model,
                           const struct da3_image *views,
@@ -489,7 +653,8 @@ enum da3_status da3_infer(const struct da3_model *model,
                           struct da3_result **out);
 
 /**
- * Like `da3_infer`, for image files (PNG or JPEG) read from `paths[0..n_paths]`.
+ * Like `da3_infer`, for image files (PNG or JPEG) read from `paths[0..n_paths]`; known cameras
+ * in `options` hold one camera per path, with intrinsics in the pixels of the files.
  *
  * Errors: as `da3_infer`, plus `DA3_ERR_IMAGE` / `DA3_ERR_IO` naming a file that cannot be
  * read or decoded. On Unix, paths are raw bytes (any file name works); elsewhere UTF-8.
@@ -500,8 +665,8 @@ enum da3_status da3_infer(const struct da3_model *model,
  *
  * # Safety
  * `model` is NULL or a live handle; `paths` is NULL or points to `n_paths` pointers, each
- * NULL or a NUL-terminated string; `options` as for `da3_infer`; `out` is NULL or valid for
- * writing a pointer.
+ * NULL or a NUL-terminated string; `options` as for `da3_infer` (with `n_paths` views);
+ * `out` is NULL or valid for writing a pointer.
  */
 enum da3_status da3_infer_files(const struct da3_model *model,
                                 const char *const *paths,
@@ -707,6 +872,90 @@ size_t da3_result_warning_count(const struct da3_result *result);
  * `result` is NULL or a live result.
  */
 const char *da3_result_warning(const struct da3_result *result, size_t index);
+
+/**
+ * Whether the result holds a confidence map (`da3_result_confidence`): the models with
+ * `DA3_CAP_CONFIDENCE`. False if `result` is NULL. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+bool da3_result_has_confidence(const struct da3_result *result);
+
+/**
+ * Whether the result holds a sky map (`da3_result_sky`): the models with `DA3_CAP_SKY`.
+ * False if `result` is NULL. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+bool da3_result_has_sky(const struct da3_result *result);
+
+/**
+ * Writes the scale of the alignment to the known cameras to `*out`: s of the similarity
+ * taking the given camera centres onto the predicted ones (predicted ~ s * given; the scale
+ * of the official `_align_to_input_extrinsics_intrinsics`). With
+ * `align_to_input_ext_scale` 1 the depth was divided by it; with 0 it was not.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER` (result or out), `DA3_ERR_NOT_AVAILABLE` when the call had
+ * no known cameras; `*out` is untouched on failure. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `out` is NULL or writable.
+ */
+enum da3_status da3_result_alignment_scale(const struct da3_result *result, float *out);
+
+/**
+ * Number of exported backbone features in the result: `da3_options.export_feat_layer_count`
+ * of the call (0 by default, and if `result` is NULL). Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+size_t da3_result_feature_count(const struct da3_result *result);
+
+/**
+ * Describes exported feature `index` (0 <= index < `da3_result_feature_count`; features come
+ * in the order of `da3_options.export_feat_layers`): `*layer` = its backbone block,
+ * `shape[0..4]` = (N, H / 14, W / 14, C): views in input order, the patch grid of the
+ * processed image, C the backbone width (384 ViT-S, 768 ViT-B, 1024 ViT-L, 1536 ViT-g).
+ * The official `aux["feat_layer_<layer>"]`: patch tokens after the backbone's final
+ * LayerNorm, camera token dropped.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER` (result, layer or shape), `DA3_ERR_INVALID_ARGUMENT`
+ * (index out of range); the outputs are untouched on failure. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `layer` is NULL or writable; `shape` is NULL or points
+ * to 4 writable `size_t`s.
+ */
+enum da3_status da3_result_feature_info(const struct da3_result *result,
+                                        size_t index,
+                                        uint32_t *layer,
+                                        size_t *shape);
+
+/**
+ * Data of exported feature `index`: N*(H/14)*(W/14)*C floats, row-major in the shape given by
+ * `da3_result_feature_info`. NULL (with a message) if `result` is NULL or `index` is out of
+ * range.
+ *
+ * Ownership: owned by the result, valid until `da3_result_free(result)`; never free it.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+const float *da3_result_feature_data(const struct da3_result *result, size_t index);
+
+/**
+ * Kind of warning `index` (a `DA3_WARNING_*` value), for branching without parsing
+ * `da3_result_warning`'s text. `DA3_WARNING_NONE` (with a message) if `result` is NULL or
+ * `index` is out of range. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+da3_warning da3_result_warning_code(const struct da3_result *result, size_t index);
 
 /**
  * Destroys a result and its buffers; every pointer obtained from it becomes invalid.

@@ -236,6 +236,113 @@ impl ModelConfig {
     }
 }
 
+/// File beside `config.json` that describes an architecture which is no official preset: the
+/// official package's resolved config (`OmegaConf.to_container(load_config(...))`, the tree its
+/// `create_object` builds the network from). The test oracle writes one next to every checkpoint.
+pub const OFFICIAL_CONFIG_FILE: &str = "official_config.json";
+
+/// Names of architectures read from official configs, interned: `ModelConfig::preset` is
+/// `&'static str`, and a name stays in this list (reachable, one copy per distinct name) for the
+/// life of the process.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = names.iter().copied().find(|n| *n == name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(leaked);
+    leaked
+}
+
+impl ModelConfig {
+    /// The architecture an official resolved config describes (`DepthAnything3Net` or
+    /// `NestedDepthAnything3Net` with their `net`, `head`, `cam_enc`, `cam_dec` and `gs_head`
+    /// entries), named `name`. Loads checkpoints of architectures that are no preset, e.g. the
+    /// reduced nested model the tests use.
+    pub fn from_official_config(name: &str, config: &serde_json::Value) -> Result<Self> {
+        let name = intern(name);
+        match config.pointer("/__object__/name").and_then(|v| v.as_str()) {
+            Some("DepthAnything3Net") => net_from_official(name, config),
+            Some("NestedDepthAnything3Net") => {
+                let anyview = net_from_official(name, &config["anyview"])?;
+                let metric = net_from_official(intern(&format!("{name} (metric branch)")), &config["metric"])?;
+                if anyview.camera.is_none() || anyview.head.kind != HeadKind::DualDpt || metric.head.kind != HeadKind::Dpt {
+                    return Err(Error::Checkpoint(format!(
+                        "'{name}': a nested model needs an any-view branch with a DualDPT head and cameras and a metric branch with a DPT head"
+                    )));
+                }
+                Ok(ModelConfig::nested(name, anyview, metric))
+            }
+            other => Err(Error::Checkpoint(format!(
+                "'{name}': the official config builds {other:?}, not DepthAnything3Net or NestedDepthAnything3Net"
+            ))),
+        }
+    }
+}
+
+/// One `DepthAnything3Net` of an official config.
+fn net_from_official(preset: &'static str, v: &serde_json::Value) -> Result<ModelConfig> {
+    let bad = |what: &str| Error::Checkpoint(format!("'{preset}': official config: {what}"));
+    let int = |v: &serde_json::Value, what: &str| v.as_i64().ok_or_else(|| bad(&format!("{what} is not an integer")));
+    let net = &v["net"];
+    let start = |key: &str| -> Result<Option<usize>> {
+        Ok(match net.get(key) {
+            None => None,
+            Some(s) => Some(int(s, key)?).filter(|&s| s >= 0).map(|s| s as usize),
+        })
+    };
+    let layers: Vec<usize> = net["out_layers"]
+        .as_array()
+        .ok_or_else(|| bad("net.out_layers is missing"))?
+        .iter()
+        .map(|l| int(l, "net.out_layers").map(|l| l as usize))
+        .collect::<Result<_>>()?;
+    let layers: [usize; 4] = layers.try_into().map_err(|_| bad("net.out_layers must list 4 blocks"))?;
+    let name = match net["name"].as_str() {
+        Some("vits") => "vits",
+        Some("vitb") => "vitb",
+        Some("vitl") => "vitl",
+        Some("vitg") => "vitg",
+        other => return Err(bad(&format!("net.name {other:?} is no DINOv2 size (vits, vitb, vitl, vitg)"))),
+    };
+    let cat_token = net.get("cat_token").map(|c| c.as_bool().ok_or_else(|| bad("net.cat_token is not a boolean"))).transpose()?.unwrap_or(true);
+    let mut backbone = BackboneConfig::vit(name, layers, start("alt_start")?, cat_token).map_err(|e| bad(&e.to_string()))?;
+    backbone.qknorm_start = start("qknorm_start")?;
+    backbone.rope_start = start("rope_start")?;
+    let head = &v["head"];
+    let channels: Vec<i64> = head["out_channels"]
+        .as_array()
+        .ok_or_else(|| bad("head.out_channels is missing"))?
+        .iter()
+        .map(|c| int(c, "head.out_channels"))
+        .collect::<Result<_>>()?;
+    let kind = match head.pointer("/__object__/name").and_then(|n| n.as_str()) {
+        Some("DualDPT") => HeadKind::DualDpt,
+        Some("DPT") => HeadKind::Dpt,
+        other => return Err(bad(&format!("head {other:?} is neither DualDPT nor DPT"))),
+    };
+    let camera = match v.get("cam_dec").filter(|c| !c.is_null()) {
+        None => None,
+        Some(dec) => Some(CameraConfig { enc_dim_out: int(&v["cam_enc"]["dim_out"], "cam_enc.dim_out")?, dec_dim_in: int(&dec["dim_in"], "cam_dec.dim_in")? }),
+    };
+    Ok(ModelConfig {
+        preset,
+        backbone,
+        head: HeadConfig {
+            kind,
+            dim_in: int(&head["dim_in"], "head.dim_in")?,
+            output_dim: int(&head["output_dim"], "head.output_dim")?,
+            features: int(&head["features"], "head.features")?,
+            out_channels: channels.try_into().map_err(|_| bad("head.out_channels must list 4 widths"))?,
+        },
+        camera,
+        // The 3D-Gaussian head and adapter are not run by the library.
+        unused_prefixes: if v.get("gs_head").is_some_and(|g| !g.is_null()) { &["gs_head.", "gs_adapter."] } else { &[] },
+        metric_branch: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +382,29 @@ mod tests {
         assert_eq!(cfg.unused_prefixes, giant.unused_prefixes);
         assert_eq!(**cfg.metric_branch.as_ref().unwrap(), ModelConfig::da3metric_large());
         assert!(cfg.is_nested() && !giant.is_nested());
+    }
+
+    #[test]
+    fn official_configs_describe_architectures() {
+        let net = serde_json::json!({
+            "__object__": {"name": "DepthAnything3Net"},
+            "net": {"name": "vits", "out_layers": [5, 7, 9, 11], "alt_start": 4, "qknorm_start": 4, "rope_start": 4, "cat_token": true},
+            "head": {"__object__": {"name": "DualDPT"}, "dim_in": 768, "output_dim": 2, "features": 64, "out_channels": [48, 96, 192, 384]},
+            "cam_enc": {"dim_out": 384},
+            "cam_dec": {"dim_in": 768}
+        });
+        let cfg = ModelConfig::from_official_config("small-again", &net).unwrap();
+        assert_eq!(cfg, ModelConfig { preset: cfg.preset, ..ModelConfig::da3_small() });
+        assert_eq!(cfg.preset, "small-again");
+        // Interned: the same name gives the same string.
+        let again = ModelConfig::from_official_config("small-again", &net).unwrap();
+        assert!(std::ptr::eq(cfg.preset, again.preset));
+        let mut broken = net.clone();
+        broken["net"]["name"] = "vith".into();
+        let err = ModelConfig::from_official_config("x", &broken).unwrap_err().to_string();
+        assert!(err.contains("vith"), "{err}");
+        let err = ModelConfig::from_official_config("x", &serde_json::json!({})).unwrap_err().to_string();
+        assert!(err.contains("not DepthAnything3Net"), "{err}");
     }
 
     #[test]

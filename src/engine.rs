@@ -12,7 +12,7 @@ use crate::model::{ForwardRequest, NetOutput};
 use crate::options::{InferOptions, Precision};
 use crate::prediction::{FeatureMap, Prediction};
 use crate::preprocess::{self, Processed};
-use crate::runner::Runner;
+use crate::runner::{Capabilities, Runner};
 use crate::runtime;
 
 /// A loaded DA3 model on one device. `Send + Sync`: calls from several threads are
@@ -157,6 +157,14 @@ impl Engine {
             export_feat_layers: &options.export_feat_layers,
         };
         runner.forward(images, cameras, &request, keep_trace)
+    }
+
+    /// What the loaded model predicts and accepts (cameras, confidence, sky, metric depth,
+    /// known cameras, ray pose) and its backbone depth.
+    pub fn capabilities(&self) -> Result<Capabilities> {
+        let runner =
+            self.runner.lock().map_err(|_| Error::Torch("a previous call panicked while holding the model".into()))?;
+        Ok(runner.capabilities())
     }
 
     /// Official preset name of the loaded model, e.g. `da3-large`.

@@ -18,7 +18,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
-use std::mem::size_of;
+use std::mem::{align_of, offset_of, size_of};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::ptr;
@@ -27,7 +27,9 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::image_input::{ImageView, PixelFormat};
 use crate::options::{InferOptions, Precision, RefViewStrategy, ResizeMethod};
-use crate::prediction::Prediction;
+use crate::camera_input::CameraInput;
+use crate::prediction::{Prediction, Warning};
+use crate::runner::Capabilities;
 
 // ---------------------------------------------------------------------------------------------
 // Version
@@ -99,12 +101,14 @@ pub enum da3_status {
     /// A file-system operation failed (e.g. writing a PNG into a missing directory).
     DA3_ERR_IO = 6,
     /// The requested feature or device is not available in this build or on this machine,
-    /// or `da3_options` comes from a newer `da3.h` than the loaded library.
+    /// the model cannot serve the request (known cameras without a camera encoder, ray pose
+    /// without a ray head: see `da3_model_capabilities`), or `da3_options` comes from a newer
+    /// `da3.h` than the loaded library.
     DA3_ERR_UNSUPPORTED = 7,
     /// libtorch reported an error (out of memory, kernel failure, ...).
     DA3_ERR_TORCH = 8,
-    /// The requested output was not produced by this model (e.g. cameras from a model
-    /// without a camera head); see `da3_result_has_cameras`.
+    /// The requested output is not in this result (e.g. cameras from a model without a camera
+    /// head, an alignment scale without known cameras); see `da3_result_has_cameras`.
     DA3_ERR_NOT_AVAILABLE = 9,
     /// A bug inside libda3 (a Rust panic or a broken internal invariant) was caught at the
     /// API boundary. The handles involved stay valid but their state is unspecified; please
@@ -194,6 +198,64 @@ pub const DA3_PIXEL_RGBA8: da3_pixel_format = 1;
 pub const DA3_PIXEL_BGR8: da3_pixel_format = 2;
 /// 4 bytes per pixel: blue, green, red, alpha (alpha is ignored).
 pub const DA3_PIXEL_BGRA8: da3_pixel_format = 3;
+
+/// Bit set of what a model predicts and accepts, from `da3_model_capabilities`: an OR of
+/// `DA3_CAP_*` flags. Bits not defined here are never set.
+pub type da3_capabilities = u32;
+/// Predicts cameras: results hold extrinsics and intrinsics (`da3_result_has_cameras`). The
+/// any-view models and the nested model.
+pub const DA3_CAP_POSE: da3_capabilities = 1 << 0;
+/// Predicts depth confidence (`da3_result_confidence`). The any-view models and the nested
+/// model; not `da3metric-large` / `da3mono-large`.
+pub const DA3_CAP_CONFIDENCE: da3_capabilities = 1 << 1;
+/// Predicts a sky map (`da3_result_sky`). `da3metric-large`, `da3mono-large`, the nested model.
+pub const DA3_CAP_SKY: da3_capabilities = 1 << 2;
+/// Depth and camera translations come out in metres, with the factor that put them there
+/// (`da3_result_is_metric`, `da3_result_scale_factor`): the nested model.
+pub const DA3_CAP_METRIC_DEPTH: da3_capabilities = 1 << 3;
+/// Depth is metric for a canonical focal length of 300 pixels (`da3metric-large`): metres =
+/// depth * (fx + fy) / 2 / 300 with the processed-image intrinsics.
+pub const DA3_CAP_CANONICAL_METRIC_DEPTH: da3_capabilities = 1 << 4;
+/// Accepts known cameras (`da3_options.extrinsics` / `intrinsics`): a camera encoder. The
+/// any-view models and the nested model.
+pub const DA3_CAP_KNOWN_CAMERAS: da3_capabilities = 1 << 5;
+/// Can take the pose from the ray branch (`da3_options.use_ray_pose`): a DualDPT head. The
+/// any-view models and the nested model.
+pub const DA3_CAP_RAY_POSE: da3_capabilities = 1 << 6;
+
+fn capability_flags(c: &Capabilities) -> da3_capabilities {
+    [
+        (c.pose, DA3_CAP_POSE),
+        (c.confidence, DA3_CAP_CONFIDENCE),
+        (c.sky, DA3_CAP_SKY),
+        (c.metric_depth, DA3_CAP_METRIC_DEPTH),
+        (c.canonical_metric_depth, DA3_CAP_CANONICAL_METRIC_DEPTH),
+        (c.camera_encoder, DA3_CAP_KNOWN_CAMERAS),
+        (c.ray_head, DA3_CAP_RAY_POSE),
+    ]
+    .iter()
+    .filter(|(has, _)| *has)
+    .fold(0, |flags, (_, bit)| flags | bit)
+}
+
+/// Kind of a result warning, from `da3_result_warning_code`: one of the `DA3_WARNING_*`
+/// constants. New kinds may be added; treat unknown values as "some warning".
+pub type da3_warning = u32;
+/// Not a warning: returned when the query itself fails (NULL result, index out of range).
+pub const DA3_WARNING_NONE: da3_warning = 0;
+/// Nested model: the scene holds (almost) only sky, too little for the metric alignment; the
+/// result is the any-view branch's relative depth (not metres, no scale factor).
+pub const DA3_WARNING_METRIC_ALIGNMENT_SKIPPED: da3_warning = 1;
+/// Nested model: no pixel qualified for the metric alignment, so the scale factor is 0 and the
+/// depth is zero outside the sky, as the official computes it.
+pub const DA3_WARNING_EMPTY_ALIGNMENT_MASK: da3_warning = 2;
+
+fn warning_to_c(warning: &Warning) -> da3_warning {
+    match warning {
+        Warning::MetricAlignmentSkipped { .. } => DA3_WARNING_METRIC_ALIGNMENT_SKIPPED,
+        Warning::EmptyAlignmentMask => DA3_WARNING_EMPTY_ALIGNMENT_MASK,
+    }
+}
 
 fn unknown_value(field: &str, value: u32, valid: &str) -> FfiError {
     FfiError::invalid(format!("{field}: unknown value {value} (valid: {valid})"))
@@ -301,12 +363,20 @@ fn pixel_format_from_c(value: da3_pixel_format, field: &str) -> FfiResult<PixelF
 /// Always initialise one with `da3_options_default(&opts, sizeof opts)`, then change the
 /// fields you need. A NULL `const da3_options *` anywhere means "all defaults".
 ///
-/// ABI evolution: fields are only ever appended, and each version's struct ends without
-/// trailing padding (today every field is 32 bits wide), so `struct_size` identifies it. `struct_size` tells the library which version of the
-/// struct the caller was compiled with: fields beyond it take their defaults, so a program
-/// built against an older `da3.h` keeps working with a newer library; a `struct_size` larger
-/// than the loaded library knows (a program built against a newer `da3.h`) is rejected with
-/// `DA3_ERR_UNSUPPORTED` instead of being silently half-applied.
+/// ABI evolution: `struct_size` tells the library which version of the struct the caller was
+/// compiled with. Fields are only ever appended, in groups laid out so that no version has
+/// padding inside or at its end (32-bit fields in pairs before pointers); so each version's
+/// `sizeof` is the end of its last field and differs from every other version's, on every
+/// platform. The versions: 16 bytes (up to `ref_view_strategy`), 24 bytes (up to
+/// `align_to_input_ext_scale`), and this one (32 bytes plus three pointers: 56 on 64-bit
+/// platforms, 44 on 32-bit ones). Only these sizes are accepted. Fields beyond the caller's
+/// `struct_size` take their defaults and are never read, so a program built against an older
+/// `da3.h` keeps working with a newer library; a `struct_size` larger than the loaded library
+/// knows (a program built against a newer `da3.h`) is rejected with `DA3_ERR_UNSUPPORTED`
+/// instead of being silently half-applied.
+///
+/// Pointers in the struct are borrowed: the library reads what they point to during the
+/// `da3_infer` / `da3_infer_files` call only and keeps nothing.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct da3_options {
@@ -319,17 +389,59 @@ pub struct da3_options {
     /// A `DA3_REF_VIEW_*` value (default `DA3_REF_VIEW_SADDLE_BALANCED`).
     pub ref_view_strategy: da3_ref_view_strategy,
     /// 1: camera pose from the DualDPT ray branch instead of the camera decoder (official
-    /// `use_ray_pose`; any-view models only, slower: the ray branch and a RANSAC fit per view
-    /// run); 0: the camera decoder (default). Added in 0.1 after `ref_view_strategy`.
+    /// `use_ray_pose`; models with `DA3_CAP_RAY_POSE`: any-view and nested; slower: the ray
+    /// branch and a RANSAC fit per view run); 0: the camera decoder (default). Added in 0.1
+    /// after `ref_view_strategy`.
     pub use_ray_pose: u32,
-    /// Reserved for known-camera input (official `align_to_input_ext_scale`, default 1);
-    /// known cameras are not yet accepted through the C API. Must be 0 or 1.
+    /// With known cameras (`extrinsics`, `intrinsics`), how the prediction is aligned to them
+    /// (official `align_to_input_ext_scale`): 1 (default): the result's extrinsics are the given
+    /// ones and depth is divided by the alignment scale, so it is in the given cameras' units;
+    /// 0: depth keeps the predicted scale and the given extrinsics are returned moved into the
+    /// prediction's frame. Either way `da3_result_alignment_scale` reports the scale. Ignored
+    /// without known cameras. Must be 0 or 1.
     pub align_to_input_ext_scale: u32,
+    /// Rows per view in `extrinsics`: 4 (4x4 matrices, last row 0 0 0 1) or 3 (3x4 [R | t]).
+    /// Must be set when `extrinsics` is; 0 (default) otherwise. Added in the 56-byte version.
+    pub extrinsics_rows: u32,
+    /// Number of entries in `export_feat_layers` (default 0).
+    pub export_feat_layer_count: u32,
+    /// Known cameras, world-to-camera (OpenCV convention: x right, y down, z forward), one per
+    /// view of the call (`n_views` / `n_paths`), row-major float32: `n * extrinsics_rows * 4`
+    /// floats, 4-byte aligned. Each must be a rigid transform (rotation block orthonormal with
+    /// determinant +1) with finite values. With known cameras the network is conditioned on
+    /// them (any-view and nested models: `DA3_CAP_KNOWN_CAMERAS`) and the prediction is aligned
+    /// back to them (Umeyama similarity of the camera centres; RANSAC from 10 views), see
+    /// `align_to_input_ext_scale`. The alignment needs at least 3 camera centres that are not
+    /// collinear. NULL (default): no known cameras. `extrinsics` and `intrinsics` are given
+    /// together or not at all.
+    pub extrinsics: *const f32,
+    /// Known intrinsics, one 3x3 row-major pinhole matrix per view (fx s cx / 0 fy cy / 0 0 1,
+    /// fx and fy > 0) in pixels of the caller's original image (the library carries them
+    /// through its resize and crop): `n * 9` floats, 4-byte aligned. NULL (default): none.
+    pub intrinsics: *const f32,
+    /// Backbone blocks whose features the result should carry (official `export_feat_layers`):
+    /// `export_feat_layer_count` distinct block indices, each below `da3_model_backbone_depth`,
+    /// in the order the result lists them (`da3_result_feature_*`). NULL with a count of 0
+    /// (default): none.
+    pub export_feat_layers: *const u32,
 }
 
-/// Size of the first published `da3_options` (version 0.1); the smallest accepted `struct_size`.
-const OPTIONS_V1_SIZE: usize = 16;
-const _: () = assert!(size_of::<da3_options>() >= OPTIONS_V1_SIZE && size_of::<da3_options>() % 4 == 0);
+/// Size of the first published `da3_options`; the smallest accepted `struct_size`.
+const OPTIONS_V1_SIZE: usize = offset_of!(da3_options, use_ray_pose);
+/// Size of the second version (ray pose and the alignment flag).
+const OPTIONS_V2_SIZE: usize = offset_of!(da3_options, extrinsics_rows);
+/// Every `struct_size` ever published, oldest first; the last is this library's.
+const OPTIONS_SIZES: [usize; 3] = [OPTIONS_V1_SIZE, OPTIONS_V2_SIZE, size_of::<da3_options>()];
+// The versioning rule: published sizes never change, and no version has padding (inside, so
+// that a struct_size never ends in the middle of a field; at the end, so that sizeof is the
+// end of the last field and a later field can never hide in an older version's padding).
+const _: () = {
+    assert!(OPTIONS_V1_SIZE == 16 && OPTIONS_V2_SIZE == 24);
+    assert!(offset_of!(da3_options, extrinsics) == 32);
+    assert!(size_of::<da3_options>() == 32 + 3 * size_of::<*const f32>());
+    assert!(offset_of!(da3_options, export_feat_layers) + size_of::<*const u32>() == size_of::<da3_options>());
+    assert!(align_of::<f32>() == 4 && align_of::<u32>() == 4);
+};
 
 impl da3_options {
     fn from_core(options: &InferOptions) -> Self {
@@ -340,7 +452,52 @@ impl da3_options {
             ref_view_strategy: ref_view_to_c(options.ref_view_strategy),
             use_ray_pose: options.use_ray_pose as u32,
             align_to_input_ext_scale: options.align_to_input_ext_scale as u32,
+            extrinsics_rows: 0,
+            export_feat_layer_count: 0,
+            extrinsics: ptr::null(),
+            intrinsics: ptr::null(),
+            // The layers are C memory: defaults have none (the core's defaults have none either).
+            export_feat_layers: ptr::null(),
         }
+    }
+}
+
+/// Known cameras as the options carry them, before the view count of the call is known.
+#[derive(Clone, Copy, Debug)]
+struct RawCameras {
+    extrinsics: *const f32,
+    intrinsics: *const f32,
+    rows: usize,
+}
+
+/// What a call's `da3_options` asks for: the core's options plus the borrowed cameras.
+#[derive(Debug)]
+struct CallOptions {
+    options: InferOptions,
+    cameras: Option<RawCameras>,
+}
+
+impl RawCameras {
+    /// The cameras of `views` views as slices of the caller's memory.
+    ///
+    /// # Safety
+    /// The pointers satisfy `da3_options`' contract for `views` views.
+    unsafe fn slices<'a>(&self, views: usize) -> FfiResult<CameraInput<'a>> {
+        let len = |per_view: usize, what: &str| {
+            views
+                .checked_mul(per_view)
+                .filter(|n| n.checked_mul(4).is_some_and(|b| b <= isize::MAX as usize))
+                .ok_or_else(|| FfiError::invalid(format!("{what}: {views} views is absurdly many")))
+        };
+        let (e, k) = (len(self.rows * 4, "options.extrinsics")?, len(9, "options.intrinsics")?);
+        // SAFETY: non-NULL and aligned (checked in `options_from_raw`), readable for that many
+        // floats per the caller.
+        Ok(unsafe {
+            CameraInput {
+                extrinsics: std::slice::from_raw_parts(self.extrinsics, e),
+                intrinsics: std::slice::from_raw_parts(self.intrinsics, k),
+            }
+        })
     }
 }
 
@@ -377,6 +534,8 @@ pub struct da3_model {
     engine: Engine,
     preset: CString,
     device: CString,
+    /// Fixed at load; kept here so queries never wait for a running inference.
+    capabilities: Capabilities,
 }
 
 /// The output of one inference (opaque): depth, confidence and cameras for every view, in
@@ -429,6 +588,12 @@ impl da3_result {
         if let Some(sky) = &p.sky {
             check("sky", sky.len(), maps)?;
         }
+        for f in &p.features {
+            if f.shape[0] != p.views || u32::try_from(f.layer).is_err() {
+                return Err(internal(format!("feature of block {} has shape {:?}", f.layer, f.shape)));
+            }
+            check("features", f.data.len(), f.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)))?;
+        }
         let warnings = p
             .warnings
             .iter()
@@ -446,6 +611,15 @@ impl da3_result {
                 self.prediction.views
             )))
         }
+    }
+
+    fn feature(&self, index: usize) -> FfiResult<&crate::prediction::FeatureMap> {
+        self.prediction.features.get(index).ok_or_else(|| {
+            FfiError::invalid(format!(
+                "feature index {index} is out of range: the result has {} exported feature(s)",
+                self.prediction.features.len()
+            ))
+        })
     }
 
     fn map_of<'a>(&self, data: &'a [f32], view: usize) -> FfiResult<&'a [f32]> {
@@ -673,7 +847,7 @@ unsafe fn slice_arg<'a, T>(ptr: *const T, n: usize, what: &str, count_name: &str
 ///
 /// # Safety
 /// `ptr` is NULL or points to at least `(*ptr).struct_size` readable bytes.
-unsafe fn options_arg(ptr: *const da3_options) -> FfiResult<InferOptions> {
+unsafe fn options_arg(ptr: *const da3_options) -> FfiResult<CallOptions> {
     let mut raw = da3_options::from_core(&InferOptions::default());
     if !ptr.is_null() {
         // SAFETY: reading the first field, which every version has.
@@ -682,7 +856,8 @@ unsafe fn options_arg(ptr: *const da3_options) -> FfiResult<InferOptions> {
         // SAFETY: the caller's struct holds `size` bytes and `raw` holds at least as many.
         unsafe { ptr::copy_nonoverlapping(ptr.cast::<u8>(), ptr::addr_of_mut!(raw).cast::<u8>(), size) };
     }
-    options_from_raw(&raw)
+    // SAFETY: `raw` holds the caller's fields (the pointers per its contract) or defaults.
+    unsafe { options_from_raw(&raw) }
 }
 
 fn check_struct_size(size: usize) -> FfiResult<()> {
@@ -691,11 +866,6 @@ fn check_struct_size(size: usize) -> FfiResult<()> {
         return Err(FfiError::invalid(
             "options.struct_size is 0: initialise options with da3_options_default(&opts, sizeof opts)",
         ));
-    }
-    if size < OPTIONS_V1_SIZE || size % 4 != 0 {
-        return Err(FfiError::invalid(format!(
-            "options.struct_size is {size}, not the size of any da3_options version (this library's is {ours})"
-        )));
     }
     if size > ours {
         return Err(FfiError::new(
@@ -707,24 +877,85 @@ fn check_struct_size(size: usize) -> FfiResult<()> {
             ),
         ));
     }
+    if !OPTIONS_SIZES.contains(&size) {
+        return Err(FfiError::invalid(format!(
+            "options.struct_size is {size}, not the size of any da3_options version ({OPTIONS_SIZES:?}; this \
+             library's is {ours})"
+        )));
+    }
     Ok(())
 }
 
-fn options_from_raw(raw: &da3_options) -> FfiResult<InferOptions> {
+/// Checks every field; the camera values themselves are checked by the core once the view
+/// count is known.
+///
+/// # Safety
+/// `raw.export_feat_layers` is NULL or points to `raw.export_feat_layer_count` readable `u32`s.
+unsafe fn options_from_raw(raw: &da3_options) -> FfiResult<CallOptions> {
+    let aligned = |p: *const u8, what: &str| {
+        if (p as usize) % 4 == 0 {
+            Ok(())
+        } else {
+            Err(FfiError::invalid(format!("{what} = {p:?} is not aligned to 4 bytes")))
+        }
+    };
+    let export_feat_layers = match (raw.export_feat_layers.is_null(), raw.export_feat_layer_count) {
+        (_, 0) => Vec::new(),
+        (true, n) => {
+            return Err(FfiError::new(
+                DA3_ERR_NULL_POINTER,
+                format!("null pointer: options.export_feat_layers is NULL but options.export_feat_layer_count is {n}"),
+            ))
+        }
+        (false, n) => {
+            aligned(raw.export_feat_layers.cast(), "options.export_feat_layers")?;
+            // SAFETY: non-NULL, aligned, `n` readable per the caller (n is a u32: no overflow).
+            unsafe { std::slice::from_raw_parts(raw.export_feat_layers, n as usize) }.iter().map(|&l| l as usize).collect()
+        }
+    };
+    let rows = match raw.extrinsics_rows {
+        0 | 3 | 4 => raw.extrinsics_rows as usize,
+        other => {
+            return Err(FfiError::invalid(format!(
+                "options.extrinsics_rows is {other}: must be 3 (3x4 matrices) or 4 (4x4), or 0 without extrinsics"
+            )))
+        }
+    };
+    let cameras = match (raw.extrinsics.is_null(), raw.intrinsics.is_null()) {
+        (true, true) => None,
+        (false, true) | (true, false) => {
+            let (given, missing) =
+                if raw.intrinsics.is_null() { ("extrinsics", "intrinsics") } else { ("intrinsics", "extrinsics") };
+            return Err(FfiError::new(
+                DA3_ERR_NULL_POINTER,
+                format!("null pointer: options.{missing} is NULL but options.{given} is set: known cameras need both"),
+            ));
+        }
+        (false, false) => {
+            if rows == 0 {
+                return Err(FfiError::invalid(
+                    "options.extrinsics_rows is 0 but options.extrinsics is set: set it to 3 (3x4 matrices) or 4 (4x4)",
+                ));
+            }
+            aligned(raw.extrinsics.cast(), "options.extrinsics")?;
+            aligned(raw.intrinsics.cast(), "options.intrinsics")?;
+            Some(RawCameras { extrinsics: raw.extrinsics, intrinsics: raw.intrinsics, rows })
+        }
+    };
     let options = InferOptions {
         process_res: raw.process_res,
         resize_method: resize_method_from_c(raw.resize_method, "options.resize_method")?,
         ref_view_strategy: ref_view_from_c(raw.ref_view_strategy, "options.ref_view_strategy")?,
         use_ray_pose: flag_from_c(raw.use_ray_pose, "options.use_ray_pose")?,
         align_to_input_ext_scale: flag_from_c(raw.align_to_input_ext_scale, "options.align_to_input_ext_scale")?,
-        ..InferOptions::default()
+        export_feat_layers,
     };
     options.validate().map_err(|e| match e {
         // The core's wording ("process_res must be ...") already names the field.
         Error::InvalidArgument(m) => FfiError::invalid(format!("options.{m}")),
         other => other.into(),
     })?;
-    Ok(options)
+    Ok(CallOptions { options, cameras })
 }
 
 /// A C boolean carried as `uint32_t`: 0 or 1, anything else is an error (not silently true).
@@ -839,7 +1070,8 @@ pub extern "C" fn da3_precision_name(precision: da3_precision) -> *const c_char 
 // ---------------------------------------------------------------------------------------------
 
 /// Fills `*options` with the official defaults (process_res 504, upper-bound resize,
-/// saddle-balanced reference view) and sets `options->struct_size = struct_size`.
+/// saddle-balanced reference view, camera-decoder pose, `align_to_input_ext_scale` 1, no known
+/// cameras, no exported features) and sets `options->struct_size = struct_size`.
 /// Pass `sizeof *options` (or `sizeof(da3_options)`) as `struct_size`: this is what lets
 /// the struct grow in later versions without breaking compiled programs (see `da3_options`).
 ///
@@ -866,15 +1098,21 @@ pub unsafe extern "C" fn da3_options_default(options: *mut da3_options, struct_s
     })
 }
 
-/// Checks `*options` the way `da3_infer` will (struct size, every enum value, process_res
-/// range) without needing a model, e.g. to validate user settings at start-up.
+/// Checks `*options` the way `da3_infer` will (struct size, every enum value and flag,
+/// process_res range, `extrinsics` and `intrinsics` both set or both NULL, `extrinsics_rows`,
+/// pointer alignment, repeated feature layers) without needing a model, e.g. to validate user
+/// settings at start-up. What needs the model or the view count is checked by `da3_infer`:
+/// the camera values (finite, rigid, positive focal lengths), feature layers below the
+/// backbone depth, and whether the model takes cameras or ray pose at all.
 /// NULL means defaults and is valid.
 ///
-/// Errors: `DA3_ERR_INVALID_ARGUMENT` naming the field and its value;
+/// Errors: `DA3_ERR_INVALID_ARGUMENT` naming the field and its value; `DA3_ERR_NULL_POINTER`
+/// for one camera pointer without the other, or a NULL feature list with a non-zero count;
 /// `DA3_ERR_UNSUPPORTED` for a struct from a newer header. Thread safety: any thread.
 ///
 /// # Safety
-/// `options` is NULL or points to a `da3_options` initialised by `da3_options_default`.
+/// `options` is NULL or points to a `da3_options` initialised by `da3_options_default`, whose
+/// `export_feat_layers` is NULL or points to `export_feat_layer_count` readable values.
 #[no_mangle]
 pub unsafe extern "C" fn da3_options_validate(options: *const da3_options) -> da3_status {
     status_call("da3_options_validate", || {
@@ -891,7 +1129,9 @@ pub unsafe extern "C" fn da3_options_validate(options: *const da3_options) -> da
 ///
 /// `model` is a checkpoint directory (holding `config.json` and `model.safetensors`) or a
 /// Hugging Face repo id (e.g. "depth-anything/DA3-LARGE") found in the local cache; nothing is
-/// downloaded. `use_accelerate` asks for the accelerated runner; in this version it is
+/// downloaded. A directory whose `config.json` names no official preset loads when it also
+/// holds `official_config.json`, the official package's resolved config of its architecture
+/// (how the tests' reduced nested model is described). `use_accelerate` asks for the accelerated runner; in this version it is
 /// recorded but both settings run the same path (the plain runner, official numerics).
 /// `precision` is a `DA3_PRECISION_*` value: `DA3_PRECISION_AUTO` is bf16 on a GPU and fp32
 /// on the CPU; fp16/bf16 run the transformer's matrix products in that precision with
@@ -929,7 +1169,8 @@ pub unsafe extern "C" fn da3_create(
         };
         let preset = to_c(engine.preset_name().to_owned(), "preset name")?;
         let device = to_c(engine.device_name(), "device name")?;
-        *out = Box::into_raw(Box::new(da3_model { engine, preset, device }));
+        let capabilities = engine.capabilities()?;
+        *out = Box::into_raw(Box::new(da3_model { engine, preset, device, capabilities }));
         Ok(())
     })
 }
@@ -995,6 +1236,48 @@ pub unsafe extern "C" fn da3_model_precision(model: *const da3_model) -> da3_pre
     })
 }
 
+/// Writes what the model predicts and accepts to `*flags`: an OR of `DA3_CAP_*` bits. Use it
+/// before asking for an output or an input the model may not have (asking anyway is an
+/// error, not a crash: `DA3_ERR_UNSUPPORTED` from `da3_infer`, `DA3_ERR_NOT_AVAILABLE` from
+/// the result accessors). For the official presets:
+/// - `da3-small` / `-base` / `-large` / `-giant`: `POSE | CONFIDENCE | KNOWN_CAMERAS | RAY_POSE`;
+/// - `da3metric-large`: `SKY | CANONICAL_METRIC_DEPTH`; `da3mono-large`: `SKY`;
+/// - `da3nested-giant-large`: `POSE | CONFIDENCE | SKY | METRIC_DEPTH | KNOWN_CAMERAS | RAY_POSE`.
+///
+/// Errors: `DA3_ERR_NULL_POINTER` (model or flags); `*flags` is untouched then.
+/// Thread safety: any thread, also while inferences run (the answer is fixed at load).
+///
+/// # Safety
+/// `model` is NULL or a live handle; `flags` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn da3_model_capabilities(model: *const da3_model, flags: *mut da3_capabilities) -> da3_status {
+    status_call("da3_model_capabilities", || {
+        // SAFETY: per the caller.
+        let model = unsafe { ref_arg(model, "model") }?;
+        if flags.is_null() {
+            return Err(FfiError::null("flags"));
+        }
+        // SAFETY: non-NULL and writable per the caller.
+        unsafe { flags.write(capability_flags(&model.capabilities)) };
+        Ok(())
+    })
+}
+
+/// Number of blocks of the model's backbone (12 for ViT-S/B, 24 for ViT-L, 40 for ViT-g; the
+/// nested model: its any-view branch's): `da3_options.export_feat_layers` takes indices
+/// below it. 0 if `model` is NULL. Thread safety: any thread.
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn da3_model_backbone_depth(model: *const da3_model) -> u32 {
+    value_call("da3_model_backbone_depth", || {
+        // SAFETY: per the caller.
+        let depth = unsafe { ref_arg(model, "model") }?.capabilities.backbone_depth;
+        Ok(u32::try_from(depth).unwrap_or(u32::MAX))
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inference
 // ---------------------------------------------------------------------------------------------
@@ -1005,10 +1288,18 @@ pub unsafe extern "C" fn da3_model_precision(model: *const da3_model) -> da3_pre
 /// `options` may be NULL for the defaults. Arguments are checked in order: `out`, `model`,
 /// `n_views` (0 is an error), `views` (NULL is an error), then each view (NULL data,
 /// zero width or height, unknown format, stride smaller than width * bytes per pixel), then
-/// the options; the first problem is reported, naming the argument (e.g. "views[1].stride").
+/// the options (as `da3_options_validate`), then the known cameras' values for `n_views`
+/// views; the first problem is reported, naming the argument (e.g. "views[1].stride",
+/// "extrinsics of view 2").
 ///
-/// Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT`, `DA3_ERR_UNSUPPORTED`,
-/// `DA3_ERR_TORCH`.
+/// With known cameras in `options` the network is conditioned on them and the result is
+/// aligned back to them (see `da3_options.extrinsics`, `da3_result_alignment_scale`);
+/// `options.export_feat_layers` adds backbone features to the result (`da3_result_feature_*`).
+///
+/// Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (also: non-finite or non-rigid
+/// extrinsics, non-pinhole intrinsics, camera centres too degenerate to align to, a feature
+/// layer beyond the backbone), `DA3_ERR_UNSUPPORTED` (the model cannot take known cameras or
+/// ray pose: check `da3_model_capabilities` first), `DA3_ERR_TORCH`.
 ///
 /// Ownership: pixel buffers are only read during the call (see `da3_image` for how many
 /// bytes); on success the caller owns `*out` and must release it with `da3_result_free`; on
@@ -1018,7 +1309,8 @@ pub unsafe extern "C" fn da3_model_precision(model: *const da3_model) -> da3_pre
 /// # Safety
 /// `model` is NULL or a live handle; `views` is NULL or points to `n_views` `da3_image`s
 /// whose `data` satisfy `da3_image`'s contract; `options` is NULL or initialised by
-/// `da3_options_default`; `out` is NULL or valid for writing a pointer.
+/// `da3_options_default`, its pointers satisfying `da3_options`' contract for `n_views`
+/// views; `out` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn da3_infer(
     model: *const da3_model,
@@ -1034,12 +1326,14 @@ pub unsafe extern "C" fn da3_infer(
         let views = unsafe { slice_arg(views, n_views, "views", "n_views") }?;
         let images =
             views.iter().enumerate().map(|(i, view)| unsafe { image_arg(view, i) }).collect::<FfiResult<Vec<_>>>()?;
-        let options = unsafe { options_arg(options) }?;
-        into_result(model.engine.infer(&images, &options)?, out)
+        let call = unsafe { options_arg(options) }?;
+        let cameras = call.cameras.map(|c| unsafe { c.slices(images.len()) }).transpose()?;
+        into_result(model.engine.infer_with_cameras(&images, cameras.as_ref(), &call.options)?, out)
     })
 }
 
-/// Like `da3_infer`, for image files (PNG or JPEG) read from `paths[0..n_paths]`.
+/// Like `da3_infer`, for image files (PNG or JPEG) read from `paths[0..n_paths]`; known cameras
+/// in `options` hold one camera per path, with intrinsics in the pixels of the files.
 ///
 /// Errors: as `da3_infer`, plus `DA3_ERR_IMAGE` / `DA3_ERR_IO` naming a file that cannot be
 /// read or decoded. On Unix, paths are raw bytes (any file name works); elsewhere UTF-8.
@@ -1050,8 +1344,8 @@ pub unsafe extern "C" fn da3_infer(
 ///
 /// # Safety
 /// `model` is NULL or a live handle; `paths` is NULL or points to `n_paths` pointers, each
-/// NULL or a NUL-terminated string; `options` as for `da3_infer`; `out` is NULL or valid for
-/// writing a pointer.
+/// NULL or a NUL-terminated string; `options` as for `da3_infer` (with `n_paths` views);
+/// `out` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn da3_infer_files(
     model: *const da3_model,
@@ -1073,8 +1367,9 @@ pub unsafe extern "C" fn da3_infer_files(
                 path_arg(unsafe { cstr_arg(p, &what) }?, &what)
             })
             .collect::<FfiResult<Vec<_>>>()?;
-        let options = unsafe { options_arg(options) }?;
-        into_result(model.engine.infer_files(&paths, &options)?, out)
+        let call = unsafe { options_arg(options) }?;
+        let cameras = call.cameras.map(|c| unsafe { c.slices(paths.len()) }).transpose()?;
+        into_result(model.engine.infer_files_with_cameras(&paths, cameras.as_ref(), &call.options)?, out)
     })
 }
 
@@ -1416,6 +1711,150 @@ pub unsafe extern "C" fn da3_result_warning(result: *const da3_result, index: us
     })
 }
 
+/// Whether the result holds a confidence map (`da3_result_confidence`): the models with
+/// `DA3_CAP_CONFIDENCE`. False if `result` is NULL. Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_has_confidence(result: *const da3_result) -> bool {
+    value_call("da3_result_has_confidence", || {
+        // SAFETY: per the caller.
+        Ok(unsafe { ref_arg(result, "result") }?.prediction.has_confidence())
+    })
+}
+
+/// Whether the result holds a sky map (`da3_result_sky`): the models with `DA3_CAP_SKY`.
+/// False if `result` is NULL. Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_has_sky(result: *const da3_result) -> bool {
+    value_call("da3_result_has_sky", || {
+        // SAFETY: per the caller.
+        Ok(unsafe { ref_arg(result, "result") }?.prediction.sky.is_some())
+    })
+}
+
+/// Writes the scale of the alignment to the known cameras to `*out`: s of the similarity
+/// taking the given camera centres onto the predicted ones (predicted ~ s * given; the scale
+/// of the official `_align_to_input_extrinsics_intrinsics`). With
+/// `align_to_input_ext_scale` 1 the depth was divided by it; with 0 it was not.
+///
+/// Errors: `DA3_ERR_NULL_POINTER` (result or out), `DA3_ERR_NOT_AVAILABLE` when the call had
+/// no known cameras; `*out` is untouched on failure. Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_alignment_scale(result: *const da3_result, out: *mut f32) -> da3_status {
+    status_call("da3_result_alignment_scale", || {
+        // SAFETY: per the caller.
+        let r = unsafe { ref_arg(result, "result") }?;
+        if out.is_null() {
+            return Err(FfiError::null("out"));
+        }
+        let scale = r.prediction.alignment_scale.ok_or_else(|| {
+            FfiError::new(
+                DA3_ERR_NOT_AVAILABLE,
+                "not available: no alignment scale, the inference had no known cameras (da3_options.extrinsics)",
+            )
+        })?;
+        // SAFETY: non-NULL and writable per the caller.
+        unsafe { out.write(scale) };
+        Ok(())
+    })
+}
+
+/// Number of exported backbone features in the result: `da3_options.export_feat_layer_count`
+/// of the call (0 by default, and if `result` is NULL). Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_feature_count(result: *const da3_result) -> usize {
+    value_call("da3_result_feature_count", || {
+        // SAFETY: per the caller.
+        Ok(unsafe { ref_arg(result, "result") }?.prediction.features.len())
+    })
+}
+
+/// Describes exported feature `index` (0 <= index < `da3_result_feature_count`; features come
+/// in the order of `da3_options.export_feat_layers`): `*layer` = its backbone block,
+/// `shape[0..4]` = (N, H / 14, W / 14, C): views in input order, the patch grid of the
+/// processed image, C the backbone width (384 ViT-S, 768 ViT-B, 1024 ViT-L, 1536 ViT-g).
+/// The official `aux["feat_layer_<layer>"]`: patch tokens after the backbone's final
+/// LayerNorm, camera token dropped.
+///
+/// Errors: `DA3_ERR_NULL_POINTER` (result, layer or shape), `DA3_ERR_INVALID_ARGUMENT`
+/// (index out of range); the outputs are untouched on failure. Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result; `layer` is NULL or writable; `shape` is NULL or points
+/// to 4 writable `size_t`s.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_feature_info(
+    result: *const da3_result,
+    index: usize,
+    layer: *mut u32,
+    shape: *mut usize,
+) -> da3_status {
+    status_call("da3_result_feature_info", || {
+        // SAFETY: per the caller.
+        let r = unsafe { ref_arg(result, "result") }?;
+        if layer.is_null() {
+            return Err(FfiError::null("layer"));
+        }
+        if shape.is_null() {
+            return Err(FfiError::null("shape"));
+        }
+        let f = r.feature(index)?;
+        // SAFETY: non-NULL and writable per the caller (4 values for `shape`); the layer fits
+        // a u32 (checked in `da3_result::new`).
+        unsafe {
+            layer.write(f.layer as u32);
+            ptr::copy_nonoverlapping(f.shape.as_ptr(), shape, 4);
+        }
+        Ok(())
+    })
+}
+
+/// Data of exported feature `index`: N*(H/14)*(W/14)*C floats, row-major in the shape given by
+/// `da3_result_feature_info`. NULL (with a message) if `result` is NULL or `index` is out of
+/// range.
+///
+/// Ownership: owned by the result, valid until `da3_result_free(result)`; never free it.
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_feature_data(result: *const da3_result, index: usize) -> *const f32 {
+    value_call("da3_result_feature_data", || {
+        // SAFETY: per the caller.
+        Ok(unsafe { ref_arg(result, "result") }?.feature(index)?.data.as_ptr())
+    })
+}
+
+/// Kind of warning `index` (a `DA3_WARNING_*` value), for branching without parsing
+/// `da3_result_warning`'s text. `DA3_WARNING_NONE` (with a message) if `result` is NULL or
+/// `index` is out of range. Thread safety: any thread.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn da3_result_warning_code(result: *const da3_result, index: usize) -> da3_warning {
+    value_call("da3_result_warning_code", || {
+        // SAFETY: per the caller.
+        let r = unsafe { ref_arg(result, "result") }?;
+        let w = r.prediction.warnings.get(index).ok_or_else(|| {
+            FfiError::invalid(format!("warning index {index} is out of range (the result has {})", r.warnings.len()))
+        })?;
+        Ok(warning_to_c(w))
+    })
+}
+
 /// Destroys a result and its buffers; every pointer obtained from it becomes invalid.
 /// NULL is a no-op. Thread safety: no other thread may be using the result.
 ///
@@ -1508,9 +1947,9 @@ mod tests {
         let mut o = da3_options::from_core(&InferOptions::default());
         assert_eq!(o.align_to_input_ext_scale, 1);
         o.use_ray_pose = 1;
-        assert!(options_from_raw(&o).unwrap().use_ray_pose);
+        assert!(unsafe { options_from_raw(&o) }.unwrap().options.use_ray_pose);
         o.use_ray_pose = 2;
-        let err = options_from_raw(&o).unwrap_err();
+        let err = unsafe { options_from_raw(&o) }.unwrap_err();
         assert_eq!(err.status, DA3_ERR_INVALID_ARGUMENT);
         assert!(err.message.contains("options.use_ray_pose is 2"), "{}", err.message);
     }
@@ -1687,28 +2126,23 @@ mod tests {
 
     #[test]
     fn options_default_validate_and_enum_checks() {
-        let mut o = da3_options {
-            struct_size: 0,
-            process_res: 0,
-            resize_method: 0,
-            ref_view_strategy: 0,
-            use_ray_pose: 0,
-            align_to_input_ext_scale: 0,
-        };
+        let mut o = da3_options { struct_size: 0, process_res: 0, align_to_input_ext_scale: 0, ..da3_options::from_core(&InferOptions::default()) };
         assert_eq!(unsafe { da3_options_default(&mut o, size_of::<da3_options>()) }, DA3_OK);
         assert_eq!(o.struct_size as usize, size_of::<da3_options>());
         assert_eq!(o.process_res, 504);
         assert_eq!(o.resize_method, DA3_RESIZE_UPPER_BOUND_RESIZE);
         assert_eq!(o.ref_view_strategy, DA3_REF_VIEW_SADDLE_BALANCED);
-        assert_eq!(unsafe { options_arg(&o) }.unwrap(), InferOptions::default());
-        assert_eq!(unsafe { options_arg(ptr::null()) }.unwrap(), InferOptions::default());
+        assert_eq!(o.align_to_input_ext_scale, 1);
+        assert!(o.extrinsics.is_null() && o.intrinsics.is_null() && o.export_feat_layers.is_null());
+        assert_eq!(unsafe { options_arg(&o) }.unwrap().options, InferOptions::default());
+        assert_eq!(unsafe { options_arg(ptr::null()) }.unwrap().options, InferOptions::default());
         assert_eq!(unsafe { da3_options_validate(ptr::null()) }, DA3_OK);
 
         let mut all = o;
         all.resize_method = DA3_RESIZE_LOWER_BOUND_CROP;
         all.ref_view_strategy = DA3_REF_VIEW_SADDLE_SIM_RANGE;
         all.process_res = 280;
-        let core = unsafe { options_arg(&all) }.unwrap();
+        let core = unsafe { options_arg(&all) }.unwrap().options;
         assert_eq!(core.resize_method, ResizeMethod::LowerBoundCrop);
         assert_eq!(core.ref_view_strategy, RefViewStrategy::SaddleSimRange);
         assert_eq!(core.process_res, 280);
@@ -1734,6 +2168,9 @@ mod tests {
             &["struct_size is 0", "da3_options_default"],
         );
         expect(da3_options { struct_size: 6, ..o }, DA3_ERR_INVALID_ARGUMENT, &["struct_size is 6"]);
+        // Between published versions: would end inside a field.
+        expect(da3_options { struct_size: 28, ..o }, DA3_ERR_INVALID_ARGUMENT, &["struct_size is 28", "16, 24"]);
+        expect(da3_options { struct_size: 40, ..o }, DA3_ERR_INVALID_ARGUMENT, &["struct_size is 40"]);
         expect(da3_options { struct_size: 64, ..o }, DA3_ERR_UNSUPPORTED, &["struct_size is 64", "newer da3.h"]);
 
         assert_eq!(unsafe { da3_options_default(ptr::null_mut(), 16) }, DA3_ERR_NULL_POINTER);
@@ -1759,17 +2196,159 @@ mod tests {
 
     #[test]
     fn older_options_struct_gets_defaults_for_missing_fields() {
-        // A hypothetical later library reads a v1-sized struct: simulate by checking that only
-        // `struct_size` bytes are read (the bytes after a 16-byte struct are never touched).
-        #[repr(C)]
-        struct Padded {
-            opts: da3_options,
-            poison: [u32; 4],
+        // Programs built against the 16- and 24-byte versions: only `struct_size` bytes are
+        // written and read; what lies beyond (here 0xff poison, which as pointers and counts
+        // would be garbage) never matters.
+        for size in [OPTIONS_V1_SIZE, OPTIONS_V2_SIZE] {
+            let mut bytes = [0xffu8; size_of::<da3_options>()];
+            let opts = bytes.as_mut_ptr().cast::<da3_options>();
+            assert_eq!(unsafe { da3_options_default(opts, size) }, DA3_OK);
+            assert!(bytes[size..].iter().all(|&b| b == 0xff), "wrote past {size} bytes");
+            let mut old = [0u32; 6];
+            old[..size / 4].copy_from_slice(&bytemuck_u32(&bytes[..size]));
+            assert_eq!(old[0] as usize, size);
+            assert_eq!(old[1], 504);
+            // `bytes` may be misaligned for da3_options; options_arg reads bytes only.
+            let call = unsafe { options_arg(opts) }.unwrap();
+            assert_eq!(call.options, InferOptions::default());
+            assert!(call.cameras.is_none());
+            if size == OPTIONS_V2_SIZE {
+                // The 24-byte version already carries the flags.
+                bytes[16..20].copy_from_slice(&1u32.to_ne_bytes()); // use_ray_pose
+                assert!(unsafe { options_arg(opts) }.unwrap().options.use_ray_pose);
+            }
         }
-        let mut p = Padded { opts: da3_options::from_core(&InferOptions::default()), poison: [0xdead_beef; 4] };
-        assert_eq!(unsafe { da3_options_default(&mut p.opts, OPTIONS_V1_SIZE) }, DA3_OK);
-        assert_eq!(p.poison, [0xdead_beef; 4]);
-        assert_eq!(unsafe { options_arg(&p.opts) }.unwrap(), InferOptions::default());
+    }
+
+    fn bytemuck_u32(bytes: &[u8]) -> Vec<u32> {
+        bytes.chunks_exact(4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect()
+    }
+
+    #[test]
+    fn option_pointers_are_checked() {
+        let base = da3_options::from_core(&InferOptions::default());
+        let e = [0f32; 32];
+        let k = [0f32; 18];
+        let layers = [3u32, 7];
+        let expect = |o: da3_options, status: da3_status, words: &[&str]| {
+            let err = unsafe { options_arg(&o) }.unwrap_err();
+            assert_eq!(err.status, status, "{}", err.message);
+            for w in words {
+                assert!(err.message.contains(w), "'{}' lacks '{w}'", err.message);
+            }
+        };
+        expect(da3_options { extrinsics: e.as_ptr(), extrinsics_rows: 4, ..base }, DA3_ERR_NULL_POINTER, &["options.intrinsics is NULL"]);
+        expect(da3_options { intrinsics: k.as_ptr(), ..base }, DA3_ERR_NULL_POINTER, &["options.extrinsics is NULL", "both"]);
+        let both = da3_options { extrinsics: e.as_ptr(), intrinsics: k.as_ptr(), ..base };
+        expect(both, DA3_ERR_INVALID_ARGUMENT, &["extrinsics_rows is 0"]);
+        expect(da3_options { extrinsics_rows: 5, ..both }, DA3_ERR_INVALID_ARGUMENT, &["extrinsics_rows is 5"]);
+        expect(da3_options { extrinsics_rows: 2, ..base }, DA3_ERR_INVALID_ARGUMENT, &["extrinsics_rows is 2"]);
+        let misaligned = unsafe { e.as_ptr().cast::<u8>().add(1).cast::<f32>() };
+        expect(da3_options { extrinsics: misaligned, extrinsics_rows: 3, ..both }, DA3_ERR_INVALID_ARGUMENT, &["aligned"]);
+        expect(da3_options { export_feat_layer_count: 2, ..base }, DA3_ERR_NULL_POINTER, &["export_feat_layers is NULL", "2"]);
+        let twice = [3u32, 3];
+        expect(
+            da3_options { export_feat_layers: twice.as_ptr(), export_feat_layer_count: 2, ..base },
+            DA3_ERR_INVALID_ARGUMENT,
+            &["options.export_feat_layers lists block 3 twice"],
+        );
+
+        let call = unsafe { options_arg(&da3_options { extrinsics_rows: 3, export_feat_layers: layers.as_ptr(), export_feat_layer_count: 2, ..both }) }.unwrap();
+        assert_eq!(call.options.export_feat_layers, vec![3, 7]);
+        let cameras = unsafe { call.cameras.unwrap().slices(2) }.unwrap();
+        assert_eq!((cameras.extrinsics.len(), cameras.intrinsics.len()), (24, 18));
+        let call = unsafe { options_arg(&da3_options { extrinsics_rows: 4, ..both }) }.unwrap();
+        assert_eq!(unsafe { call.cameras.unwrap().slices(2) }.unwrap().extrinsics.len(), 32);
+        // A count with a NULL list is an error, but an unused list with count 0 is fine.
+        assert!(unsafe { options_arg(&da3_options { export_feat_layers: layers.as_ptr(), ..base }) }.unwrap().options.export_feat_layers.is_empty());
+    }
+
+    #[test]
+    fn features_alignment_scale_and_warning_codes_are_reported() {
+        use crate::prediction::FeatureMap;
+        let prediction = Prediction {
+            views: 2,
+            height: 1,
+            width: 2,
+            depth: vec![1.0; 4],
+            confidence: vec![1.0; 4],
+            features: vec![
+                FeatureMap { layer: 7, shape: [2, 1, 1, 3], data: (0..6).map(|v| v as f32).collect() },
+                FeatureMap { layer: 3, shape: [2, 1, 2, 1], data: vec![9.0; 4] },
+            ],
+            alignment_scale: Some(0.5),
+            warnings: vec![Warning::MetricAlignmentSkipped { non_sky_pixels: 2 }, Warning::EmptyAlignmentMask],
+            ..Default::default()
+        };
+        let r = Box::into_raw(Box::new(da3_result::new(prediction).unwrap()));
+        unsafe {
+            assert_eq!(da3_result_feature_count(r), 2);
+            let (mut layer, mut shape) = (0u32, [0usize; 4]);
+            assert_eq!(da3_result_feature_info(r, 0, &mut layer, shape.as_mut_ptr()), DA3_OK);
+            assert_eq!((layer, shape), (7, [2, 1, 1, 3]));
+            assert_eq!(*da3_result_feature_data(r, 0).add(5), 5.0);
+            assert_eq!(da3_result_feature_info(r, 1, &mut layer, shape.as_mut_ptr()), DA3_OK);
+            assert_eq!((layer, shape), (3, [2, 1, 2, 1]));
+            assert_eq!(da3_result_feature_info(r, 2, &mut layer, shape.as_mut_ptr()), DA3_ERR_INVALID_ARGUMENT);
+            assert!(last_error().contains("feature index 2 is out of range"), "{}", last_error());
+            assert_eq!(da3_result_feature_info(r, 0, ptr::null_mut(), shape.as_mut_ptr()), DA3_ERR_NULL_POINTER);
+            assert_eq!(da3_result_feature_info(r, 0, &mut layer, ptr::null_mut()), DA3_ERR_NULL_POINTER);
+            assert!(da3_result_feature_data(r, 2).is_null());
+            let mut scale = 0f32;
+            assert_eq!(da3_result_alignment_scale(r, &mut scale), DA3_OK);
+            assert_eq!(scale, 0.5);
+            assert_eq!(da3_result_warning_code(r, 0), DA3_WARNING_METRIC_ALIGNMENT_SKIPPED);
+            assert_eq!(da3_result_warning_code(r, 1), DA3_WARNING_EMPTY_ALIGNMENT_MASK);
+            assert_eq!(da3_result_warning_code(r, 2), DA3_WARNING_NONE);
+            assert!(da3_result_has_confidence(r) && !da3_result_has_sky(r));
+            da3_result_free(r);
+
+            let r = result_of(1, 1, 1, true);
+            assert_eq!(da3_result_feature_count(r), 0);
+            assert_eq!(da3_result_alignment_scale(r, &mut scale), DA3_ERR_NOT_AVAILABLE);
+            assert!(last_error().contains("no known cameras"), "{}", last_error());
+            da3_result_free(r);
+        }
+        let bad = Prediction {
+            views: 1,
+            height: 1,
+            width: 1,
+            depth: vec![0.0],
+            features: vec![FeatureMap { layer: 0, shape: [1, 1, 1, 2], data: vec![0.0; 3] }],
+            ..Default::default()
+        };
+        assert_eq!(da3_result::new(bad).err().unwrap().status, DA3_ERR_PANIC);
+    }
+
+    #[test]
+    fn capability_flags_follow_the_model() {
+        let any_view = Capabilities {
+            preset: "da3-small",
+            camera_encoder: true,
+            ray_head: true,
+            backbone_depth: 12,
+            pose: true,
+            confidence: true,
+            sky: false,
+            metric_depth: false,
+            canonical_metric_depth: false,
+        };
+        assert_eq!(capability_flags(&any_view), DA3_CAP_POSE | DA3_CAP_CONFIDENCE | DA3_CAP_KNOWN_CAMERAS | DA3_CAP_RAY_POSE);
+        let metric = Capabilities {
+            camera_encoder: false,
+            ray_head: false,
+            pose: false,
+            confidence: false,
+            sky: true,
+            canonical_metric_depth: true,
+            ..any_view.clone()
+        };
+        assert_eq!(capability_flags(&metric), DA3_CAP_SKY | DA3_CAP_CANONICAL_METRIC_DEPTH);
+        unsafe {
+            let mut flags = 0;
+            assert_eq!(da3_model_capabilities(ptr::null(), &mut flags), DA3_ERR_NULL_POINTER);
+            assert_eq!(da3_model_backbone_depth(ptr::null()), 0);
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! in the local cache. Never touches the network.
 use std::path::{Path, PathBuf};
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, OFFICIAL_CONFIG_FILE};
 use crate::error::{Error, Result};
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -110,7 +110,20 @@ fn load_dir(dir: &Path) -> Result<Checkpoint> {
         .get("model_name")
         .and_then(|v| v.as_str())
         .ok_or_else(|| Error::Checkpoint(format!("{} has no string field 'model_name'", config_path.display())))?;
-    let config = ModelConfig::from_preset_name(name)?;
+    let config = match ModelConfig::from_preset_name(name) {
+        Ok(config) => config,
+        // An architecture that is no preset (e.g. the tests' reduced nested model) loads when
+        // the directory carries the official resolved config it was built from.
+        Err(unknown) => match std::fs::read_to_string(dir.join(OFFICIAL_CONFIG_FILE)) {
+            Ok(text) => {
+                let official: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                    Error::Checkpoint(format!("{} is not valid JSON: {e}", dir.join(OFFICIAL_CONFIG_FILE).display()))
+                })?;
+                ModelConfig::from_official_config(name, &official)?
+            }
+            Err(_) => return Err(unknown),
+        },
+    };
     if !dir.join(WEIGHTS_FILE).is_file() {
         return Err(Error::ModelNotFound(format!("{} has no {WEIGHTS_FILE}", dir.display())));
     }
@@ -162,5 +175,21 @@ mod tests {
         let err = resolve(dir.path().to_str().unwrap()).unwrap_err();
         assert!(matches!(err, Error::Checkpoint(_)), "{err}");
         assert!(err.to_string().contains("da3-huge"));
+    }
+
+    #[test]
+    fn an_architecture_beyond_the_presets_loads_from_its_official_config() {
+        let dir = tempfile::tempdir().unwrap();
+        write_checkpoint(dir.path(), "da3-custom");
+        let official = r#"{"__object__": {"name": "DepthAnything3Net"},
+            "net": {"name": "vitb", "out_layers": [5, 7, 9, 11], "alt_start": 4, "qknorm_start": 4, "rope_start": 4},
+            "head": {"__object__": {"name": "DualDPT"}, "dim_in": 1536, "output_dim": 2, "features": 128, "out_channels": [96, 192, 384, 768]},
+            "cam_enc": {"dim_out": 768}, "cam_dec": {"dim_in": 1536}}"#;
+        std::fs::write(dir.path().join(OFFICIAL_CONFIG_FILE), official).unwrap();
+        let ckpt = resolve(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(ckpt.config.preset, "da3-custom");
+        assert_eq!(ckpt.config, ModelConfig { preset: "da3-custom", ..ModelConfig::da3_base() });
+        std::fs::write(dir.path().join(OFFICIAL_CONFIG_FILE), "{").unwrap();
+        assert!(matches!(resolve(dir.path().to_str().unwrap()), Err(Error::Checkpoint(m)) if m.contains("not valid JSON")));
     }
 }

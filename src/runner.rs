@@ -6,6 +6,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::hub::Checkpoint;
+use crate::model::da3::Head;
 use crate::model::{load_network, ForwardRequest, NetOutput, Network};
 use crate::options::InferOptions;
 
@@ -33,11 +34,19 @@ impl Runner {
     /// What the loaded network can compute beyond depth.
     pub fn capabilities(&self) -> Capabilities {
         let any_view = self.net.any_view();
+        let nested = matches!(self.net, Network::Nested(_));
         Capabilities {
             preset: self.preset,
             camera_encoder: any_view.camera_encoder().is_some(),
             ray_head: any_view.ray_head().is_some(),
             backbone_depth: any_view.backbone_depth(),
+            pose: any_view.cam_dec.is_some(),
+            // DualDPT predicts confidence; a DPT head (metric, mono) predicts sky instead. The
+            // nested model has both: the any-view branch's confidence, the metric branch's sky.
+            confidence: any_view.ray_head().is_some(),
+            sky: nested || matches!(any_view.head, Head::Dpt(_)),
+            metric_depth: nested,
+            canonical_metric_depth: self.preset == "da3metric-large",
         }
     }
 
@@ -63,11 +72,27 @@ impl Runner {
 }
 
 /// What a loaded network can compute beyond depth.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capabilities {
-    preset: &'static str,
-    camera_encoder: bool,
-    ray_head: bool,
-    backbone_depth: usize,
+    pub preset: &'static str,
+    /// Takes known cameras (a camera encoder).
+    pub camera_encoder: bool,
+    /// Ray-based pose (`use_ray_pose`): a DualDPT head with its ray branch.
+    pub ray_head: bool,
+    /// Blocks of the backbone that `export_feat_layers` indexes (the nested model's any-view
+    /// branch).
+    pub backbone_depth: usize,
+    /// Predicts cameras (a camera decoder).
+    pub pose: bool,
+    /// Predicts depth confidence.
+    pub confidence: bool,
+    /// Predicts a sky map.
+    pub sky: bool,
+    /// Depth and translations in metres (the nested model, `Prediction::is_metric`).
+    pub metric_depth: bool,
+    /// Depth for a canonical 300-pixel focal length (`da3metric-large`, see
+    /// `Prediction::metric_depth`).
+    pub canonical_metric_depth: bool,
 }
 
 impl Capabilities {
@@ -112,7 +137,17 @@ mod tests {
 
     #[test]
     fn requests_beyond_the_model_are_unsupported() {
-        let depth_only = Capabilities { preset: "depth-only", camera_encoder: false, ray_head: false, backbone_depth: 24 };
+        let depth_only = Capabilities {
+            preset: "depth-only",
+            camera_encoder: false,
+            ray_head: false,
+            backbone_depth: 24,
+            pose: false,
+            confidence: false,
+            sky: true,
+            metric_depth: false,
+            canonical_metric_depth: false,
+        };
         let plain = InferOptions::default();
         assert!(depth_only.check(false, &plain).is_ok());
         match depth_only.check(true, &plain) {
@@ -124,7 +159,7 @@ mod tests {
             Err(Error::Unsupported(m)) => assert!(m.contains("use_ray_pose"), "{m}"),
             other => panic!("{other:?}"),
         }
-        let full = Capabilities { preset: "any-view", camera_encoder: true, ray_head: true, backbone_depth: 24 };
+        let full = Capabilities { preset: "any-view", camera_encoder: true, ray_head: true, pose: true, confidence: true, sky: false, ..depth_only };
         assert!(full.check(true, &ray).is_ok());
         let deep = InferOptions { export_feat_layers: vec![23, 24], ..InferOptions::default() };
         assert!(matches!(full.check(false, &deep), Err(Error::InvalidArgument(m)) if m.contains("block 24")));

@@ -67,6 +67,7 @@ fn compile(sources: &[PathBuf], out: &Path, extra: &[&str]) {
         .arg(lib)
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .arg("-lda3")
+        .arg("-lm")
         .output()
         .unwrap_or_else(|e| panic!("cannot run the C compiler `{}`: {e}", cc()));
     assert!(
@@ -317,4 +318,366 @@ fn example_end_to_end_with_checkpoint() {
         let png = image::open(out_dir.join(format!("depth_{v}.png"))).expect("depth PNG missing or unreadable");
         assert_eq!((png.width() as usize, png.height() as usize), (w, h));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole family: tests/c/test_family.c, and the C example against the official outputs
+// ---------------------------------------------------------------------------------------------
+
+/// `target/oracle` (or `DA3_ORACLE_DIR`): random-weight checkpoints and official outputs.
+fn oracle() -> PathBuf {
+    std::env::var_os("DA3_ORACLE_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target/oracle"))
+}
+
+fn oracle_checkpoint(model: &str, dir: &str) -> String {
+    let path = oracle().join(model).join(dir);
+    assert!(
+        path.join("model.safetensors").is_file(),
+        "no checkpoint at {}: run tests/oracle/run_oracle.sh {model} target/oracle/{model}",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+/// The checkpoints of tests/c/test_family.c, by environment variable.
+fn family_env(cmd: &mut Command, with_large: bool) -> &mut Command {
+    cmd.env("DA3_TEST_CHECKPOINT", checkpoint().unwrap())
+        .env("DA3_TEST_NESTED_CHECKPOINT", oracle_checkpoint("da3nested-reduced", "checkpoint"))
+        .env("DA3_TEST_NESTED_ALLSKY_CHECKPOINT", oracle_checkpoint("da3nested-reduced", "checkpoint_allsky"));
+    if with_large {
+        cmd.env("DA3_TEST_METRIC_CHECKPOINT", oracle_checkpoint("da3metric-large", "checkpoint"));
+    }
+    cmd.env("DA3_DEVICE", "cpu")
+}
+
+#[test]
+fn c_family_tests_pass() {
+    let dir = scratch("family");
+    let exe = dir.join("test_family");
+    compile(&[root().join("tests/c/test_family.c")], &exe, &[]);
+    let (code, out, err) = run(family_env(&mut Command::new(&exe), true));
+    assert_error_suite_passed(code, &out, &err, "tests/c/test_family.c");
+    assert!(!out.contains("skipped group"), "no group may be skipped:\n{out}");
+}
+
+/// The any-view group (option structs of every size, camera and feature pointers) under
+/// ASan/UBSan; the other groups only add accessors of the same kind and big models.
+#[test]
+fn c_family_tests_pass_under_sanitizers() {
+    if !sanitizers_work() {
+        println!("skipped: `{} -fsanitize=address,undefined` does not build or run a program here", cc());
+        return;
+    }
+    let dir = scratch("family-asan");
+    let exe = dir.join("test_family_asan");
+    compile(&[root().join("tests/c/test_family.c")], &exe, &SANITIZE);
+    let mut cmd = Command::new(&exe);
+    cmd.env("DA3_TEST_CHECKPOINT", checkpoint().unwrap()).env("DA3_DEVICE", "cpu");
+    let (code, out, err) = run(sanitizer_env(&mut cmd, &dir));
+    assert!(!err.contains("ERROR: AddressSanitizer") && !err.contains("runtime error:"), "sanitizer report:\n{err}");
+    assert_error_suite_passed(code, &out, &err, "tests/c/test_family.c under ASan/UBSan");
+}
+
+/// Writes `data` shaped `shape` as a little-endian .npy of float32 (`f64: false`) or float64.
+fn write_npy(path: &Path, shape: &[usize], data: &[f32], f64: bool) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': ({}{}), }}",
+        if f64 { "<f8" } else { "<f4" },
+        dims.join(", "),
+        if shape.len() == 1 { "," } else { "" }
+    );
+    let pad = (64 - (10 + dict.len() + 1) % 64) % 64;
+    let header = format!("{dict}{}\n", " ".repeat(pad));
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for &v in data {
+        if f64 {
+            bytes.extend_from_slice(&(v as f64).to_le_bytes());
+        } else {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// An official reference file: its tensors and the case it was made for.
+struct Official {
+    tensors: std::collections::HashMap<String, tch::Tensor>,
+    case: serde_json::Value,
+}
+
+fn official(path: &Path) -> Official {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e} (run the oracle)", path.display()));
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("safetensors header");
+    let case = meta.metadata().as_ref().and_then(|m| m.get("case")).map(|s| serde_json::from_str(s).unwrap());
+    let tensors = tch::Tensor::read_safetensors(path).unwrap().into_iter().collect();
+    Official { tensors, case: case.unwrap_or(serde_json::Value::Null) }
+}
+
+impl Official {
+    fn t(&self, key: &str) -> &tch::Tensor {
+        self.tensors.get(key).unwrap_or_else(|| panic!("reference lacks {key}"))
+    }
+
+    fn f32s(&self, key: &str) -> Vec<f32> {
+        Vec::<f32>::try_from(&self.t(key).to_kind(tch::Kind::Float).contiguous().reshape([-1])).unwrap()
+    }
+
+    fn shape(&self, key: &str) -> Vec<usize> {
+        self.t(key).size().iter().map(|&d| d as usize).collect()
+    }
+}
+
+/// Compares the example's `file` with the official tensor `key`: same shape, max |a - b| over
+/// the reference's range within `tol` (as tests/parity_pose.rs at pipeline level).
+fn compare(out_dir: &Path, file: &str, reference: &Official, key: &str, tol: f64, failures: &mut Vec<String>) {
+    let (shape, ours) = read_npy(&out_dir.join(file));
+    let want = reference.f32s(key);
+    let mut want_shape = reference.shape(key);
+    if want_shape.is_empty() {
+        want_shape = vec![1];
+    }
+    if shape != want_shape {
+        failures.push(format!("{file}: shape {shape:?}, official {key} {want_shape:?}"));
+        return;
+    }
+    let diff = ours.iter().zip(&want).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
+    let (lo, hi) = want.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v as f64), hi.max(v as f64)));
+    let range = if want.len() == 1 { want[0].abs() as f64 } else { hi - lo };
+    let rel = diff / range.max(1e-12);
+    println!("{file:<24} vs official {key:<22} rel err {rel:.3e}");
+    if rel.is_nan() || rel > tol {
+        failures.push(format!("{file} vs official {key}: rel err {rel:.3e} > {tol:.0e}"));
+    }
+}
+
+const PIPELINE_TOL: f64 = 1e-3;
+
+/// Runs the example; returns its stdout.
+fn run_example(exe: &Path, args: &[String]) -> String {
+    let (code, out, err) = run(Command::new(exe).env("DA3_DEVICE", "cpu").args(args));
+    println!("{out}");
+    assert_eq!(code, 0, "da3_infer {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+fn example_exe(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let exe = dir.join("da3_infer");
+    compile(&[root().join("examples_c/da3_infer.c")], &exe, &[]);
+    (dir, exe)
+}
+
+/// Known cameras through the example against the official `inference()` on the same images
+/// and cameras: 4x4 float32 with the alignment to their scale, and 3x4 float64 with the
+/// predicted scale kept plus an exported feature.
+#[test]
+fn example_known_cameras_match_official() {
+    let model = "da3-small";
+    let (dir, exe) = example_exe("example-cameras");
+    let refs = oracle().join(model).join("pose_ref");
+    let mut failures = Vec::new();
+    for (case, rows, f64) in [("p_circle6_ubr_mixed", 4, false), ("p_circle6_lbc_noalign", 3, true)] {
+        let r = official(&refs.join(format!("{case}.safetensors")));
+        let views = r.case["sizes"].as_array().unwrap().len();
+        let ext: Vec<f32> = r.f32s("given_extrinsics").chunks(16).flat_map(|m| m[..rows * 4].to_vec()).collect();
+        write_npy(&dir.join("ext.npy"), &[views, rows, 4], &ext, f64);
+        write_npy(&dir.join("int.npy"), &[views, 3, 3], &r.f32s("given_intrinsics"), f64);
+        let out_dir = dir.join(case);
+        let mut args: Vec<String> = vec![
+            "--model".into(),
+            oracle_checkpoint(model, "checkpoint"),
+            "--precision".into(),
+            "fp32".into(),
+            "--res".into(),
+            r.case["process_res"].to_string(),
+            "--resize-method".into(),
+            r.case["process_res_method"].as_str().unwrap().into(),
+            "--extrinsics".into(),
+            dir.join("ext.npy").display().to_string(),
+            "--intrinsics".into(),
+            dir.join("int.npy").display().to_string(),
+            "--out".into(),
+            out_dir.display().to_string(),
+        ];
+        let align = r.case["align_to_input_ext_scale"].as_bool().unwrap();
+        if !align {
+            args.push("--no-align-scale".into());
+        }
+        let layers: Vec<String> = r.case.get("export_feat_layers").and_then(|l| l.as_array()).map_or(vec![], |l| l.iter().map(|v| v.to_string()).collect());
+        if !layers.is_empty() {
+            args.extend(["--export-layers".into(), layers.join(",")]);
+        }
+        args.extend((0..views).map(|i| refs.join("images").join(format!("{case}_{i}.png")).display().to_string()));
+        let out = run_example(&exe, &args);
+        assert!(out.contains("capabilities: pose confidence known-cameras ray-pose (backbone of 12 blocks)"), "{out}");
+        assert!(out.contains(if align { "depth divided by it" } else { "predicted depth scale kept" }), "{out}");
+        for (file, key) in [
+            ("depth.npy", "depth"),
+            ("conf.npy", "depth_conf"),
+            ("extrinsics.npy", "extrinsics"),
+            ("intrinsics.npy", "intrinsics"),
+            ("alignment_scale.npy", "alignment_scale"),
+        ] {
+            compare(&out_dir, file, &r, key, PIPELINE_TOL, &mut failures);
+        }
+        let reference_view = r.t("ref_view").int64_value(&[0]);
+        for layer in &layers {
+            // The official lists features in processing order (reference view first).
+            let feature = r.t(&format!("feat_layer_{layer}"));
+            let order = da3::model::reference_view_selector::original_order(views as i64, reference_view);
+            let in_input_order = if reference_view < 0 { feature.shallow_clone() } else { feature.index_select(0, &tch::Tensor::from_slice(&order)) };
+            let reordered = Official { tensors: [("f".to_owned(), in_input_order)].into(), case: serde_json::Value::Null };
+            compare(&out_dir, &format!("features_{layer}.npy"), &reordered, "f", PIPELINE_TOL, &mut failures);
+        }
+    }
+    assert!(failures.is_empty(), "C example differs from the official outputs:\n{}", failures.join("\n"));
+}
+
+/// Ray pose and two exported features through the example, against the official.
+#[test]
+fn example_ray_pose_and_features_match_official() {
+    let model = "da3-small";
+    let case = "p_ray_nocam3_feat";
+    let (dir, exe) = example_exe("example-ray");
+    let refs = oracle().join(model).join("pose_ref");
+    let r = official(&refs.join(format!("{case}.safetensors")));
+    let out_dir = dir.join("out");
+    let views = r.case["sizes"].as_array().unwrap().len();
+    let mut args: Vec<String> = ["--model", &oracle_checkpoint(model, "checkpoint"), "--precision", "fp32", "--ray-pose"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(["--res".into(), r.case["process_res"].to_string(), "--export-layers".into(), "4,11".into()]);
+    args.extend(["--out".into(), out_dir.display().to_string()]);
+    args.extend((0..views).map(|i| refs.join("images").join(format!("{case}_{i}.png")).display().to_string()));
+    run_example(&exe, &args);
+    let mut failures = Vec::new();
+    for (file, key) in [("depth.npy", "depth"), ("conf.npy", "depth_conf"), ("extrinsics.npy", "extrinsics"), ("intrinsics.npy", "intrinsics")] {
+        compare(&out_dir, file, &r, key, PIPELINE_TOL, &mut failures);
+    }
+    let reference_view = r.t("ref_view").int64_value(&[0]);
+    for layer in [4, 11] {
+        let feature = r.t(&format!("feat_layer_{layer}"));
+        let order = da3::model::reference_view_selector::original_order(views as i64, reference_view);
+        let in_input_order = if reference_view < 0 { feature.shallow_clone() } else { feature.index_select(0, &tch::Tensor::from_slice(&order)) };
+        let reordered = Official { tensors: [("f".to_owned(), in_input_order)].into(), case: serde_json::Value::Null };
+        compare(&out_dir, &format!("features_{layer}.npy"), &reordered, "f", PIPELINE_TOL, &mut failures);
+    }
+    assert!(!out_dir.join("alignment_scale.npy").exists(), "no cameras given, no alignment scale");
+    assert!(failures.is_empty(), "C example differs from the official outputs:\n{}", failures.join("\n"));
+}
+
+/// The nested model (reduced) through the example: depth, confidence, cameras, sky and the
+/// scale factor against the official; then a frame of blue sky: the warning, and the
+/// unaligned outputs the official computed before its assertion.
+#[test]
+fn example_nested_matches_official() {
+    let model = "da3nested-reduced";
+    let (dir, exe) = example_exe("example-nested");
+    let r = official(&oracle().join(model).join("ref").join("p_mixed3_ubr252.safetensors"));
+    let images: Vec<String> = r.case["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| oracle().join(model).join("images").join(p.as_str().unwrap().trim_start_matches("@gen/")).display().to_string())
+        .collect();
+    let out_dir = dir.join("mixed3");
+    let mut args: Vec<String> = ["--model", &oracle_checkpoint(model, "checkpoint"), "--precision", "fp32", "--res", "252", "--out"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(out_dir.display().to_string());
+    args.extend(images);
+    let out = run_example(&exe, &args);
+    assert!(out.contains("capabilities: pose confidence sky metric-depth known-cameras ray-pose"), "{out}");
+    assert!(out.contains("metric scale factor"), "{out}");
+    let mut failures = Vec::new();
+    for (file, key) in [
+        ("depth.npy", "depth"),
+        ("conf.npy", "depth_conf"),
+        ("extrinsics.npy", "extrinsics"),
+        ("intrinsics.npy", "intrinsics"),
+        ("sky.npy", "sky"),
+        ("scale_factor.npy", "scale_factor"),
+    ] {
+        compare(&out_dir, file, &r, key, PIPELINE_TOL, &mut failures);
+    }
+
+    let r = official(&oracle().join(model).join("ref").join("m1_allsky_blue_140x196.safetensors"));
+    let (h, w) = (r.case["height"].as_u64().unwrap() as u32, r.case["width"].as_u64().unwrap() as u32);
+    let rgb: Vec<u8> = r.case["fill_rgb"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
+    let blue = dir.join("blue.png");
+    image::RgbImage::from_fn(w, h, |_, _| image::Rgb([rgb[0], rgb[1], rgb[2]])).save(&blue).unwrap();
+    let out_dir = dir.join("allsky");
+    let args: Vec<String> = vec![
+        "--model".into(),
+        oracle_checkpoint(model, "checkpoint_allsky"),
+        "--precision".into(),
+        "fp32".into(),
+        "--res".into(),
+        w.max(h).to_string(),
+        "--out".into(),
+        out_dir.display().to_string(),
+        blue.display().to_string(),
+    ];
+    let out = run_example(&exe, &args);
+    assert!(out.contains("warning: metric_alignment_skipped: "), "{out}");
+    assert!(!out.contains("metric scale factor") && !out_dir.join("scale_factor.npy").exists(), "{out}");
+    for (file, key) in [
+        ("depth.npy", "unaligned_depth"),
+        ("conf.npy", "unaligned_depth_conf"),
+        ("extrinsics.npy", "unaligned_extrinsics"),
+        ("sky.npy", "sky"),
+    ] {
+        compare(&out_dir, file, &r, key, PIPELINE_TOL, &mut failures);
+    }
+    assert!(failures.is_empty(), "C example differs from the official outputs:\n{}", failures.join("\n"));
+}
+
+/// The example's own argument checks for the new options.
+#[test]
+fn example_checks_camera_and_layer_arguments() {
+    let (dir, exe) = example_exe("example-args");
+    let (code, _, err) = run(Command::new(&exe).args(["--model", "m", "--extrinsics", "e.npy", "a.png"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--extrinsics and --intrinsics go together"), "{err}");
+    let (code, _, err) = run(Command::new(&exe).args(["--model", "m", "--export-layers", "3,x", "a.png"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--export-layers needs block numbers"), "{err}");
+    // Shapes that do not fit the view count, and a file that is no .npy.
+    write_npy(&dir.join("e.npy"), &[2, 4, 4], &[0.0; 32], false);
+    write_npy(&dir.join("k.npy"), &[2, 3, 3], &[0.0; 18], true);
+    std::fs::write(dir.join("bad.npy"), b"not numpy").unwrap();
+    let arg = |f: &str| dir.join(f).display().to_string();
+    let (code, _, err) =
+        run(Command::new(&exe).args(["--model", "m", "--extrinsics", &arg("e.npy"), "--intrinsics", &arg("k.npy"), "a.png"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("with 1 images the cameras must be shaped (1,4,4) or (1,3,4) and (1,3,3)"), "{err}");
+    let (code, _, err) =
+        run(Command::new(&exe).args(["--model", "m", "--extrinsics", &arg("bad.npy"), "--intrinsics", &arg("k.npy"), "a.png"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a .npy file"), "{err}");
+    // Camera values are the library's to check: NaN is reported by da3_infer_files.
+    let mut nan = [0f32; 16];
+    nan[0] = f32::NAN;
+    write_npy(&dir.join("nan.npy"), &[1, 4, 4], &nan, false);
+    write_npy(&dir.join("k1.npy"), &[1, 3, 3], &[100., 0., 10., 0., 100., 10., 0., 0., 1.], false);
+    let png = dir.join("a.png");
+    image::RgbImage::from_fn(28, 28, |x, y| image::Rgb([x as u8 * 9, y as u8 * 9, 90])).save(&png).unwrap();
+    let (code, _, err) = run(Command::new(&exe).env("DA3_DEVICE", "cpu").args([
+        "--model",
+        &checkpoint().unwrap(),
+        "--res",
+        "28",
+        "--extrinsics",
+        &arg("nan.npy"),
+        "--intrinsics",
+        &arg("k1.npy"),
+        &png.display().to_string(),
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("DA3_ERR_INVALID_ARGUMENT") && err.contains("non-finite"), "{err}");
 }

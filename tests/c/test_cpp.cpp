@@ -11,7 +11,20 @@ int main() {
         return 1;
     }
     options.resize_method = DA3_RESIZE_LOWER_BOUND_CROP;
+    const float extrinsics[12] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0};
+    const float intrinsics[9] = {100, 0, 50, 0, 100, 50, 0, 0, 1};
+    const uint32_t layers[2] = {3, 7};
+    options.extrinsics = extrinsics;
+    options.extrinsics_rows = 3;
+    options.intrinsics = intrinsics;
+    options.export_feat_layers = layers;
+    options.export_feat_layer_count = 2;
     if (da3_options_validate(&options) != DA3_OK) {
+        return 1;
+    }
+    da3_capabilities caps = DA3_CAP_POSE | DA3_CAP_RAY_POSE;
+    if (da3_model_capabilities(nullptr, &caps) != DA3_ERR_NULL_POINTER ||
+        caps != (DA3_CAP_POSE | DA3_CAP_RAY_POSE)) {
         return 1;
     }
     da3_model *model = nullptr;
