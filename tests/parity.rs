@@ -19,15 +19,14 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{config_from_official, correlation, options_of, oracle_dir, repo_root, static_name, REDUCED_MODELS};
+use common::{correlation, load_oracle_checkpoint, options_of, oracle_dir, repo_root};
 use da3::config::ModelConfig;
-use da3::hub::Checkpoint;
 use da3::model::utils::alignment::{
     compute_alignment_mask, compute_sky_mask, least_squares_scale_scalar, set_sky_regions_to_max_depth, SKY_THRESHOLD,
 };
 use da3::model::NetOutput;
 use da3::prediction::Warning;
-use da3::{Engine, InferOptions, Precision};
+use da3::{Engine, InferOptions};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
@@ -160,9 +159,8 @@ fn same_architecture(a: &ModelConfig, b: &ModelConfig) -> bool {
         }
 }
 
-/// Loads a checkpoint written by the oracle: presets through `Engine::load` (after checking
-/// the preset's configuration against the official YAML), the reduced test model through
-/// `Engine::load_checkpoint` with the architecture of its official config.
+/// Loads a checkpoint written by the oracle (a preset, or the reduced test model through its
+/// official config), after checking a preset's configuration against the official YAML.
 fn load_engine(dir: &Path, c: &mut Checker) -> Engine {
     let read_json = |name: &str| -> Value {
         let path = dir.join(name);
@@ -170,20 +168,11 @@ fn load_engine(dir: &Path, c: &mut Checker) -> Engine {
             .unwrap()
     };
     let name = read_json("config.json")["model_name"].as_str().unwrap().to_owned();
-    let official = read_json("official_config.json");
-    let all: Vec<&'static str> = ModelConfig::PRESETS.iter().chain(REDUCED_MODELS).copied().collect();
-    let name = static_name(&name, &all);
-    let from_official = config_from_official(name, &official);
-    match ModelConfig::from_preset_name(name) {
-        Ok(preset) => {
-            c.equal(&format!("{name}: preset configuration == official YAML"), same_architecture(&preset, &from_official));
-            Engine::load(dir.to_str().unwrap(), false, Precision::Fp32).expect("checkpoint loads")
-        }
-        Err(_) => {
-            let checkpoint = Checkpoint { dir: dir.to_owned(), config: from_official };
-            Engine::load_checkpoint(&checkpoint, false, Precision::Fp32).expect("checkpoint loads")
-        }
+    if let Ok(preset) = ModelConfig::from_preset_name(&name) {
+        let from_official = ModelConfig::from_official_config(&name, &read_json("official_config.json")).unwrap();
+        c.equal(&format!("{name}: preset configuration == official YAML"), same_architecture(&preset, &from_official));
     }
+    load_oracle_checkpoint(dir)
 }
 
 /// Every official preset's YAML (resolved by the official loader, written by the oracle)
@@ -195,7 +184,7 @@ fn check_official_configs(dir: &Path, c: &mut Checker) {
         let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
         let official: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let preset = ModelConfig::from_preset_name(&name);
-        let same = preset.as_ref().is_ok_and(|p| same_architecture(p, &config_from_official(p.preset, &official)));
+        let same = preset.as_ref().is_ok_and(|p| ModelConfig::from_official_config(p.preset, &official).is_ok_and(|o| same_architecture(p, &o)));
         c.equal(&format!("official YAML {name} == ModelConfig::from_preset_name"), same);
         seen.push(name);
     }
