@@ -240,6 +240,26 @@ typedef struct da3_image {
 } da3_image;
 
 /**
+ * How one scene uses a model with several replicas: one of the `DA3_PLACEMENT_*` constants.
+ */
+typedef uint32_t da3_placement;
+
+/**
+ * One scene of a `da3_infer_scenes` batch: `view_count` images (one per view), read only
+ * during the call. Passed in arrays; its layout is frozen.
+ */
+typedef struct da3_scene {
+    /**
+     * `view_count` images, each satisfying `da3_image`'s contract. Must not be NULL.
+     */
+    const struct da3_image *views;
+    /**
+     * Number of views (> 0).
+     */
+    size_t view_count;
+} da3_scene;
+
+/**
  * bf16 on GPUs that support it, else fp16; fp32 on the CPU.
  */
 #define DA3_PRECISION_AUTO 0
@@ -318,6 +338,26 @@ typedef struct da3_image {
  * 4 bytes per pixel: blue, green, red, alpha (alpha is ignored).
  */
 #define DA3_PIXEL_BGRA8 3
+
+/**
+ * The scene runs on one replica, unless its estimated memory exceeds the free memory of the
+ * first GPU: then it is split over all of them, like `DA3_PLACEMENT_SHARD` (default; the
+ * environment variable `DA3_PLACEMENT` = `auto`, `replicate` or `shard` sets the default).
+ */
+#define DA3_PLACEMENT_AUTO 0
+
+/**
+ * Every scene on one replica: concurrent calls and the scenes of `da3_infer_scenes` run on
+ * the other replicas at the same time (throughput).
+ */
+#define DA3_PLACEMENT_REPLICATE 1
+
+/**
+ * Every scene split over all replicas (size): the backbone's blocks in consecutive shares
+ * over the devices, the activations moving between them, the heads on the first device.
+ * The call holds every replica, so concurrent calls wait.
+ */
+#define DA3_PLACEMENT_SHARD 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -441,7 +481,8 @@ void da3_free(struct da3_model *model);
 const char *da3_model_preset(const struct da3_model *model);
 
 /**
- * Device the model runs on, e.g. "cpu" or "cuda:0"; NULL if `model` is NULL.
+ * Device the model runs on, e.g. "cpu" or "cuda:0" (the first replica's when it has
+ * several: see `da3_model_replica_count`); NULL if `model` is NULL.
  *
  * Ownership: owned by the handle, valid until `da3_free(model)`; never free it.
  * Thread safety: any thread.
@@ -508,6 +549,115 @@ enum da3_status da3_infer_files(const struct da3_model *model,
                                 size_t n_paths,
                                 const struct da3_options *options,
                                 struct da3_result **out);
+
+/**
+ * Like `da3_create`, with one model replica on each device of `devices`, a comma-separated
+ * list such as "cuda:0,cuda:1" (devices as numbered by CUDA, i.e. after
+ * `CUDA_VISIBLE_DEVICES`), "cuda" (= "cuda:0") or "cpu,cpu" (two CPU replicas: tests, or
+ * concurrency on a many-core CPU). The same device may repeat; CPU and CUDA may not be mixed
+ * (the replicas share one precision, resolved on the first device).
+ *
+ * `da3_create` picks the devices itself: with `use_accelerate`, every visible CUDA device
+ * (one replica each); without, one device (see `da3_create`); in both cases the environment
+ * variable `DA3_DEVICES` (same syntax) overrides. Replicas load the same weights; each holds
+ * a full copy in its device's memory.
+ *
+ * Errors: as `da3_create`, plus `DA3_ERR_INVALID_ARGUMENT` (an empty or malformed list, a
+ * device index past the visible ones) and `DA3_ERR_UNSUPPORTED` (CUDA asked for but not
+ * available).
+ *
+ * Ownership: on success the caller owns `*out` (release with `da3_free`); on failure `*out`
+ * is NULL. `model` and `devices` are only read during the call.
+ * Thread safety: any thread; handles are independent.
+ *
+ * # Safety
+ * `model` and `devices` are NULL or NUL-terminated strings; `out` is NULL or valid for
+ * writing a pointer.
+ */
+enum da3_status da3_create_on_devices(const char *model,
+                                      bool use_accelerate,
+                                      da3_precision precision,
+                                      const char *devices,
+                                      struct da3_model **out);
+
+/**
+ * Number of replicas (one per device) the model runs on; 0 if `model` is NULL.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
+ */
+size_t da3_model_replica_count(const struct da3_model *model);
+
+/**
+ * Device of replica `index` (0 <= index < `da3_model_replica_count`), e.g. "cuda:1"; NULL
+ * (with a message) if `model` is NULL or `index` is out of range.
+ *
+ * Ownership: owned by the handle, valid until `da3_free(model)`; never free it.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
+ */
+const char *da3_model_replica_device(const struct da3_model *model, size_t index);
+
+/**
+ * Sets how the following calls on `model` use several replicas (`DA3_PLACEMENT_*`); calls
+ * already running keep their choice. With one replica every placement runs the same way.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (unknown placement).
+ * Thread safety: any thread, also while other threads run inferences on the model.
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
+ */
+enum da3_status da3_model_set_placement(const struct da3_model *model, da3_placement placement);
+
+/**
+ * The model's current placement (`DA3_PLACEMENT_*`); `DA3_PLACEMENT_AUTO` if `model` is
+ * NULL. Thread safety: any thread.
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
+ */
+da3_placement da3_model_placement(const struct da3_model *model);
+
+/**
+ * Runs `scene_count` independent scenes (each its own forward: no attention across scenes)
+ * and returns one result per scene, in input order. The scenes are spread over the model's
+ * replicas (decoding and resizing overlap the forwards), so on a model with several GPUs a
+ * batch runs about as many times faster; with one replica they run one after the other.
+ * Under `DA3_PLACEMENT_SHARD` they run one after the other, each split over all replicas.
+ *
+ * Partial failure: every scene succeeds or fails on its own (bad views, out of device
+ * memory, ...). On return, for every scene `i`, `results[i]` is a new result or NULL, and
+ * `statuses[i]` (if `statuses` is not NULL) is `DA3_OK` or that scene's error. The call
+ * returns `DA3_OK` when every scene succeeded; otherwise the status of the first failed
+ * scene, with `da3_last_error_message()` naming it ("scenes[2]: ...") and counting the
+ * failures. An invalid call (NULL `model` or `results`, `scene_count` 0, NULL `scenes`,
+ * bad options) fails as a whole: every `results[i]` is NULL and every `statuses[i]` is that
+ * error. Each scene is checked like the views of `da3_infer` ("scenes[i]: views[j].stride
+ * ...").
+ *
+ * Ownership: pixel buffers are only read during the call; the caller owns every non-NULL
+ * `results[i]` (also when the call returns an error) and releases each with
+ * `da3_result_free`. `results` and `statuses` are caller-provided arrays of `scene_count`
+ * elements.
+ * Thread safety: as `da3_infer`: any number of threads may call it (and `da3_infer`) on one
+ * model at once; the scenes of all calls share the replicas first come, first served.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `scenes` is NULL or points to `scene_count` scenes whose
+ * `views` satisfy `da3_infer`'s contract; `options` as for `da3_infer`; `results` is NULL or
+ * valid for writing `scene_count` pointers; `statuses` is NULL or valid for writing
+ * `scene_count` `da3_status` values.
+ */
+enum da3_status da3_infer_scenes(const struct da3_model *model,
+                                 const struct da3_scene *scenes,
+                                 size_t scene_count,
+                                 const struct da3_options *options,
+                                 struct da3_result **results,
+                                 enum da3_status *statuses);
 
 /**
  * Number of views in the result (N), or 0 if `result` is NULL. Thread safety: any thread.

@@ -52,6 +52,11 @@ impl<'a> BlockPlacement<'a> {
     fn backbone_of(&self, block: usize) -> &'a DinoVisionTransformer {
         self.backbones[self.block_backbone[block]]
     }
+
+    /// The backbone whose device keeps taken layer `k` of `taken`: equal shares in order.
+    fn keeper_of(&self, k: usize, taken: usize) -> &'a DinoVisionTransformer {
+        self.backbones[k * self.backbones.len() / taken.max(1)]
+    }
 }
 
 pub struct DinoVisionTransformer {
@@ -232,7 +237,17 @@ impl DinoVisionTransformer {
                     let order = Tensor::from_slice(&original_order(s, reference)).to_device(x.device());
                     out = out.index_select(0, &order);
                 }
-                layers.push(vit.finish_layer(out));
+                match placement {
+                    None => layers.push(self.finish_layer(out)),
+                    Some(p) => {
+                        // Spread the kept layers over the devices (taken layers cluster in the
+                        // last blocks), and copy the camera token out so the raw output's
+                        // memory is freed: the largest part of a long scene's memory.
+                        let keeper = p.keeper_of(layers.len(), cfg.out_layers.len());
+                        let layer = keeper.finish_layer(out.to_device(keeper.pos_embed.device()));
+                        layers.push(LayerOutput { camera_token: layer.camera_token.copy(), features: layer.features });
+                    }
+                }
             }
             if export_layers.contains(&i) {
                 exported.push((i, x.shallow_clone()));
