@@ -13,7 +13,8 @@
 #      stand in for smaller cards: an H200's full 140 GiB would need minutes per step;
 #   3. equality: 2-GPU vs 1-GPU depth (the 64 scenes of step 1; a sharded giant scene vs
 #      the same scene on one GPU), max relative difference.
-# Writes $OUT/log (everything) and $OUT/summary.txt (the table).
+# Prints everything; lines starting with RESULT are the table (see
+# scripts/prepare_device_carry_multi.sh for the device-tool command that keeps them).
 set -uo pipefail
 CARRY=${CARRY:-.carry-multi}
 OUT=${OUT:-$PWD/out/multi}
