@@ -129,9 +129,12 @@ typedef enum da3_status {
 } da3_status;
 
 /**
- * A loaded model on one device (opaque). Create with `da3_create`, destroy with `da3_free`.
- * Thread-safe: any number of threads may call `da3_infer`/`da3_infer_files` and the query
- * functions on one handle at the same time; inferences are serialised on the device.
+ * A loaded model on one or several devices, one replica each (opaque). Create with
+ * `da3_create` or `da3_create_on_devices`, destroy with `da3_free`.
+ * Thread-safe: any number of threads may call `da3_infer`/`da3_infer_files`/
+ * `da3_infer_scenes` and the query functions on one handle at the same time; each call runs
+ * on whichever replica is free (first come, first served), so calls on one replica are
+ * serialised and a handle with several GPUs serves that many calls at once.
  */
 typedef struct da3_model da3_model;
 
@@ -432,13 +435,17 @@ enum da3_status da3_options_validate(const struct da3_options *options);
  *
  * `model` is a checkpoint directory (holding `config.json` and `model.safetensors`) or a
  * Hugging Face repo id (e.g. "depth-anything/DA3-LARGE") found in the local cache; nothing is
- * downloaded. `use_accelerate` asks for the accelerated runner; in this version it is
- * recorded but both settings run the same path (the plain runner, official numerics).
+ * downloaded. `use_accelerate` asks for the accelerated path: one model replica on every
+ * visible CUDA device (`CUDA_VISIBLE_DEVICES` decides which are visible), so concurrent
+ * calls and the scenes of `da3_infer_scenes` use all GPUs, and a scene too large for one GPU
+ * is split over them (see `da3_model_set_placement`); without it, one device. The
+ * environment variable `DA3_DEVICES` (e.g. "cuda:0,cuda:1") lists the devices either way,
+ * as `da3_create_on_devices` does.
  * `precision` is a `DA3_PRECISION_*` value: `DA3_PRECISION_AUTO` is bf16 on a GPU and fp32
  * on the CPU; fp16/bf16 run the transformer's matrix products in that precision with
- * normalisations and the heads in fp32, like the official `torch.autocast`. The device is a
- * CUDA GPU if one is visible, else the CPU; the environment variable `DA3_DEVICE` (`cpu`,
- * `cuda`, `cuda:N`) overrides the choice: see `da3_model_device`.
+ * normalisations and the heads in fp32, like the official `torch.autocast`. The device (of a
+ * one-device model) is a CUDA GPU if one is visible, else the CPU; the environment variable
+ * `DA3_DEVICE` (`cpu`, `cuda`, `cuda:N`) overrides the choice: see `da3_model_device`.
  *
  * Errors: `DA3_ERR_NULL_POINTER` (model or out is NULL), `DA3_ERR_INVALID_ARGUMENT`
  * (unknown precision, model not UTF-8), `DA3_ERR_MODEL_NOT_FOUND` (the message lists the
