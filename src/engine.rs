@@ -107,7 +107,14 @@ impl Engine {
         }
         let precision = runtime::resolve_precision(precision, device);
         let kind = runtime::compute_kind(precision);
-        let runners = devices.iter().map(|&d| Runner::load(checkpoint, d, kind)).collect::<Result<Vec<_>>>()?;
+        // One replica per device, loaded at the same time (each reads the checkpoint itself).
+        let runners = std::thread::scope(|scope| {
+            let loads: Vec<_> = devices.iter().map(|&d| scope.spawn(move || Runner::load(checkpoint, d, kind))).collect();
+            loads
+                .into_iter()
+                .map(|l| l.join().unwrap_or_else(|_| Err(Error::Torch("loading a replica panicked".into()))))
+                .collect::<Result<Vec<_>>>()
+        })?;
         let scene_memory = runners[0].scene_memory();
         Ok(Engine {
             runners: Pool::new(runners),

@@ -168,8 +168,8 @@ impl DinoVisionTransformer {
     }
 
     /// `forward_with_exports` with the blocks run where `placement` says (one scene split
-    /// over several devices); `None` runs every block here. The taken layers stay on the
-    /// device of the block that made them (the head moves them chunk by chunk); exported
+    /// over several devices); `None` runs every block here. The taken layers are kept in
+    /// equal shares over the devices (the head fetches them chunk by chunk); exported
     /// features come back to this backbone's device.
     pub fn forward_placed(
         &self,
