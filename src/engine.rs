@@ -107,14 +107,19 @@ impl Engine {
         }
         let precision = runtime::resolve_precision(precision, device);
         let kind = runtime::compute_kind(precision);
-        // One replica per device, loaded at the same time (each reads the checkpoint itself).
-        let runners = std::thread::scope(|scope| {
-            let loads: Vec<_> = devices.iter().map(|&d| scope.spawn(move || Runner::load(checkpoint, d, kind))).collect();
-            loads
-                .into_iter()
-                .map(|l| l.join().unwrap_or_else(|_| Err(Error::Torch("loading a replica panicked".into()))))
-                .collect::<Result<Vec<_>>>()
-        })?;
+        // One replica per device, two at a time: each load holds a host copy of the checkpoint
+        // while it runs (da3-giant: 4.5 GB in fp32), so all at once could exhaust host memory.
+        let mut runners = Vec::with_capacity(devices.len());
+        for pair in devices.chunks(2) {
+            let loaded = std::thread::scope(|scope| {
+                let loads: Vec<_> = pair.iter().map(|&d| scope.spawn(move || Runner::load(checkpoint, d, kind))).collect();
+                loads
+                    .into_iter()
+                    .map(|l| l.join().unwrap_or_else(|_| Err(Error::Torch("loading a replica panicked".into()))))
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            runners.extend(loaded);
+        }
         let scene_memory = runners[0].scene_memory();
         Ok(Engine {
             runners: Pool::new(runners),
@@ -180,20 +185,9 @@ impl Engine {
         options.validate()?;
         let known = cameras.map(|c| c.validate(images.len())).transpose()?;
         let processed = preprocess::process_views(images, options)?;
-        let Some(known) = known else {
-            let out = self.forward(&processed.images, options, false)?;
-            return to_prediction(&processed, &out);
-        };
-        // The caller's intrinsics through the resize and crops; extrinsics normalised for the
-        // camera encoder (the alignment below uses them as given).
-        let intrinsics: Vec<[f32; 9]> =
-            known.intrinsics.iter().zip(&processed.grid_changes).map(|(k, c)| preprocess::adjust_intrinsics(k, c)).collect();
-        let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(self.device)));
-        let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
-        let out = self.forward_with_cameras(&processed.images, Some((&normalized, &intrinsics_t)), options, false)?;
-        let mut prediction = to_prediction(&processed, &out)?;
-        align_prediction(&mut prediction, &known, &intrinsics, options.align_to_input_ext_scale)?;
-        Ok(prediction)
+        run_scene(&processed, known, options, self.device, |images, cameras| {
+            self.forward_with_cameras(images, cameras, options, false)
+        })
     }
 
     /// The network on an already preprocessed (S, 3, H, W) batch; `keep_trace` keeps the
@@ -289,24 +283,10 @@ impl Engine {
             },
             |runner, (processed, known)| {
                 runner.capabilities().check(known.is_some(), options)?;
-                let Some(known) = known else {
-                    let out = runner.forward(&processed.images, None, &request_of(options), false)?;
-                    return to_prediction(&processed, &out);
-                };
-                let intrinsics: Vec<[f32; 9]> = known
-                    .intrinsics
-                    .iter()
-                    .zip(&processed.grid_changes)
-                    .map(|(k, c)| preprocess::adjust_intrinsics(k, c))
-                    .collect();
-                let normalized = tch::no_grad(|| {
-                    camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(runner.device()))
-                });
-                let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
-                let out = runner.forward(&processed.images, Some((&normalized, &intrinsics_t)), &request_of(options), false)?;
-                let mut prediction = to_prediction(&processed, &out)?;
-                align_prediction(&mut prediction, &known, &intrinsics, options.align_to_input_ext_scale)?;
-                Ok(prediction)
+                let device = runner.device();
+                run_scene(&processed, known, options, device, |images, cameras| {
+                    runner.forward(images, cameras, &request_of(options), false)
+                })
             },
             |panic| Error::Torch(format!("a scene panicked: {panic}")),
         )
@@ -351,6 +331,32 @@ impl Engine {
     pub fn use_accelerate(&self) -> bool {
         self.use_accelerate
     }
+}
+
+/// The network (`forward`) on a preprocessed scene, then the prediction: with known
+/// cameras, conditioned on them and aligned back to them (the official `inference()`).
+/// `device` is where `forward` runs.
+fn run_scene(
+    processed: &Processed,
+    known: Option<KnownCameras>,
+    options: &InferOptions,
+    device: Device,
+    forward: impl FnOnce(&Tensor, Option<(&Tensor, &Tensor)>) -> Result<NetOutput>,
+) -> Result<Prediction> {
+    let Some(known) = known else {
+        let out = forward(&processed.images, None)?;
+        return to_prediction(processed, &out);
+    };
+    // The caller's intrinsics through the resize and crops; extrinsics normalised for the
+    // camera encoder (the alignment below uses them as given).
+    let intrinsics: Vec<[f32; 9]> =
+        known.intrinsics.iter().zip(&processed.grid_changes).map(|(k, c)| preprocess::adjust_intrinsics(k, c)).collect();
+    let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(device)));
+    let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
+    let out = forward(&processed.images, Some((&normalized, &intrinsics_t)))?;
+    let mut prediction = to_prediction(processed, &out)?;
+    align_prediction(&mut prediction, &known, &intrinsics, options.align_to_input_ext_scale)?;
+    Ok(prediction)
 }
 
 fn request_of(options: &InferOptions) -> ForwardRequest<'_> {

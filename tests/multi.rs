@@ -89,6 +89,23 @@ fn two_cpu_replicas_serve_batches_concurrent_callers_and_sharded_scenes_like_one
         assert!(d <= TOLERANCE, "batched scene differs from the single-replica result by {d}");
     }
 
+    // A scene with known cameras through the batch: as through `infer_with_cameras`.
+    let extrinsics: Vec<f32> =
+        (0..3).flat_map(|v| [1.0, 0.0, 0.0, 0.1 * v as f32, 0.0, 1.0, 0.0, 0.05 * (v * v) as f32, 0.0, 0.0, 1.0, 0.02 * v as f32]).collect();
+    let intrinsics: Vec<f32> = (0..3).flat_map(|_| [80.0, 0.0, 42.0, 0.0, 80.0, 35.0, 0.0, 0.0, 1.0]).collect();
+    let cameras = || da3::CameraInput { extrinsics: &extrinsics, intrinsics: &intrinsics };
+    let want = single.infer_with_cameras(&views(&buffers[2]), Some(&cameras()), &opts).unwrap();
+    assert!(want.alignment_scale.is_some());
+    let with_cameras = [
+        SceneInput { images: views(&buffers[0]), cameras: None },
+        SceneInput { images: views(&buffers[2]), cameras: Some(cameras()) },
+    ];
+    let results = pair.infer_scenes(&with_cameras, &opts);
+    assert!(max_relative_difference(results[0].as_ref().unwrap(), &expected[0]) <= TOLERANCE);
+    let got = results[1].as_ref().unwrap();
+    assert_eq!(got.alignment_scale, want.alignment_scale);
+    assert!(max_relative_difference(got, &want) <= TOLERANCE, "known-camera scene differs");
+
     // Concurrent callers on the pair.
     std::thread::scope(|scope| {
         for caller in 0..4 {
