@@ -22,7 +22,11 @@ LEAVE_FREE_GIB=${LEAVE_FREE_GIB:-16}
 GIANT_STEPS=${GIANT_STEPS:-32,64,96,128,160,192,224,256,320}
 mkdir -p "$OUT" /tmp/ck /tmp/dump
 T0=$(date +%s)
+# The whole script stays under BUDGET_S seconds (the device call's limit is 600): each step's
+# cap is the smaller of its own and what is left.
+BUDGET_S=${BUDGET_S:-560}
 elapsed() { echo "[$(( $(date +%s) - T0 )) s]"; }
+cap() { local left=$(( BUDGET_S - ($(date +%s) - T0) )); [ "$left" -lt "$1" ] && echo "$left" || echo "$1"; }
 
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
@@ -37,7 +41,7 @@ date -u
 
 # 0. Checkpoints, both at once (CPU only).
 for model in da3-large da3-giant; do
-  ( timeout 200 python3 tests/oracle/make_checkpoint.py --model "$model" --seed 0 --out "/tmp/ck/$model" \
+  ( timeout 180 python3 tests/oracle/make_checkpoint.py --model "$model" --seed 0 --out "/tmp/ck/$model" \
       > "/tmp/ck/$model.log" 2>&1; echo "checkpoint $model: exit $?" >> "/tmp/ck/$model.log" ) &
 done
 wait
@@ -47,15 +51,15 @@ echo "$(elapsed) checkpoints done"
 BIN=$CARRY/da3_multi_gpu
 # 1. Throughput.
 for devices in cuda:0 cuda:0,cuda:1; do
-  timeout 150 "$BIN" throughput --model /tmp/ck/da3-large --devices "$devices" --scenes 64 --views 4 \
+  timeout "$(cap 90)" "$BIN" throughput --model /tmp/ck/da3-large --devices "$devices" --scenes 64 --views 4 \
     --repeat 2 --dump "/tmp/dump/large-$devices.bin"
   echo "exit $? $(elapsed)"
 done
 
 # 2. Capacity (and the sharded check scene of 32 views for step 3).
 for devices in cuda:0 cuda:0,cuda:1; do
-  timeout 200 "$BIN" capacity --model /tmp/ck/da3-giant --devices "$devices" --views "$GIANT_STEPS" \
-    --placement auto --leave-free-gib "$LEAVE_FREE_GIB" --step-cap-s 40 --total-cap-s 110 \
+  timeout "$(cap 150)" "$BIN" capacity --model /tmp/ck/da3-giant --devices "$devices" --views "$GIANT_STEPS" \
+    --placement auto --leave-free-gib "$LEAVE_FREE_GIB" --step-cap-s 30 --total-cap-s 90 \
     --check-views 32 --dump "/tmp/dump/giant32-$devices.bin"
   echo "exit $? $(elapsed)"
 done

@@ -144,7 +144,7 @@ fn device_lists_are_checked() {
     let ckpt = checkpoint();
     let err = Engine::load_checkpoint_on_devices(&ckpt, &[], false, Precision::Fp32).err().expect("empty list");
     assert!(err.to_string().contains("empty"), "{err}");
-    let err = da3::runtime::parse_device_list("cpu,gpu").err().expect("unknown device");
+    let err = da3::runtime::parse_device_list("cpu,gpu").expect_err("unknown device");
     assert!(err.to_string().contains("gpu"), "{err}");
     assert_eq!(da3::runtime::parse_device_list("cpu, cpu").unwrap(), vec![Device::Cpu, Device::Cpu]);
 }
