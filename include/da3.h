@@ -131,9 +131,12 @@ typedef enum da3_status {
 } da3_status;
 
 /**
- * A loaded model on one device (opaque). Create with `da3_create`, destroy with `da3_free`.
- * Thread-safe: any number of threads may call `da3_infer`/`da3_infer_files` and the query
- * functions on one handle at the same time; inferences are serialised on the device.
+ * A loaded model on one or several devices, one replica each (opaque). Create with
+ * `da3_create` or `da3_create_on_devices`, destroy with `da3_free`.
+ * Thread-safe: any number of threads may call `da3_infer`/`da3_infer_files`/
+ * `da3_infer_scenes` and the query functions on one handle at the same time; each call runs
+ * on whichever replica is free (first come, first served), so calls on one replica are
+ * serialised and a handle with several GPUs serves that many calls at once.
  */
 typedef struct da3_model da3_model;
 
@@ -295,6 +298,26 @@ typedef struct da3_image {
 } da3_image;
 
 /**
+ * How one scene uses a model with several replicas: one of the `DA3_PLACEMENT_*` constants.
+ */
+typedef uint32_t da3_placement;
+
+/**
+ * One scene of a `da3_infer_scenes` batch: `view_count` images (one per view), read only
+ * during the call. Passed in arrays; its layout is frozen.
+ */
+typedef struct da3_scene {
+    /**
+     * `view_count` images, each satisfying `da3_image`'s contract. Must not be NULL.
+     */
+    const struct da3_image *views;
+    /**
+     * Number of views (> 0).
+     */
+    size_t view_count;
+} da3_scene;
+
+/**
  * Kind of a result warning, from `da3_result_warning_code`: one of the `DA3_WARNING_*`
  * constants. New kinds may be added; treat unknown values as "some warning".
  */
@@ -438,6 +461,26 @@ typedef uint32_t da3_warning;
  */
 #define DA3_WARNING_EMPTY_ALIGNMENT_MASK 2
 
+/**
+ * The scene runs on one replica, unless its estimated memory exceeds the free memory of the
+ * first GPU: then it is split over all of them, like `DA3_PLACEMENT_SHARD` (default; the
+ * environment variable `DA3_PLACEMENT` = `auto`, `replicate` or `shard` sets the default).
+ */
+#define DA3_PLACEMENT_AUTO 0
+
+/**
+ * Every scene on one replica: concurrent calls and the scenes of `da3_infer_scenes` run on
+ * the other replicas at the same time (throughput).
+ */
+#define DA3_PLACEMENT_REPLICATE 1
+
+/**
+ * Every scene split over all replicas (size): the backbone's blocks in consecutive shares
+ * over the devices, the activations moving between them, the heads on the first device.
+ * The call holds every replica, so concurrent calls wait.
+ */
+#define DA3_PLACEMENT_SHARD 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -520,13 +563,18 @@ enum da3_status da3_options_validate(const struct da3_options *options);
  * Hugging Face repo id (e.g. "depth-anything/DA3-LARGE") found in the local cache; nothing is
  * downloaded. A directory whose `config.json` names no official preset loads when it also
  * holds `official_config.json`, the official package's resolved config of its architecture
- * (how the tests' reduced nested model is described). `use_accelerate` asks for the accelerated runner; in this version it is
- * recorded but both settings run the same path (the plain runner, official numerics).
+ * (how the tests' reduced nested model is described). `use_accelerate` asks for the
+ * accelerated path: one model replica on every visible CUDA device (`CUDA_VISIBLE_DEVICES`
+ * decides which are visible), so concurrent calls and the scenes of `da3_infer_scenes` use
+ * all GPUs, and a scene too large for one GPU is split over them (see
+ * `da3_model_set_placement`); without it, one device. The environment variable
+ * `DA3_DEVICES` (e.g. "cuda:0,cuda:1") lists the devices either way, as
+ * `da3_create_on_devices` does.
  * `precision` is a `DA3_PRECISION_*` value: `DA3_PRECISION_AUTO` is bf16 on a GPU and fp32
  * on the CPU; fp16/bf16 run the transformer's matrix products in that precision with
- * normalisations and the heads in fp32, like the official `torch.autocast`. The device is a
- * CUDA GPU if one is visible, else the CPU; the environment variable `DA3_DEVICE` (`cpu`,
- * `cuda`, `cuda:N`) overrides the choice: see `da3_model_device`.
+ * normalisations and the heads in fp32, like the official `torch.autocast`. The device (of a
+ * one-device model) is a CUDA GPU if one is visible, else the CPU; the environment variable
+ * `DA3_DEVICE` (`cpu`, `cuda`, `cuda:N`) overrides the choice: see `da3_model_device`.
  *
  * Errors: `DA3_ERR_NULL_POINTER` (model or out is NULL), `DA3_ERR_INVALID_ARGUMENT`
  * (unknown precision, model not UTF-8), `DA3_ERR_MODEL_NOT_FOUND` (the message lists the
@@ -569,7 +617,8 @@ void da3_free(struct da3_model *model);
 const char *da3_model_preset(const struct da3_model *model);
 
 /**
- * Device the model runs on, e.g. "cpu" or "cuda:0"; NULL if `model` is NULL.
+ * Device the model runs on, e.g. "cpu" or "cuda:0" (the first replica's when it has
+ * several: see `da3_model_replica_count`); NULL if `model` is NULL.
  *
  * Ownership: owned by the handle, valid until `da3_free(model)`; never free it.
  * Thread safety: any thread.
@@ -673,6 +722,115 @@ enum da3_status da3_infer_files(const struct da3_model *model,
                                 size_t n_paths,
                                 const struct da3_options *options,
                                 struct da3_result **out);
+
+/**
+ * Like `da3_create`, with one model replica on each device of `devices`, a comma-separated
+ * list such as "cuda:0,cuda:1" (devices as numbered by CUDA, i.e. after
+ * `CUDA_VISIBLE_DEVICES`), "cuda" (= "cuda:0") or "cpu,cpu" (two CPU replicas: tests, or
+ * concurrency on a many-core CPU). The same device may repeat; CPU and CUDA may not be mixed
+ * (the replicas share one precision, resolved on the first device).
+ *
+ * `da3_create` picks the devices itself: with `use_accelerate`, every visible CUDA device
+ * (one replica each); without, one device (see `da3_create`); in both cases the environment
+ * variable `DA3_DEVICES` (same syntax) overrides. Replicas load the same weights; each holds
+ * a full copy in its device's memory.
+ *
+ * Errors: as `da3_create`, plus `DA3_ERR_INVALID_ARGUMENT` (an empty or malformed list, a
+ * device index past the visible ones) and `DA3_ERR_UNSUPPORTED` (CUDA asked for but not
+ * available).
+ *
+ * Ownership: on success the caller owns `*out` (release with `da3_free`); on failure `*out`
+ * is NULL. `model` and `devices` are only read during the call.
+ * Thread safety: any thread; handles are independent.
+ *
+ * # Safety
+ * `model` and `devices` are NULL or NUL-terminated strings; `out` is NULL or valid for
+ * writing a pointer.
+ */
+enum da3_status da3_create_on_devices(const char *model,
+                                      bool use_accelerate,
+                                      da3_precision precision,
+                                      const char *devices,
+                                      struct da3_model **out);
+
+/**
+ * Number of replicas (one per device) the model runs on; 0 if `model` is NULL.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
+ */
+size_t da3_model_replica_count(const struct da3_model *model);
+
+/**
+ * Device of replica `index` (0 <= index < `da3_model_replica_count`), e.g. "cuda:1"; NULL
+ * (with a message) if `model` is NULL or `index` is out of range.
+ *
+ * Ownership: owned by the handle, valid until `da3_free(model)`; never free it.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
+ */
+const char *da3_model_replica_device(const struct da3_model *model, size_t index);
+
+/**
+ * Sets how the following calls on `model` use several replicas (`DA3_PLACEMENT_*`); calls
+ * already running keep their choice. With one replica every placement runs the same way.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (unknown placement).
+ * Thread safety: any thread, also while other threads run inferences on the model.
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
+ */
+enum da3_status da3_model_set_placement(const struct da3_model *model, da3_placement placement);
+
+/**
+ * The model's current placement (`DA3_PLACEMENT_*`); `DA3_PLACEMENT_AUTO` if `model` is
+ * NULL. Thread safety: any thread.
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
+ */
+da3_placement da3_model_placement(const struct da3_model *model);
+
+/**
+ * Runs `scene_count` independent scenes (each its own forward: no attention across scenes)
+ * and returns one result per scene, in input order. The scenes are spread over the model's
+ * replicas (decoding and resizing overlap the forwards), so on a model with several GPUs a
+ * batch runs about as many times faster; with one replica they run one after the other.
+ * Under `DA3_PLACEMENT_SHARD` they run one after the other, each split over all replicas.
+ *
+ * Partial failure: every scene succeeds or fails on its own (bad views, out of device
+ * memory, ...). On return, for every scene `i`, `results[i]` is a new result or NULL, and
+ * `statuses[i]` (if `statuses` is not NULL) is `DA3_OK` or that scene's error. The call
+ * returns `DA3_OK` when every scene succeeded; otherwise the status of the first failed
+ * scene, with `da3_last_error_message()` naming it ("scenes[2]: ...") and counting the
+ * failures. An invalid call (NULL `model` or `results`, `scene_count` 0, NULL `scenes`,
+ * bad options, options carrying known cameras: those belong to one scene, use `da3_infer`)
+ * fails as a whole: every `results[i]` is NULL and every `statuses[i]` is that error. Each
+ * scene is checked like the views of `da3_infer` ("scenes[i]: views[j].stride ...").
+ *
+ * Ownership: pixel buffers are only read during the call; the caller owns every non-NULL
+ * `results[i]` (also when the call returns an error) and releases each with
+ * `da3_result_free`. `results` and `statuses` are caller-provided arrays of `scene_count`
+ * elements.
+ * Thread safety: as `da3_infer`: any number of threads may call it (and `da3_infer`) on one
+ * model at once; the scenes of all calls share the replicas first come, first served.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `scenes` is NULL or points to `scene_count` scenes whose
+ * `views` satisfy `da3_infer`'s contract; `options` as for `da3_infer`; `results` is NULL or
+ * valid for writing `scene_count` pointers; `statuses` is NULL or valid for writing
+ * `scene_count` `da3_status` values.
+ */
+enum da3_status da3_infer_scenes(const struct da3_model *model,
+                                 const struct da3_scene *scenes,
+                                 size_t scene_count,
+                                 const struct da3_options *options,
+                                 struct da3_result **results,
+                                 enum da3_status *statuses);
 
 /**
  * Number of views in the result (N), or 0 if `result` is NULL. Thread safety: any thread.

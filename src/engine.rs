@@ -1,6 +1,6 @@
 //! The safe, thread-safe entry point: a loaded model plus its runtime.
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use tch::{Device, Kind, Tensor};
 
@@ -12,17 +12,64 @@ use crate::model::{ForwardRequest, NetOutput};
 use crate::options::{InferOptions, Precision};
 use crate::prediction::{FeatureMap, Prediction};
 use crate::preprocess::{self, Processed};
-use crate::runner::{Capabilities, Runner};
+use crate::runner::{Capabilities, Runner, SceneMemory};
 use crate::runtime;
+use crate::scheduler::Pool;
 
-/// A loaded DA3 model on one device. `Send + Sync`: calls from several threads are
-/// serialised on the device.
+/// A loaded DA3 model: one replica (`Runner`) per device. `Send + Sync`: concurrent calls
+/// run on whichever replica is free (calls on one replica are serialised); with one device,
+/// calls are serialised on it.
 pub struct Engine {
-    runner: Mutex<Runner>,
+    runners: Pool<Runner>,
+    /// Fixed at load (the same for every replica).
+    capabilities: Capabilities,
+    devices: Vec<Device>,
+    placement: AtomicU8,
+    scene_memory: SceneMemory,
     preset: &'static str,
     device: Device,
     precision: Precision,
     use_accelerate: bool,
+}
+
+/// How a single scene uses several replicas (`Engine::set_placement`; `DA3_PLACEMENT`
+/// = `auto`, `replicate` or `shard` sets the default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Placement {
+    /// Replicated, unless the scene's estimated memory (`Runner::estimate_scene_bytes`)
+    /// exceeds the free memory of the first CUDA device: then sharded.
+    Auto = 0,
+    /// Every scene on one replica (throughput: concurrent calls use the others).
+    Replicate = 1,
+    /// Every scene split over all replicas: the backbone's blocks in shares over the
+    /// devices (`Runner::forward_sharded`). With one replica, the same as `Replicate`.
+    Shard = 2,
+}
+
+impl Placement {
+    fn from_u8(v: u8) -> Placement {
+        match v {
+            1 => Placement::Replicate,
+            2 => Placement::Shard,
+            _ => Placement::Auto,
+        }
+    }
+
+    fn from_env() -> Result<Placement> {
+        match std::env::var("DA3_PLACEMENT").as_deref() {
+            Err(_) | Ok("auto") => Ok(Placement::Auto),
+            Ok("replicate") => Ok(Placement::Replicate),
+            Ok("shard") => Ok(Placement::Shard),
+            Ok(other) => Err(Error::InvalidArgument(format!("DA3_PLACEMENT='{other}': expected auto, replicate or shard"))),
+        }
+    }
+}
+
+/// One scene of a batch (`Engine::infer_scenes`): its views, and their cameras if known.
+pub struct SceneInput<'a> {
+    pub images: Vec<ImageView<'a>>,
+    pub cameras: Option<CameraInput<'a>>,
 }
 
 impl Engine {
@@ -36,12 +83,58 @@ impl Engine {
     /// Loads the weights of `checkpoint.dir` for the architecture `checkpoint.config` (what
     /// `load` does once the checkpoint is found; also loads a checkpoint of an architecture
     /// that is no official preset, e.g. a reduced model for tests).
+    /// Devices: see `runtime::select_devices` (one replica per device: every visible GPU with
+    /// `use_accelerate`, one device otherwise; `DA3_DEVICES` lists them).
     pub fn load_checkpoint(checkpoint: &Checkpoint, use_accelerate: bool, precision: Precision) -> Result<Engine> {
-        let device = runtime::select_device()?;
+        let devices = runtime::select_devices(use_accelerate)?;
+        Self::load_checkpoint_on_devices(checkpoint, &devices, use_accelerate, precision)
+    }
+
+    /// `load` with one replica on each of `devices` (all CUDA or all CPU; the same device
+    /// may repeat, e.g. two CPU replicas).
+    pub fn load_on_devices(model: &str, devices: &[Device], use_accelerate: bool, precision: Precision) -> Result<Engine> {
+        Self::load_checkpoint_on_devices(&hub::resolve(model)?, devices, use_accelerate, precision)
+    }
+
+    /// `load_checkpoint` with one replica on each of `devices`.
+    pub fn load_checkpoint_on_devices(
+        checkpoint: &Checkpoint,
+        devices: &[Device],
+        use_accelerate: bool,
+        precision: Precision,
+    ) -> Result<Engine> {
+        let device = *devices.first().ok_or_else(|| Error::InvalidArgument("devices: the list is empty".into()))?;
+        if devices.iter().any(|d| d.is_cuda() != device.is_cuda()) {
+            return Err(Error::InvalidArgument("devices: CPU and CUDA devices mixed; replicas share one precision".into()));
+        }
         let precision = runtime::resolve_precision(precision, device);
         let kind = runtime::compute_kind(precision);
-        let runner = Runner::load(checkpoint, device, kind)?;
-        Ok(Engine { runner: Mutex::new(runner), preset: checkpoint.config.preset, device, precision, use_accelerate })
+        // One replica per device, two at a time: each load holds a host copy of the checkpoint
+        // while it runs (da3-giant: 4.5 GB in fp32), so all at once could exhaust host memory.
+        let mut runners = Vec::with_capacity(devices.len());
+        for pair in devices.chunks(2) {
+            let loaded = std::thread::scope(|scope| {
+                let loads: Vec<_> = pair.iter().map(|&d| scope.spawn(move || Runner::load(checkpoint, d, kind))).collect();
+                loads
+                    .into_iter()
+                    .map(|l| l.join().unwrap_or_else(|_| Err(Error::Torch("loading a replica panicked".into()))))
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            runners.extend(loaded);
+        }
+        let scene_memory = runners[0].scene_memory();
+        let capabilities = runners[0].capabilities();
+        Ok(Engine {
+            runners: Pool::new(runners),
+            capabilities,
+            devices: devices.to_vec(),
+            placement: AtomicU8::new(Placement::from_env()? as u8),
+            scene_memory,
+            preset: checkpoint.config.preset,
+            device,
+            precision,
+            use_accelerate,
+        })
     }
 
     /// Runs one scene made of `images` (one per view).
@@ -96,20 +189,9 @@ impl Engine {
         options.validate()?;
         let known = cameras.map(|c| c.validate(images.len())).transpose()?;
         let processed = preprocess::process_views(images, options)?;
-        let Some(known) = known else {
-            let out = self.forward(&processed.images, options, false)?;
-            return to_prediction(&processed, &out);
-        };
-        // The caller's intrinsics through the resize and crops; extrinsics normalised for the
-        // camera encoder (the alignment below uses them as given).
-        let intrinsics: Vec<[f32; 9]> =
-            known.intrinsics.iter().zip(&processed.grid_changes).map(|(k, c)| preprocess::adjust_intrinsics(k, c)).collect();
-        let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(self.device)));
-        let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
-        let out = self.forward_with_cameras(&processed.images, Some((&normalized, &intrinsics_t)), options, false)?;
-        let mut prediction = to_prediction(&processed, &out)?;
-        align_prediction(&mut prediction, &known, &intrinsics, options.align_to_input_ext_scale)?;
-        Ok(prediction)
+        run_scene(&processed, known, options, self.device, |images, cameras| {
+            self.forward_with_cameras(images, cameras, options, false)
+        })
     }
 
     /// The network on an already preprocessed (S, 3, H, W) batch; `keep_trace` keeps the
@@ -147,24 +229,97 @@ impl Engine {
                 )));
             }
         }
-        let mut runner =
-            self.runner.lock().map_err(|_| Error::Torch("a previous call panicked while holding the model".into()))?;
-        runner.capabilities().check(cameras.is_some(), options)?;
-        let request = ForwardRequest {
-            ref_view_strategy: options.ref_view_strategy,
-            cameras: None,
-            use_ray_pose: options.use_ray_pose,
-            export_feat_layers: &options.export_feat_layers,
-        };
-        runner.forward(images, cameras, &request, keep_trace)
+        self.capabilities.check(cameras.is_some(), options)?;
+        if self.shards(size[0], size[2], size[3]) {
+            let lease = self.runners.lease_all();
+            let runners = lease.workers();
+            return Runner::forward_sharded(&runners, images, cameras, &request_of(options), keep_trace);
+        }
+        let mut runner = self.runners.lease();
+        runner.forward(images, cameras, &request_of(options), keep_trace)
+    }
+
+    /// Whether a scene of `views` images of `height` x `width` network-input pixels is split
+    /// over the replicas (see `Placement`).
+    fn shards(&self, views: i64, height: i64, width: i64) -> bool {
+        if self.runners.len() < 2 {
+            return false;
+        }
+        match self.placement() {
+            Placement::Replicate => false,
+            Placement::Shard => true,
+            Placement::Auto => {
+                let Device::Cuda(index) = self.device else { return false };
+                let Some((free, _)) = runtime::cuda_memory_info(index) else { return false };
+                self.scene_memory.bytes(views, height, width) > free
+            }
+        }
+    }
+
+    /// Runs independent scenes, each its own forward (no attention across scenes), spread over
+    /// the replicas; returns one result per scene, in input order. A scene's failure (bad
+    /// input, out of memory, ...) is that scene's result only. Scenes are decoded and resized
+    /// outside the replicas, overlapping the forwards. Each scene runs on one replica, except
+    /// under `Placement::Shard` (forced), where they run one after the other, each split over
+    /// all replicas.
+    pub fn infer_scenes(&self, scenes: &[SceneInput<'_>], options: &InferOptions) -> Vec<Result<Prediction>> {
+        if let Err(e) = options.validate() {
+            let message = match &e {
+                Error::InvalidArgument(m) => m.clone(),
+                other => other.to_string(),
+            };
+            return scenes.iter().map(|_| Err(Error::InvalidArgument(message.clone()))).collect();
+        }
+        if self.runners.len() > 1 && self.placement() == Placement::Shard {
+            return scenes.iter().map(|s| self.infer_with_cameras(&s.images, s.cameras.as_ref(), options)).collect();
+        }
+        self.runners.run_batch(
+            scenes.iter().collect(),
+            |scene| {
+                let rgb: Vec<RgbImage> = scene
+                    .images
+                    .iter()
+                    .map(|v| RgbImage { width: v.width, height: v.height, data: v.to_rgb8() })
+                    .collect();
+                let known = scene.cameras.as_ref().map(|c| c.validate(rgb.len())).transpose()?;
+                Ok((preprocess::process_views(&rgb, options)?, known))
+            },
+            |runner, (processed, known)| {
+                self.capabilities.check(known.is_some(), options)?;
+                let device = runner.device();
+                run_scene(&processed, known, options, device, |images, cameras| {
+                    runner.forward(images, cameras, &request_of(options), false)
+                })
+            },
+            |panic| Error::Torch(format!("a scene panicked: {panic}")),
+        )
+    }
+
+    /// How single scenes use several replicas.
+    pub fn placement(&self) -> Placement {
+        Placement::from_u8(self.placement.load(Ordering::Relaxed))
+    }
+
+    /// Sets how the following calls use several replicas (any thread, any time; calls
+    /// already running keep their choice).
+    pub fn set_placement(&self, placement: Placement) {
+        self.placement.store(placement as u8, Ordering::Relaxed)
+    }
+
+    /// Number of replicas (devices) the model runs on.
+    pub fn replica_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// The replicas' devices, e.g. `["cuda:0", "cuda:1"]`.
+    pub fn device_names(&self) -> Vec<String> {
+        self.devices.iter().map(|&d| runtime::device_name(d)).collect()
     }
 
     /// What the loaded model predicts and accepts (cameras, confidence, sky, metric depth,
     /// known cameras, ray pose) and its backbone depth.
-    pub fn capabilities(&self) -> Result<Capabilities> {
-        let runner =
-            self.runner.lock().map_err(|_| Error::Torch("a previous call panicked while holding the model".into()))?;
-        Ok(runner.capabilities())
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities.clone()
     }
 
     /// Official preset name of the loaded model, e.g. `da3-large`.
@@ -172,7 +327,7 @@ impl Engine {
         self.preset
     }
 
-    /// Device the model runs on, e.g. `cpu` or `cuda:0`.
+    /// Device the model runs on (the first replica's), e.g. `cpu` or `cuda:0`.
     pub fn device_name(&self) -> String {
         runtime::device_name(self.device)
     }
@@ -184,6 +339,41 @@ impl Engine {
 
     pub fn use_accelerate(&self) -> bool {
         self.use_accelerate
+    }
+}
+
+/// The network (`forward`) on a preprocessed scene, then the prediction: with known
+/// cameras, conditioned on them and aligned back to them (the official `inference()`).
+/// `device` is where `forward` runs.
+fn run_scene(
+    processed: &Processed,
+    known: Option<KnownCameras>,
+    options: &InferOptions,
+    device: Device,
+    forward: impl FnOnce(&Tensor, Option<(&Tensor, &Tensor)>) -> Result<NetOutput>,
+) -> Result<Prediction> {
+    let Some(known) = known else {
+        let out = forward(&processed.images, None)?;
+        return to_prediction(processed, &out);
+    };
+    // The caller's intrinsics through the resize and crops; extrinsics normalised for the
+    // camera encoder (the alignment below uses them as given).
+    let intrinsics: Vec<[f32; 9]> =
+        known.intrinsics.iter().zip(&processed.grid_changes).map(|(k, c)| preprocess::adjust_intrinsics(k, c)).collect();
+    let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(device)));
+    let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
+    let out = forward(&processed.images, Some((&normalized, &intrinsics_t)))?;
+    let mut prediction = to_prediction(processed, &out)?;
+    align_prediction(&mut prediction, &known, &intrinsics, options.align_to_input_ext_scale)?;
+    Ok(prediction)
+}
+
+fn request_of(options: &InferOptions) -> ForwardRequest<'_> {
+    ForwardRequest {
+        ref_view_strategy: options.ref_view_strategy,
+        cameras: None,
+        use_ray_pose: options.use_ray_pose,
+        export_feat_layers: &options.export_feat_layers,
     }
 }
 

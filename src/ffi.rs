@@ -23,7 +23,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::ptr;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Placement, SceneInput};
 use crate::error::Error;
 use crate::image_input::{ImageView, PixelFormat};
 use crate::options::{InferOptions, Precision, RefViewStrategy, ResizeMethod};
@@ -527,15 +527,20 @@ pub struct da3_image {
 // Opaque handles
 // ---------------------------------------------------------------------------------------------
 
-/// A loaded model on one device (opaque). Create with `da3_create`, destroy with `da3_free`.
-/// Thread-safe: any number of threads may call `da3_infer`/`da3_infer_files` and the query
-/// functions on one handle at the same time; inferences are serialised on the device.
+/// A loaded model on one or several devices, one replica each (opaque). Create with
+/// `da3_create` or `da3_create_on_devices`, destroy with `da3_free`.
+/// Thread-safe: any number of threads may call `da3_infer`/`da3_infer_files`/
+/// `da3_infer_scenes` and the query functions on one handle at the same time; each call runs
+/// on whichever replica is free (first come, first served), so calls on one replica are
+/// serialised and a handle with several GPUs serves that many calls at once.
 pub struct da3_model {
     engine: Engine,
     preset: CString,
     device: CString,
     /// Fixed at load; kept here so queries never wait for a running inference.
     capabilities: Capabilities,
+    /// Every replica's device, for `da3_model_replica_device`.
+    devices: Vec<CString>,
 }
 
 /// The output of one inference (opaque): depth, confidence and cameras for every view, in
@@ -1131,13 +1136,18 @@ pub unsafe extern "C" fn da3_options_validate(options: *const da3_options) -> da
 /// Hugging Face repo id (e.g. "depth-anything/DA3-LARGE") found in the local cache; nothing is
 /// downloaded. A directory whose `config.json` names no official preset loads when it also
 /// holds `official_config.json`, the official package's resolved config of its architecture
-/// (how the tests' reduced nested model is described). `use_accelerate` asks for the accelerated runner; in this version it is
-/// recorded but both settings run the same path (the plain runner, official numerics).
+/// (how the tests' reduced nested model is described). `use_accelerate` asks for the
+/// accelerated path: one model replica on every visible CUDA device (`CUDA_VISIBLE_DEVICES`
+/// decides which are visible), so concurrent calls and the scenes of `da3_infer_scenes` use
+/// all GPUs, and a scene too large for one GPU is split over them (see
+/// `da3_model_set_placement`); without it, one device. The environment variable
+/// `DA3_DEVICES` (e.g. "cuda:0,cuda:1") lists the devices either way, as
+/// `da3_create_on_devices` does.
 /// `precision` is a `DA3_PRECISION_*` value: `DA3_PRECISION_AUTO` is bf16 on a GPU and fp32
 /// on the CPU; fp16/bf16 run the transformer's matrix products in that precision with
-/// normalisations and the heads in fp32, like the official `torch.autocast`. The device is a
-/// CUDA GPU if one is visible, else the CPU; the environment variable `DA3_DEVICE` (`cpu`,
-/// `cuda`, `cuda:N`) overrides the choice: see `da3_model_device`.
+/// normalisations and the heads in fp32, like the official `torch.autocast`. The device (of a
+/// one-device model) is a CUDA GPU if one is visible, else the CPU; the environment variable
+/// `DA3_DEVICE` (`cpu`, `cuda`, `cuda:N`) overrides the choice: see `da3_model_device`.
 ///
 /// Errors: `DA3_ERR_NULL_POINTER` (model or out is NULL), `DA3_ERR_INVALID_ARGUMENT`
 /// (unknown precision, model not UTF-8), `DA3_ERR_MODEL_NOT_FOUND` (the message lists the
@@ -1164,15 +1174,20 @@ pub unsafe extern "C" fn da3_create(
         let model = utf8_arg(unsafe { cstr_arg(model, "model") }?, "model")?;
         let precision = precision_from_c(precision, "precision")?;
         let engine = Engine::load(model, use_accelerate, precision)?;
-        let to_c = |s: String, what: &str| {
-            CString::new(s).map_err(|_| FfiError::new(DA3_ERR_PANIC, format!("internal error: {what} contains NUL")))
-        };
-        let preset = to_c(engine.preset_name().to_owned(), "preset name")?;
-        let device = to_c(engine.device_name(), "device name")?;
-        let capabilities = engine.capabilities()?;
-        *out = Box::into_raw(Box::new(da3_model { engine, preset, device, capabilities }));
+        *out = Box::into_raw(Box::new(model_handle(engine)?));
         Ok(())
     })
+}
+
+fn model_handle(engine: Engine) -> FfiResult<da3_model> {
+    let to_c = |s: String, what: &str| {
+        CString::new(s).map_err(|_| FfiError::new(DA3_ERR_PANIC, format!("internal error: {what} contains NUL")))
+    };
+    let preset = to_c(engine.preset_name().to_owned(), "preset name")?;
+    let device = to_c(engine.device_name(), "device name")?;
+    let devices = engine.device_names().into_iter().map(|d| to_c(d, "device name")).collect::<FfiResult<_>>()?;
+    let capabilities = engine.capabilities();
+    Ok(da3_model { engine, preset, device, capabilities, devices })
 }
 
 /// Destroys a model handle and frees everything it owns (including the strings returned by
@@ -1208,7 +1223,8 @@ pub unsafe extern "C" fn da3_model_preset(model: *const da3_model) -> *const c_c
     })
 }
 
-/// Device the model runs on, e.g. "cpu" or "cuda:0"; NULL if `model` is NULL.
+/// Device the model runs on, e.g. "cpu" or "cuda:0" (the first replica's when it has
+/// several: see `da3_model_replica_count`); NULL if `model` is NULL.
 ///
 /// Ownership: owned by the handle, valid until `da3_free(model)`; never free it.
 /// Thread safety: any thread.
@@ -1370,6 +1386,281 @@ pub unsafe extern "C" fn da3_infer_files(
         let call = unsafe { options_arg(options) }?;
         let cameras = call.cameras.map(|c| unsafe { c.slices(paths.len()) }).transpose()?;
         into_result(model.engine.infer_files_with_cameras(&paths, cameras.as_ref(), &call.options)?, out)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several devices: replicas, sharding, batches of scenes
+// ---------------------------------------------------------------------------------------------
+
+/// How one scene uses a model with several replicas: one of the `DA3_PLACEMENT_*` constants.
+pub type da3_placement = u32;
+/// The scene runs on one replica, unless its estimated memory exceeds the free memory of the
+/// first GPU: then it is split over all of them, like `DA3_PLACEMENT_SHARD` (default; the
+/// environment variable `DA3_PLACEMENT` = `auto`, `replicate` or `shard` sets the default).
+pub const DA3_PLACEMENT_AUTO: da3_placement = 0;
+/// Every scene on one replica: concurrent calls and the scenes of `da3_infer_scenes` run on
+/// the other replicas at the same time (throughput).
+pub const DA3_PLACEMENT_REPLICATE: da3_placement = 1;
+/// Every scene split over all replicas (size): the backbone's blocks in consecutive shares
+/// over the devices, the activations moving between them, the heads on the first device.
+/// The call holds every replica, so concurrent calls wait.
+pub const DA3_PLACEMENT_SHARD: da3_placement = 2;
+
+/// One scene of a `da3_infer_scenes` batch: `view_count` images (one per view), read only
+/// during the call. Passed in arrays; its layout is frozen.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct da3_scene {
+    /// `view_count` images, each satisfying `da3_image`'s contract. Must not be NULL.
+    pub views: *const da3_image,
+    /// Number of views (> 0).
+    pub view_count: usize,
+}
+
+/// Like `da3_create`, with one model replica on each device of `devices`, a comma-separated
+/// list such as "cuda:0,cuda:1" (devices as numbered by CUDA, i.e. after
+/// `CUDA_VISIBLE_DEVICES`), "cuda" (= "cuda:0") or "cpu,cpu" (two CPU replicas: tests, or
+/// concurrency on a many-core CPU). The same device may repeat; CPU and CUDA may not be mixed
+/// (the replicas share one precision, resolved on the first device).
+///
+/// `da3_create` picks the devices itself: with `use_accelerate`, every visible CUDA device
+/// (one replica each); without, one device (see `da3_create`); in both cases the environment
+/// variable `DA3_DEVICES` (same syntax) overrides. Replicas load the same weights; each holds
+/// a full copy in its device's memory.
+///
+/// Errors: as `da3_create`, plus `DA3_ERR_INVALID_ARGUMENT` (an empty or malformed list, a
+/// device index past the visible ones) and `DA3_ERR_UNSUPPORTED` (CUDA asked for but not
+/// available).
+///
+/// Ownership: on success the caller owns `*out` (release with `da3_free`); on failure `*out`
+/// is NULL. `model` and `devices` are only read during the call.
+/// Thread safety: any thread; handles are independent.
+///
+/// # Safety
+/// `model` and `devices` are NULL or NUL-terminated strings; `out` is NULL or valid for
+/// writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn da3_create_on_devices(
+    model: *const c_char,
+    use_accelerate: bool,
+    precision: da3_precision,
+    devices: *const c_char,
+    out: *mut *mut da3_model,
+) -> da3_status {
+    status_call("da3_create_on_devices", || {
+        // SAFETY (all blocks below): per the caller (each checked for NULL inside).
+        let out = unsafe { out_arg(out, "out") }?;
+        let model = utf8_arg(unsafe { cstr_arg(model, "model") }?, "model")?;
+        let precision = precision_from_c(precision, "precision")?;
+        let list = utf8_arg(unsafe { cstr_arg(devices, "devices") }?, "devices")?;
+        let devices = crate::runtime::parse_device_list(list).map_err(|e| match e {
+            Error::InvalidArgument(m) => FfiError::invalid(format!("devices: {m}")),
+            other => other.into(),
+        })?;
+        let engine = Engine::load_on_devices(model, &devices, use_accelerate, precision)?;
+        *out = Box::into_raw(Box::new(model_handle(engine)?));
+        Ok(())
+    })
+}
+
+/// Number of replicas (one per device) the model runs on; 0 if `model` is NULL.
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn da3_model_replica_count(model: *const da3_model) -> usize {
+    value_call("da3_model_replica_count", || {
+        // SAFETY: per the caller.
+        Ok(unsafe { ref_arg(model, "model") }?.devices.len())
+    })
+}
+
+/// Device of replica `index` (0 <= index < `da3_model_replica_count`), e.g. "cuda:1"; NULL
+/// (with a message) if `model` is NULL or `index` is out of range.
+///
+/// Ownership: owned by the handle, valid until `da3_free(model)`; never free it.
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn da3_model_replica_device(model: *const da3_model, index: usize) -> *const c_char {
+    value_call("da3_model_replica_device", || {
+        // SAFETY: per the caller.
+        let model = unsafe { ref_arg(model, "model") }?;
+        let device = model.devices.get(index).ok_or_else(|| {
+            FfiError::invalid(format!("replica index {index} is out of range: the model has {} replica(s)", model.devices.len()))
+        })?;
+        Ok(device.as_ptr())
+    })
+}
+
+/// Sets how the following calls on `model` use several replicas (`DA3_PLACEMENT_*`); calls
+/// already running keep their choice. With one replica every placement runs the same way.
+///
+/// Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (unknown placement).
+/// Thread safety: any thread, also while other threads run inferences on the model.
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn da3_model_set_placement(model: *const da3_model, placement: da3_placement) -> da3_status {
+    status_call("da3_model_set_placement", || {
+        // SAFETY: per the caller.
+        let model = unsafe { ref_arg(model, "model") }?;
+        let placement = match placement {
+            DA3_PLACEMENT_AUTO => Placement::Auto,
+            DA3_PLACEMENT_REPLICATE => Placement::Replicate,
+            DA3_PLACEMENT_SHARD => Placement::Shard,
+            other => return Err(unknown_value("placement", other, "DA3_PLACEMENT_AUTO, _REPLICATE, _SHARD")),
+        };
+        model.engine.set_placement(placement);
+        Ok(())
+    })
+}
+
+/// The model's current placement (`DA3_PLACEMENT_*`); `DA3_PLACEMENT_AUTO` if `model` is
+/// NULL. Thread safety: any thread.
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn da3_model_placement(model: *const da3_model) -> da3_placement {
+    value_call("da3_model_placement", || {
+        // SAFETY: per the caller.
+        Ok(match unsafe { ref_arg(model, "model") }?.engine.placement() {
+            Placement::Auto => DA3_PLACEMENT_AUTO,
+            Placement::Replicate => DA3_PLACEMENT_REPLICATE,
+            Placement::Shard => DA3_PLACEMENT_SHARD,
+        })
+    })
+}
+
+/// Runs `scene_count` independent scenes (each its own forward: no attention across scenes)
+/// and returns one result per scene, in input order. The scenes are spread over the model's
+/// replicas (decoding and resizing overlap the forwards), so on a model with several GPUs a
+/// batch runs about as many times faster; with one replica they run one after the other.
+/// Under `DA3_PLACEMENT_SHARD` they run one after the other, each split over all replicas.
+///
+/// Partial failure: every scene succeeds or fails on its own (bad views, out of device
+/// memory, ...). On return, for every scene `i`, `results[i]` is a new result or NULL, and
+/// `statuses[i]` (if `statuses` is not NULL) is `DA3_OK` or that scene's error. The call
+/// returns `DA3_OK` when every scene succeeded; otherwise the status of the first failed
+/// scene, with `da3_last_error_message()` naming it ("scenes[2]: ...") and counting the
+/// failures. An invalid call (NULL `model` or `results`, `scene_count` 0, NULL `scenes`,
+/// bad options, options carrying known cameras: those belong to one scene, use `da3_infer`)
+/// fails as a whole: every `results[i]` is NULL and every `statuses[i]` is that error. Each
+/// scene is checked like the views of `da3_infer` ("scenes[i]: views[j].stride ...").
+///
+/// Ownership: pixel buffers are only read during the call; the caller owns every non-NULL
+/// `results[i]` (also when the call returns an error) and releases each with
+/// `da3_result_free`. `results` and `statuses` are caller-provided arrays of `scene_count`
+/// elements.
+/// Thread safety: as `da3_infer`: any number of threads may call it (and `da3_infer`) on one
+/// model at once; the scenes of all calls share the replicas first come, first served.
+///
+/// # Safety
+/// `model` is NULL or a live handle; `scenes` is NULL or points to `scene_count` scenes whose
+/// `views` satisfy `da3_infer`'s contract; `options` as for `da3_infer`; `results` is NULL or
+/// valid for writing `scene_count` pointers; `statuses` is NULL or valid for writing
+/// `scene_count` `da3_status` values.
+#[no_mangle]
+pub unsafe extern "C" fn da3_infer_scenes(
+    model: *const da3_model,
+    scenes: *const da3_scene,
+    scene_count: usize,
+    options: *const da3_options,
+    results: *mut *mut da3_result,
+    statuses: *mut da3_status,
+) -> da3_status {
+    status_call("da3_infer_scenes", || {
+        if results.is_null() {
+            return Err(FfiError::null("results"));
+        }
+        if scene_count > isize::MAX as usize / size_of::<*mut da3_result>() {
+            return Err(FfiError::invalid(format!("scene_count = {scene_count} is absurdly large")));
+        }
+        // SAFETY: non-NULL, and valid for scene_count writes per the caller.
+        let results = unsafe { std::slice::from_raw_parts_mut(results, scene_count) };
+        results.iter_mut().for_each(|r| *r = ptr::null_mut());
+        // SAFETY: NULL or valid for scene_count writes per the caller.
+        let mut statuses = (!statuses.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(statuses, scene_count) });
+        let outcome = (|| -> FfiResult<Vec<FfiResult<*mut da3_result>>> {
+            // SAFETY (all blocks below): pointer validity is the caller's contract above.
+            let model = unsafe { ref_arg(model, "model") }?;
+            let scenes = unsafe { slice_arg(scenes, scene_count, "scenes", "scene_count") }?;
+            let options = unsafe { options_arg(options) }?;
+            if options.cameras.is_some() {
+                return Err(FfiError::invalid(
+                    "options: known cameras belong to one scene; da3_infer_scenes takes none (use da3_infer per scene)",
+                ));
+            }
+            let options = options.options;
+            // Each scene's own arguments: a bad scene fails alone.
+            let checked: Vec<FfiResult<Vec<ImageView<'_>>>> = scenes
+                .iter()
+                .map(|scene| {
+                    let views = unsafe { slice_arg(scene.views, scene.view_count, "views", "view_count") }?;
+                    views.iter().enumerate().map(|(j, view)| unsafe { image_arg(view, j) }).collect()
+                })
+                .collect();
+            let valid: Vec<usize> = (0..scene_count).filter(|&i| checked[i].is_ok()).collect();
+            let mut outcomes: Vec<FfiResult<*mut da3_result>> = Vec::with_capacity(scene_count);
+            let mut inputs = Vec::with_capacity(valid.len());
+            for c in checked {
+                match c {
+                    Ok(images) => {
+                        inputs.push(SceneInput { images, cameras: None });
+                        outcomes.push(Ok(ptr::null_mut()));
+                    }
+                    Err(e) => outcomes.push(Err(e)),
+                }
+            }
+            let predictions = model.engine.infer_scenes(&inputs, &options);
+            for (&i, prediction) in valid.iter().zip(predictions) {
+                outcomes[i] = prediction
+                    .map_err(FfiError::from)
+                    .and_then(|p| Ok(Box::into_raw(Box::new(da3_result::new(p)?))));
+            }
+            Ok(outcomes)
+        })();
+        let outcomes = match outcome {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                if let Some(statuses) = statuses.as_deref_mut() {
+                    statuses.iter_mut().for_each(|s| *s = error.status);
+                }
+                return Err(error);
+            }
+        };
+        let mut first_failure: Option<(usize, FfiError)> = None;
+        let mut failures = 0;
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let status = match outcome {
+                Ok(result) => {
+                    results[i] = result;
+                    DA3_OK
+                }
+                Err(error) => {
+                    failures += 1;
+                    let status = error.status;
+                    first_failure.get_or_insert((i, error));
+                    status
+                }
+            };
+            if let Some(statuses) = statuses.as_deref_mut() {
+                statuses[i] = status;
+            }
+        }
+        match first_failure {
+            None => Ok(()),
+            Some((i, error)) => Err(FfiError::new(
+                error.status,
+                format!("scenes[{i}]: {} ({failures} of {scene_count} scene(s) failed)", error.message),
+            )),
+        }
     })
 }
 

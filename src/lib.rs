@@ -26,5 +26,6 @@ pub mod weights;
 pub mod hub;
 pub mod preprocess;
 pub mod runner;
+pub mod scheduler;
 pub mod runtime;
 pub mod utils;

@@ -7,6 +7,7 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::hub::Checkpoint;
 use crate::model::da3::Head;
+use crate::model::dinov2::BlockPlacement;
 use crate::model::{load_network, ForwardRequest, NetOutput, Network};
 use crate::options::InferOptions;
 
@@ -68,6 +69,76 @@ impl Runner {
         let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_with(&images, &request, keep_trace))));
         // tch panics on libtorch errors (e.g. out of memory): report them as errors.
         out.map_err(|panic| Error::Torch(panic_message(&panic)))?
+    }
+
+    /// One scene split over several runners (replicas of one checkpoint on different
+    /// devices): the backbone's blocks in consecutive, equal shares over `runners` (the
+    /// activations move at the share boundaries), everything else (patch embedding, heads,
+    /// camera decoder) on `runners[0]`, whose device the outputs are on. Each device holds
+    /// only its share of the activations, so a scene too large for one device can fit.
+    pub fn forward_sharded(
+        runners: &[&Runner],
+        images: &Tensor,
+        cameras: Option<(&Tensor, &Tensor)>,
+        request: &ForwardRequest<'_>,
+        keep_trace: bool,
+    ) -> Result<NetOutput> {
+        let first = runners.first().ok_or_else(|| Error::InvalidArgument("a sharded forward needs runners".into()))?;
+        if runners.iter().any(|r| r.preset != first.preset) {
+            return Err(Error::InvalidArgument("a sharded forward needs replicas of one checkpoint".into()));
+        }
+        let device = first.device;
+        let images = images.to_device(device).to_kind(Kind::Float);
+        let cameras = cameras.map(|(e, k)| (e.to_device(device).to_kind(Kind::Float), k.to_device(device).to_kind(Kind::Float)));
+        let request = ForwardRequest { cameras: cameras.as_ref().map(|(e, k)| (e, k)), ..*request };
+        let placement =
+            BlockPlacement::even(runners.iter().map(|r| &r.net.any_view().backbone.pretrained).collect());
+        let net = &first.net;
+        let out = tch::no_grad(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_placed(&images, &request, keep_trace, &placement)))
+        });
+        out.map_err(|panic| Error::Torch(panic_message(&panic)))?
+    }
+
+    /// What the memory estimate of a scene depends on (see `SceneMemory::bytes`).
+    pub fn scene_memory(&self) -> SceneMemory {
+        let cfg = &self.net.any_view().backbone.pretrained.cfg;
+        SceneMemory {
+            embed_dim: cfg.embed_dim,
+            taken_layers: cfg.out_layers.len() as i64,
+            cat_token: cfg.cat_token,
+            nested: matches!(self.net, Network::Nested(_)),
+        }
+    }
+}
+
+/// The sizes a scene's memory estimate depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct SceneMemory {
+    embed_dim: i64,
+    taken_layers: i64,
+    cat_token: bool,
+    nested: bool,
+}
+
+impl SceneMemory {
+    /// A rough upper estimate of the device memory one scene of `views` images of
+    /// `height` x `width` network-input pixels needs on top of the weights: the backbone's
+    /// tokens (the residual stream, attention and MLP temporaries, the taken layers and their
+    /// normalised copies, in fp32) and one chunk of the head. Used to decide when a scene
+    /// is split over several devices; a heuristic, so callers can force either way.
+    pub fn bytes(&self, views: i64, height: i64, width: i64) -> u64 {
+        let patch = crate::config::BackboneConfig::PATCH_SIZE;
+        let tokens = (height / patch) * (width / patch) + 1;
+        let width_factor = if self.cat_token { 2 } else { 1 };
+        // Per token, in fp32 channels: the taken layers kept twice (raw and normalised) at the
+        // concatenated width, plus about 16 channels of dim for the working set of a block.
+        let channels = (self.taken_layers * 2 * width_factor + 16) * self.embed_dim;
+        let backbone = views * tokens * channels * 4;
+        // One head chunk of 8 views: a few 256-channel maps at half to full resolution.
+        let head = views.min(8) * height * width * 256 * 4 * 4;
+        let branches = if self.nested { 2 } else { 1 };
+        (branches * (backbone + head)).max(0) as u64
     }
 }
 

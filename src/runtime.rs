@@ -80,6 +80,76 @@ pub fn select_device() -> Result<Device> {
     }
 }
 
+/// The devices of a model's replicas, one replica each:
+/// - `DA3_DEVICES` (a comma-separated list, e.g. `cuda:0,cuda:1` or `cpu,cpu`) if set;
+/// - else, with `use_accelerate`, every visible CUDA device (`CUDA_VISIBLE_DEVICES`, read by
+///   CUDA itself, decides which are visible and renumbers them from 0), or the CPU when
+///   none is visible; `DA3_DEVICE` still picks a single device when set;
+/// - else the one device of `select_device`.
+pub fn select_devices(use_accelerate: bool) -> Result<Vec<Device>> {
+    if let Ok(list) = std::env::var("DA3_DEVICES") {
+        return parse_device_list(&list).map_err(|e| match e {
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("DA3_DEVICES: {m}")),
+            other => other,
+        });
+    }
+    if use_accelerate && std::env::var_os("DA3_DEVICE").is_none() && cuda_available() {
+        return Ok((0..tch::Cuda::device_count() as usize).map(Device::Cuda).collect());
+    }
+    Ok(vec![select_device()?])
+}
+
+/// A comma-separated device list (`cpu`, `cuda`, `cuda:N`; repeats allowed, e.g. `cpu,cpu`
+/// for two CPU replicas); all of one kind, since they share one precision.
+pub fn parse_device_list(list: &str) -> Result<Vec<Device>> {
+    let devices: Vec<Device> = list.split(',').map(parse_device).collect::<Result<_>>()?;
+    if devices.is_empty() {
+        return Err(Error::InvalidArgument(format!("'{list}' names no device")));
+    }
+    if devices.iter().any(|d| d.is_cuda() != devices[0].is_cuda()) {
+        return Err(Error::InvalidArgument(format!("'{list}' mixes CPU and CUDA devices: replicas share one precision")));
+    }
+    Ok(devices)
+}
+
+/// Free and total memory of CUDA device `index` in bytes (`cudaMemGetInfo`), or `None` when
+/// unknown (no CUDA, or the CUDA runtime's symbols are not found). Memory that libtorch's
+/// caching allocator holds counts as used.
+pub fn cuda_memory_info(index: usize) -> Option<(u64, u64)> {
+    if !cuda_available() {
+        return None;
+    }
+    type GetDevice = unsafe extern "C" fn(*mut libc::c_int) -> libc::c_int;
+    type SetDevice = unsafe extern "C" fn(libc::c_int) -> libc::c_int;
+    type MemGetInfo = unsafe extern "C" fn(*mut libc::size_t, *mut libc::size_t) -> libc::c_int;
+    let symbol = |name: &str| -> Option<*mut libc::c_void> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: looking a symbol up in the objects already loaded (libtorch_cuda was opened
+        // with RTLD_GLOBAL, and with it the CUDA runtime it links).
+        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        (!p.is_null()).then_some(p)
+    };
+    // SAFETY: the symbols are the CUDA runtime's functions with these C signatures.
+    let (get, set, info) = unsafe {
+        (
+            std::mem::transmute::<*mut libc::c_void, GetDevice>(symbol("cudaGetDevice")?),
+            std::mem::transmute::<*mut libc::c_void, SetDevice>(symbol("cudaSetDevice")?),
+            std::mem::transmute::<*mut libc::c_void, MemGetInfo>(symbol("cudaMemGetInfo")?),
+        )
+    };
+    let (mut previous, mut free, mut total) = (0, 0, 0);
+    // SAFETY: plain CUDA runtime calls with valid out-pointers; the calling thread's current
+    // device is restored.
+    unsafe {
+        if get(&mut previous) != 0 || set(index as libc::c_int) != 0 {
+            return None;
+        }
+        let rc = info(&mut free, &mut total);
+        set(previous);
+        (rc == 0).then_some((free as u64, total as u64))
+    }
+}
+
 fn parse_device(spec: &str) -> Result<Device> {
     let spec = spec.trim();
     if spec == "cpu" {

@@ -143,6 +143,33 @@ fn c_error_tests_pass() {
 }
 
 #[test]
+fn c_multi_replica_tests_pass() {
+    let dir = scratch("multi");
+    let exe = dir.join("test_multi");
+    compile(&[root().join("tests/c/test_multi.c")], &exe, &["-lm"]);
+    let checkpoint = checkpoint().expect("checkpoint");
+    let (code, out, err) = run(Command::new(&exe).env("DA3_TEST_CHECKPOINT", checkpoint));
+    assert_error_suite_passed(code, &out, &err, "tests/c/test_multi.c");
+}
+
+#[test]
+fn c_multi_replica_tests_pass_under_sanitizers() {
+    if !sanitizers_work() {
+        println!("skipped: `{} -fsanitize=address,undefined` does not build or run a program here", cc());
+        return;
+    }
+    let dir = scratch("multi-asan");
+    let exe = dir.join("test_multi_asan");
+    let mut flags = SANITIZE.to_vec();
+    flags.push("-lm");
+    compile(&[root().join("tests/c/test_multi.c")], &exe, &flags);
+    let checkpoint = checkpoint().expect("checkpoint");
+    let (code, out, err) = run(sanitizer_env(Command::new(&exe).env("DA3_TEST_CHECKPOINT", checkpoint), &dir));
+    assert!(!err.contains("ERROR: AddressSanitizer") && !err.contains("runtime error:"), "sanitizer report:\n{err}");
+    assert_error_suite_passed(code, &out, &err, "tests/c/test_multi.c under ASan/UBSan");
+}
+
+#[test]
 fn c_error_tests_pass_under_sanitizers() {
     if !sanitizers_work() {
         println!("skipped: `{} -fsanitize=address,undefined` does not build or run a program here", cc());

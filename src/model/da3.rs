@@ -6,7 +6,7 @@ use tch::{Kind, Tensor};
 
 use super::cam_dec::CameraDec;
 use super::cam_enc::CameraEnc;
-use super::dinov2::DinoV2;
+use super::dinov2::{BlockPlacement, DinoV2};
 use super::dpt::DPT;
 use super::dualdpt::DualDPT;
 use super::utils::alignment::{
@@ -178,16 +178,30 @@ impl DepthAnything3Net {
     /// The official forward with its options. The caller checks that the network has the
     /// modules the request needs (`camera_encoder`, `ray_head`); missing ones panic here.
     pub fn forward_with(&self, images: &Tensor, request: &ForwardRequest<'_>, keep_trace: bool) -> std::result::Result<NetOutput, RayPoseError> {
+        self.forward_placed(images, request, keep_trace, None)
+    }
+
+    /// `forward_with` with the backbone's blocks run where `placement` says (one scene split
+    /// over several devices, see `BlockPlacement`); everything else runs on this network's
+    /// device, which `images` must be on.
+    pub fn forward_placed(
+        &self,
+        images: &Tensor,
+        request: &ForwardRequest<'_>,
+        keep_trace: bool,
+        placement: Option<&BlockPlacement<'_>>,
+    ) -> std::result::Result<NetOutput, RayPoseError> {
         let (_, _, h, w) = images.size4().expect("images are (S, 3, H, W)");
         let camera_encoding = request.cameras.map(|(extrinsics, intrinsics)| {
             let encoder = self.camera_encoder().expect("checked by the caller: the network has a camera encoder");
             encoder.forward(extrinsics, intrinsics, h, w)
         });
-        let backbone = self.backbone.forward_with_exports(
+        let backbone = self.backbone.pretrained.forward_placed(
             images,
             camera_encoding.as_ref(),
             request.ref_view_strategy,
             request.export_feat_layers,
+            placement,
         );
         let reference_view = backbone.reference_view;
         let exported_features = backbone
@@ -225,7 +239,8 @@ impl DepthAnything3Net {
         } else {
             match &self.cam_dec {
                 Some(cam_dec) => {
-                    let pose = cam_dec.forward(&camera_tokens[3].to_kind(Kind::Float));
+                    // The token comes from the last block's device when the blocks were placed.
+                    let pose = cam_dec.forward(&camera_tokens[3].to_device(images.device()).to_kind(Kind::Float));
                     let (e, i) = pose_encoding_to_extrinsics_intrinsics(&pose, h, w);
                     (Some(e), Some(i))
                 }
@@ -336,7 +351,19 @@ impl NestedDepthAnything3Net {
     /// frame), this returns the any-view branch's outputs unscaled (not metric, no scale
     /// factor, sky not filled) with `Warning::MetricAlignmentSkipped`.
     pub fn forward(&self, images: &Tensor, request: &ForwardRequest<'_>, keep_trace: bool) -> Result<NetOutput> {
-        let mut output = self.da3.forward_with(images, request, keep_trace)?;
+        self.forward_placed(images, request, keep_trace, None)
+    }
+
+    /// `forward` with the any-view branch's blocks placed (see
+    /// `DepthAnything3Net::forward_placed`); the metric branch runs on this network's device.
+    pub fn forward_placed(
+        &self,
+        images: &Tensor,
+        request: &ForwardRequest<'_>,
+        keep_trace: bool,
+        placement: Option<&BlockPlacement<'_>>,
+    ) -> Result<NetOutput> {
+        let mut output = self.da3.forward_placed(images, request, keep_trace, placement)?;
         // The official calls the metric branch with its default strategy; it has no global
         // attention, so no reference view is chosen anyway.
         let metric = self.da3_metric.forward(images, RefViewStrategy::SaddleBalanced, keep_trace);

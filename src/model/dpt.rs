@@ -173,11 +173,13 @@ impl DPT {
     /// `features`: the four (S, P, C) backbone outputs; image size H x W.
     pub fn forward(&self, features: &[Tensor], height: i64, width: i64) -> DptOutput {
         let views = features[0].size()[0];
+        // Features made on other devices (blocks placed over several) come here chunk by chunk.
+        let device = self.projects[0].weight.device();
         let mut outs = Vec::new();
         let mut start = 0;
         while start < views {
             let len = Self::CHUNK_SIZE.min(views - start);
-            let chunk: Vec<Tensor> = features.iter().map(|f| f.narrow(0, start, len)).collect();
+            let chunk: Vec<Tensor> = features.iter().map(|f| f.narrow(0, start, len).to_device(device)).collect();
             outs.push(self.forward_chunk(&chunk, height, width));
             start += len;
         }

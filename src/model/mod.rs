@@ -44,6 +44,21 @@ impl Network {
         }
     }
 
+    /// `forward_with` with the any-view backbone's blocks placed over several devices (see
+    /// `dinov2::BlockPlacement`); the rest runs on this network's device.
+    pub fn forward_placed(
+        &self,
+        images: &Tensor,
+        request: &ForwardRequest<'_>,
+        keep_trace: bool,
+        placement: &dinov2::BlockPlacement<'_>,
+    ) -> Result<NetOutput> {
+        match self {
+            Network::Single(net) => Ok(net.forward_placed(images, request, keep_trace, Some(placement))?),
+            Network::Nested(net) => net.forward_placed(images, request, keep_trace, Some(placement)),
+        }
+    }
+
     /// The network that predicts cameras and takes known ones: the model itself, or the
     /// nested model's any-view branch (which receives the official forward's arguments).
     pub fn any_view(&self) -> &DepthAnything3Net {

@@ -8,7 +8,7 @@ use tch::{Kind, Tensor};
 use crate::config::BackboneConfig;
 use crate::options::RefViewStrategy;
 use crate::weights::WeightLoader;
-pub use vision_transformer::{BackboneOutput, DinoVisionTransformer, LayerOutput};
+pub use vision_transformer::{BackboneOutput, BlockPlacement, DinoVisionTransformer, LayerOutput};
 
 pub struct DinoV2 {
     pub pretrained: DinoVisionTransformer,

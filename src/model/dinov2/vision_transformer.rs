@@ -34,6 +34,31 @@ pub struct BackboneOutput {
     pub exported: Vec<(usize, Tensor)>,
 }
 
+/// Where the blocks of one scene run: block `i` on `backbones[block_backbone[i]]`, replicas
+/// of the same weights on different devices (each model replica holds all of them).
+pub struct BlockPlacement<'a> {
+    pub backbones: Vec<&'a DinoVisionTransformer>,
+    pub block_backbone: Vec<usize>,
+}
+
+impl<'a> BlockPlacement<'a> {
+    /// Consecutive blocks in equal shares over `backbones` (the first gets the first share).
+    pub fn even(backbones: Vec<&'a DinoVisionTransformer>) -> Self {
+        let depth = backbones[0].blocks.len();
+        let n = backbones.len();
+        BlockPlacement { block_backbone: (0..depth).map(|i| i * n / depth).collect(), backbones }
+    }
+
+    fn backbone_of(&self, block: usize) -> &'a DinoVisionTransformer {
+        self.backbones[self.block_backbone[block]]
+    }
+
+    /// The backbone whose device keeps taken layer `k` of `taken`: equal shares in order.
+    fn keeper_of(&self, k: usize, taken: usize) -> &'a DinoVisionTransformer {
+        self.backbones[k * self.backbones.len() / taken.max(1)]
+    }
+}
+
 pub struct DinoVisionTransformer {
     pub cfg: BackboneConfig,
     pub patch_embed: PatchEmbed,
@@ -139,6 +164,21 @@ impl DinoVisionTransformer {
         strategy: RefViewStrategy,
         export_layers: &[usize],
     ) -> BackboneOutput {
+        self.forward_placed(images, camera_tokens, strategy, export_layers, None)
+    }
+
+    /// `forward_with_exports` with the blocks run where `placement` says (one scene split
+    /// over several devices); `None` runs every block here. The taken layers are kept in
+    /// equal shares over the devices (the head fetches them chunk by chunk); exported
+    /// features come back to this backbone's device.
+    pub fn forward_placed(
+        &self,
+        images: &Tensor,
+        camera_tokens: Option<&Tensor>,
+        strategy: RefViewStrategy,
+        export_layers: &[usize],
+        placement: Option<&BlockPlacement<'_>>,
+    ) -> BackboneOutput {
         let (s, _, h, w) = images.size4().expect("images are (S, 3, H, W)");
         let patch = BackboneConfig::PATCH_SIZE;
         let (h0, w0) = (h / patch, w / patch);
@@ -146,15 +186,28 @@ impl DinoVisionTransformer {
         let dim = cfg.embed_dim;
         let mut x = self.prepare_tokens(images);
         let tokens = x.size()[1];
-        let (local_pos, global_pos) = Self::rope_positions(s, h0, w0, images.device());
-        let global_pos = global_pos.reshape([1, s * tokens, 2]);
+        let (mut local_pos, global_pos) = Self::rope_positions(s, h0, w0, images.device());
+        let mut global_pos = global_pos.reshape([1, s * tokens, 2]);
         let local_max = h0.max(w0);
 
         let mut local_x = x.shallow_clone();
         let mut reference_view = None;
         let mut layers = Vec::with_capacity(4);
         let mut exported = Vec::with_capacity(export_layers.len());
-        for (i, block) in self.blocks.iter().enumerate() {
+        for i in 0..self.blocks.len() {
+            // The backbone replica holding this block (this one unless placed elsewhere).
+            let vit = placement.map_or(self, |p| p.backbone_of(i));
+            let block = &vit.blocks[i];
+            if placement.is_some() {
+                let device = vit.pos_embed.device();
+                if x.device() != device {
+                    // Moving to the next device: the activations and the positions follow.
+                    x = x.to_device(device);
+                    local_x = local_x.to_device(device);
+                    local_pos = local_pos.to_device(device);
+                    global_pos = global_pos.to_device(device);
+                }
+            }
             let alt_start = cfg.alt_start;
             if alt_start == Some(i + 1) && s >= THRESH_FOR_REF_SELECTION && camera_tokens.is_none() {
                 let reference = select_reference_view(&x, strategy);
@@ -172,10 +225,10 @@ impl DinoVisionTransformer {
             }
             if alt_start.is_some_and(|start| i >= start) && i % 2 == 1 {
                 let rope = RopePositions { positions: &global_pos, max_position: 1 };
-                x = block.forward(&x.reshape([1, s * tokens, dim]), Some((&self.rope, rope))).reshape([s, tokens, dim]);
+                x = block.forward(&x.reshape([1, s * tokens, dim]), Some((&vit.rope, rope))).reshape([s, tokens, dim]);
             } else {
                 let rope = RopePositions { positions: &local_pos, max_position: local_max };
-                x = block.forward(&x, Some((&self.rope, rope)));
+                x = block.forward(&x, Some((&vit.rope, rope)));
                 local_x = x.shallow_clone();
             }
             if cfg.out_layers.contains(&i) {
@@ -184,7 +237,17 @@ impl DinoVisionTransformer {
                     let order = Tensor::from_slice(&original_order(s, reference)).to_device(x.device());
                     out = out.index_select(0, &order);
                 }
-                layers.push(self.finish_layer(out));
+                match placement {
+                    None => layers.push(self.finish_layer(out)),
+                    Some(p) => {
+                        // Spread the kept layers over the devices (taken layers cluster in the
+                        // last blocks), and copy the camera token out so the raw output's
+                        // memory is freed: the largest part of a long scene's memory.
+                        let keeper = p.keeper_of(layers.len(), cfg.out_layers.len());
+                        let layer = keeper.finish_layer(out.to_device(keeper.pos_embed.device()));
+                        layers.push(LayerOutput { camera_token: layer.camera_token.copy(), features: layer.features });
+                    }
+                }
             }
             if export_layers.contains(&i) {
                 exported.push((i, x.shallow_clone()));
@@ -198,6 +261,7 @@ impl DinoVisionTransformer {
             .map(|(i, out)| {
                 // The official leaves these in the reference-first order when views were
                 // reordered; they are returned here in input order, like every other output.
+                let out = out.to_device(self.pos_embed.device());
                 let out = match reference_view {
                     Some(reference) => {
                         let order = Tensor::from_slice(&original_order(s, reference)).to_device(out.device());
