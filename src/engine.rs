@@ -40,7 +40,7 @@ impl Engine {
         let device = runtime::select_device()?;
         let precision = runtime::resolve_precision(precision, device);
         let kind = runtime::compute_kind(precision);
-        let runner = Runner::load(checkpoint, device, kind)?;
+        let runner = Runner::load_with(checkpoint, device, kind, use_accelerate)?;
         Ok(Engine { runner: Mutex::new(runner), preset: checkpoint.config.preset, device, precision, use_accelerate })
     }
 
@@ -159,6 +159,45 @@ impl Engine {
         runner.forward(images, cameras, &request, keep_trace)
     }
 
+    /// The network on caller-preprocessed views: `images` holds `views` x 3 x `height` x
+    /// `width` floats (RGB planes normalised as the official `InputProcessor` does, height and
+    /// width multiples of 14). No resize: depth and intrinsics are in these pixels.
+    pub fn infer_preprocessed(&self, images: &[f32], views: usize, height: u32, width: u32, options: &InferOptions) -> Result<Prediction> {
+        let expected = views.checked_mul(3 * height as usize * width as usize);
+        if views == 0 || height == 0 || width == 0 || expected != Some(images.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "images: {} floats for {views} views of 3 x {height} x {width}",
+                images.len()
+            )));
+        }
+        let batch = Tensor::from_slice(images).reshape([views as i64, 3, height as i64, width as i64]);
+        let out = self.forward(&batch, options, false)?;
+        to_prediction_sized(height, width, &out)
+    }
+
+    /// Caching-allocator statistics of the model's GPU; `Error::Unsupported` on the CPU or
+    /// when the CUDA support library is missing.
+    pub fn memory_stats(&self) -> Result<crate::cuda_support::MemoryStats> {
+        crate::cuda_support::memory_stats(self.cuda_index()?)
+    }
+
+    /// Starts a new peak for `memory_stats` from the current usage.
+    pub fn reset_peak_memory(&self) -> Result<()> {
+        crate::cuda_support::reset_peak_memory(self.cuda_index()?)
+    }
+
+    fn cuda_index(&self) -> Result<usize> {
+        match self.device {
+            Device::Cuda(index) => Ok(index),
+            _ => Err(Error::Unsupported(format!("memory statistics: the model runs on {}, not a GPU", self.device_name()))),
+        }
+    }
+
+    /// Whether the accelerated runner is in use (`use_accelerate` on a GPU).
+    pub fn accelerated(&self) -> bool {
+        self.runner.lock().map(|r| r.accelerated()).unwrap_or(false)
+    }
+
     /// Official preset name of the loaded model, e.g. `da3-large`.
     pub fn preset_name(&self) -> &str {
         self.preset
@@ -185,6 +224,10 @@ fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
+    to_prediction_sized(processed.height, processed.width, out)
+}
+
+fn to_prediction_sized(height: u32, width: u32, out: &NetOutput) -> Result<Prediction> {
     let features = out
         .exported_features
         .iter()
@@ -196,8 +239,8 @@ fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
     let optional = |t: &Option<Tensor>| t.as_ref().map(host_f32).transpose();
     Ok(Prediction {
         views: out.depth.size()[0] as usize,
-        height: processed.height as usize,
-        width: processed.width as usize,
+        height: height as usize,
+        width: width as usize,
         depth: host_f32(&out.depth)?,
         confidence: optional(&out.depth_conf)?.unwrap_or_default(),
         extrinsics: optional(&out.extrinsics)?,

@@ -891,10 +891,13 @@ pub unsafe extern "C" fn da3_options_validate(options: *const da3_options) -> da
 ///
 /// `model` is a checkpoint directory (holding `config.json` and `model.safetensors`) or a
 /// Hugging Face repo id (e.g. "depth-anything/DA3-LARGE") found in the local cache; nothing is
-/// downloaded. `use_accelerate` asks for the accelerated runner; in this version it is
-/// recorded but both settings run the same path (the plain runner, official numerics).
-/// `precision` is a `DA3_PRECISION_*` value: `DA3_PRECISION_AUTO` is bf16 on a GPU and fp32
-/// on the CPU; fp16/bf16 run the transformer's matrix products in that precision with
+/// downloaded. `use_accelerate` turns on the accelerated runner on a GPU: the reference view
+/// chosen on the device and, for any-view models without ray pose, the forward captured once
+/// per input shape in a CUDA graph and replayed (the first call of a shape runs eagerly and
+/// captures; up to 4 shapes are kept). Numerics are those of the chosen precision; see
+/// README "Accuracy of the accelerated runner" for the measured bound. On the CPU it changes
+/// nothing. `precision` is a `DA3_PRECISION_*` value: `DA3_PRECISION_AUTO` is bf16 on a GPU
+/// that supports it (compute capability 8.0 and later), fp16 on older GPUs, fp32 on the CPU; fp16/bf16 run the transformer's matrix products in that precision with
 /// normalisations and the heads in fp32, like the official `torch.autocast`. The device is a
 /// CUDA GPU if one is visible, else the CPU; the environment variable `DA3_DEVICE` (`cpu`,
 /// `cuda`, `cuda:N`) overrides the choice: see `da3_model_device`.
@@ -1075,6 +1078,161 @@ pub unsafe extern "C" fn da3_infer_files(
             .collect::<FfiResult<Vec<_>>>()?;
         let options = unsafe { options_arg(options) }?;
         into_result(model.engine.infer_files(&paths, &options)?, out)
+    })
+}
+
+/// Runs the network on views the caller has already preprocessed (no decoding, no resize),
+/// e.g. to time the forward alone, and returns a new result in `*out`.
+///
+/// `images` holds `n_views * 3 * height * width` floats: per view, the R, G and B planes
+/// (row-major, `height` rows of `width`), each pixel scaled to [0, 1] and normalised with the
+/// ImageNet mean (0.485, 0.456, 0.406) and standard deviation (0.229, 0.224, 0.225), as the
+/// official `InputProcessor` does. `height` and `width` must be multiples of 14. The result's
+/// size is `width` x `height` and its intrinsics are in these pixels. `options` may be NULL;
+/// only `ref_view_strategy` and `use_ray_pose` apply (`process_res` and `resize_method` are
+/// checked but unused).
+///
+/// Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (zero views, a size that is
+/// not a multiple of 14), `DA3_ERR_UNSUPPORTED`, `DA3_ERR_TORCH`.
+///
+/// Ownership: `images` is only read during the call; on success the caller owns `*out`
+/// (release with `da3_result_free`); on failure `*out` is NULL.
+/// Thread safety: as `da3_infer`.
+///
+/// # Safety
+/// `model` is NULL or a live handle; `images` is NULL or points to
+/// `n_views * 3 * height * width` readable floats; `options` as for `da3_infer`; `out` is NULL
+/// or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn da3_infer_preprocessed(
+    model: *const da3_model,
+    images: *const f32,
+    n_views: usize,
+    height: u32,
+    width: u32,
+    options: *const da3_options,
+    out: *mut *mut da3_result,
+) -> da3_status {
+    status_call("da3_infer_preprocessed", || {
+        // SAFETY (all blocks below): pointer validity is the caller's contract above.
+        let out = unsafe { out_arg(out, "out") }?;
+        let model = unsafe { ref_arg(model, "model") }?;
+        if n_views == 0 {
+            return Err(FfiError::invalid("n_views is 0"));
+        }
+        if height == 0 || width == 0 || height % 14 != 0 || width % 14 != 0 {
+            return Err(FfiError::invalid(format!("height and width must be positive multiples of 14, got {height} x {width}")));
+        }
+        let count = n_views
+            .checked_mul(3 * height as usize * width as usize)
+            .ok_or_else(|| FfiError::invalid("n_views * 3 * height * width overflows"))?;
+        let images = unsafe { slice_arg(images, count, "images", "n_views") }?;
+        let options = unsafe { options_arg(options) }?;
+        into_result(model.engine.infer_preprocessed(images, n_views, height, width, &options)?, out)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device memory
+// ---------------------------------------------------------------------------------------------
+
+/// GPU memory held by libtorch's caching allocator on a model's device, in bytes (all
+/// models and results on that device together: the allocator is per device).
+/// `struct_size` first, so the struct can grow: set it to `sizeof(da3_memory_stats)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct da3_memory_stats {
+    /// `sizeof(da3_memory_stats)` as the caller compiled it; the library sets it to the
+    /// number of bytes it wrote.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved_0: u32,
+    /// Bytes in live tensors now.
+    pub allocated_bytes: u64,
+    /// Highest `allocated_bytes` since the model was loaded or `da3_model_reset_peak_memory`
+    /// (what `torch.cuda.max_memory_allocated` reports).
+    pub peak_allocated_bytes: u64,
+    /// Bytes the allocator holds from the driver now (live tensors, cached blocks and the
+    /// memory pools of captured CUDA graphs).
+    pub reserved_bytes: u64,
+    /// Highest `reserved_bytes` over the same period.
+    pub peak_reserved_bytes: u64,
+}
+
+const MEMORY_STATS_V1_SIZE: usize = 40;
+const _: () = assert!(size_of::<da3_memory_stats>() == MEMORY_STATS_V1_SIZE);
+
+fn memory_device_check(model: &da3_model) -> FfiResult<()> {
+    if model.engine.device_name() == "cpu" {
+        return Err(FfiError::new(DA3_ERR_NOT_AVAILABLE, "not available: the model runs on the CPU (no GPU memory statistics)"));
+    }
+    Ok(())
+}
+
+/// Fills `*out` with the memory statistics of the model's GPU.
+///
+/// The caller sets `out->struct_size = sizeof(da3_memory_stats)` first; the library writes
+/// at most that many bytes (at most its own struct's size) and sets `struct_size` to what it
+/// wrote.
+///
+/// Errors: `DA3_ERR_NULL_POINTER`; `DA3_ERR_INVALID_ARGUMENT` (`struct_size` smaller than
+/// the first version, 40); `DA3_ERR_NOT_AVAILABLE` when the model runs on the CPU (nothing
+/// is written then); `DA3_ERR_UNSUPPORTED` when the GPU statistics cannot be read (the CUDA
+/// support library `libda3_cuda_support.so` is missing; the message says where it looked).
+///
+/// Ownership: `*out` is the caller's. Thread safety: any thread; the numbers cover every
+/// model on that device.
+///
+/// # Safety
+/// `model` is NULL or a live handle; `out` is NULL or points to a writable struct of
+/// `out->struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn da3_model_memory_stats(model: *const da3_model, out: *mut da3_memory_stats) -> da3_status {
+    status_call("da3_model_memory_stats", || {
+        // SAFETY: per the caller.
+        let model = unsafe { ref_arg(model, "model") }?;
+        if out.is_null() {
+            return Err(FfiError::null("out"));
+        }
+        // SAFETY: `out` is non-NULL and its first 4 bytes are readable per the caller.
+        let size = unsafe { ptr::read_unaligned(out.cast::<u32>()) } as usize;
+        if size < MEMORY_STATS_V1_SIZE {
+            return Err(FfiError::invalid(format!(
+                "out->struct_size is {size}: set it to sizeof(da3_memory_stats) ({MEMORY_STATS_V1_SIZE} or more)"
+            )));
+        }
+        memory_device_check(model)?;
+        let stats = model.engine.memory_stats()?;
+        let written = size.min(size_of::<da3_memory_stats>());
+        let value = da3_memory_stats {
+            struct_size: written as u32,
+            reserved_0: 0,
+            allocated_bytes: stats.allocated.max(0) as u64,
+            peak_allocated_bytes: stats.peak_allocated.max(0) as u64,
+            reserved_bytes: stats.reserved.max(0) as u64,
+            peak_reserved_bytes: stats.peak_reserved.max(0) as u64,
+        };
+        // SAFETY: `written` bytes are writable per the caller and `value` holds that many.
+        unsafe { ptr::copy_nonoverlapping(ptr::addr_of!(value).cast::<u8>(), out.cast::<u8>(), written) };
+        Ok(())
+    })
+}
+
+/// Restarts the peaks of `da3_model_memory_stats` from the current usage of the model's GPU
+/// (for every model on that device).
+///
+/// Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_NOT_AVAILABLE` (the model runs on the CPU),
+/// `DA3_ERR_UNSUPPORTED` (as for `da3_model_memory_stats`). Thread safety: any thread.
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn da3_model_reset_peak_memory(model: *const da3_model) -> da3_status {
+    status_call("da3_model_reset_peak_memory", || {
+        // SAFETY: per the caller.
+        let model = unsafe { ref_arg(model, "model") }?;
+        memory_device_check(model)?;
+        Ok(model.engine.reset_peak_memory()?)
     })
 }
 

@@ -44,6 +44,28 @@ impl Network {
         }
     }
 
+    /// Reference-view selection without a host read-back (see
+    /// `DinoVisionTransformer::reference_on_device`), in every branch.
+    pub fn set_reference_on_device(&mut self, on: bool) {
+        match self {
+            Network::Single(net) => net.backbone.pretrained.reference_on_device = on,
+            Network::Nested(net) => {
+                net.da3.backbone.pretrained.reference_on_device = on;
+                net.da3_metric.backbone.pretrained.reference_on_device = on;
+            }
+        }
+    }
+
+    /// Whether one forward of this network never reads a value back to the host (given no
+    /// ray pose and reference selection on the device): DPT heads (sky filling) and the
+    /// nested model (metric alignment) do.
+    pub fn forward_stays_on_device(&self) -> bool {
+        match self {
+            Network::Single(net) => matches!(net.head, da3::Head::DualDpt(_)),
+            Network::Nested(_) => false,
+        }
+    }
+
     /// The network that predicts cameras and takes known ones: the model itself, or the
     /// nested model's any-view branch (which receives the official forward's arguments).
     pub fn any_view(&self) -> &DepthAnything3Net {

@@ -7,7 +7,10 @@ use super::layers::attention::RopePositions;
 use super::layers::block::BlockConfig;
 use super::layers::{Block, PatchEmbed, PositionGetter, RotaryPositionEmbedding2D};
 use crate::config::BackboneConfig;
-use crate::model::reference_view_selector::{original_order, reference_first_order, select_reference_view};
+use crate::model::reference_view_selector::{
+    original_order, original_order_on_device, reference_first_order, reference_first_order_on_device,
+    select_reference_view, select_reference_view_on_device,
+};
 use crate::nn::LayerNorm;
 use crate::options::RefViewStrategy;
 use crate::weights::WeightLoader;
@@ -45,6 +48,9 @@ pub struct DinoVisionTransformer {
     pub blocks: Vec<Block>,
     pub norm: LayerNorm,
     rope: RotaryPositionEmbedding2D,
+    /// Choose the reference view without reading it back to the host (same view, but
+    /// `BackboneOutput::reference_view` stays `None`): the accelerated runner's setting.
+    pub reference_on_device: bool,
 }
 
 impl DinoVisionTransformer {
@@ -76,6 +82,7 @@ impl DinoVisionTransformer {
             // The final norm keeps nn.LayerNorm's default epsilon (blocks use 1e-6).
             norm: LayerNorm::new(w, &format!("{prefix}.norm"), dim, LayerNorm::DEFAULT_EPS),
             rope: RotaryPositionEmbedding2D::new(BackboneConfig::ROPE_FREQUENCY),
+            reference_on_device: false,
         }
     }
 
@@ -152,16 +159,25 @@ impl DinoVisionTransformer {
 
         let mut local_x = x.shallow_clone();
         let mut reference_view = None;
+        // Puts reference-first views back in input order, once views were reordered.
+        let mut restore_order: Option<Tensor> = None;
         let mut layers = Vec::with_capacity(4);
         let mut exported = Vec::with_capacity(export_layers.len());
         for (i, block) in self.blocks.iter().enumerate() {
             let alt_start = cfg.alt_start;
             if alt_start == Some(i + 1) && s >= THRESH_FOR_REF_SELECTION && camera_tokens.is_none() {
-                let reference = select_reference_view(&x, strategy);
-                let order = Tensor::from_slice(&reference_first_order(s, reference)).to_device(x.device());
+                let order = if self.reference_on_device {
+                    let reference = select_reference_view_on_device(&x, strategy);
+                    restore_order = Some(original_order_on_device(s, &reference));
+                    reference_first_order_on_device(s, &reference)
+                } else {
+                    let reference = select_reference_view(&x, strategy);
+                    reference_view = Some(reference);
+                    restore_order = Some(Tensor::from_slice(&original_order(s, reference)).to_device(x.device()));
+                    Tensor::from_slice(&reference_first_order(s, reference)).to_device(x.device())
+                };
                 x = x.index_select(0, &order);
                 local_x = local_x.index_select(0, &order);
-                reference_view = Some(reference);
             }
             if alt_start == Some(i) {
                 let cam = camera_tokens.map(|t| t.to_kind(Kind::Float)).or_else(|| self.learned_camera_tokens(s));
@@ -180,9 +196,8 @@ impl DinoVisionTransformer {
             }
             if cfg.out_layers.contains(&i) {
                 let mut out = if cfg.cat_token { Tensor::cat(&[&local_x, &x], -1) } else { x.shallow_clone() };
-                if let Some(reference) = reference_view {
-                    let order = Tensor::from_slice(&original_order(s, reference)).to_device(x.device());
-                    out = out.index_select(0, &order);
+                if let Some(order) = &restore_order {
+                    out = out.index_select(0, order);
                 }
                 layers.push(self.finish_layer(out));
             }
@@ -198,11 +213,8 @@ impl DinoVisionTransformer {
             .map(|(i, out)| {
                 // The official leaves these in the reference-first order when views were
                 // reordered; they are returned here in input order, like every other output.
-                let out = match reference_view {
-                    Some(reference) => {
-                        let order = Tensor::from_slice(&original_order(s, reference)).to_device(out.device());
-                        out.index_select(0, &order)
-                    }
+                let out = match &restore_order {
+                    Some(order) => out.index_select(0, order),
                     None => out,
                 };
                 (i, self.norm.forward(&out).narrow(1, 1, tokens - 1))
