@@ -30,7 +30,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -178,6 +177,13 @@ static int parse_args(int argc, char **argv, config *c) {
     return 0;
 }
 
+/* Small helpers instead of libm, so the program links with just -lda3. */
+static double abs_d(double x) { return x < 0 ? -x : x; }
+static int floor_i(double x) {
+    int i = (int)x;
+    return (double)i > x ? i - 1 : i;
+}
+
 /* Deterministic synthetic scene, RGB in [0, 1], seen by a camera shifted by `view`. */
 static void scene_pixel(uint32_t x, uint32_t y, uint32_t w, uint32_t h, size_t view, float rgb[3]) {
     double u = ((double)x + 0.5) / w, v = ((double)y + 0.5) / h;
@@ -191,7 +197,7 @@ static void scene_pixel(uint32_t x, uint32_t y, uint32_t w, uint32_t h, size_t v
     } else { /* ground: perspective checkerboard */
         double depth = 0.08 / (v - horizon + 1e-3);
         double gx = (u - 0.5 + shift) * depth * 6.0, gz = depth * 3.0;
-        int check = ((int)floor(gx) + (int)floor(gz)) & 1;
+        int check = (floor_i(gx) + floor_i(gz)) & 1;
         double shade = 0.35 + 0.4 * (v - horizon) / (1.0 - horizon);
         rgb[0] = (float)(shade * (check ? 0.75 : 0.45));
         rgb[1] = (float)(shade * (check ? 0.65 : 0.55));
@@ -200,7 +206,7 @@ static void scene_pixel(uint32_t x, uint32_t y, uint32_t w, uint32_t h, size_t v
     for (int b = 0; b < 3; b++) { /* three boxes standing on the ground */
         double cx = 0.25 + 0.25 * b - shift * (1.0 + b), half = 0.06 + 0.02 * b;
         double top = 0.3 + 0.05 * b, bottom = 0.6 + 0.08 * b;
-        if (fabs(u - cx) < half && v > top && v < bottom) {
+        if (abs_d(u - cx) < half && v > top && v < bottom) {
             double side = (u - cx) / half;
             double light = 0.55 + 0.35 * side;
             rgb[0] = (float)(light * (b == 0 ? 0.9 : 0.4));
@@ -219,7 +225,7 @@ static uint8_t *make_frames(size_t n, uint32_t w, uint32_t h) {
                 float rgb[3];
                 scene_pixel(x, y, w, h, i, rgb);
                 uint8_t *p = data + ((i * h + y) * (size_t)w + x) * 3;
-                for (int c = 0; c < 3; c++) p[c] = (uint8_t)lrintf(rgb[c] * 255.0f);
+                for (int c = 0; c < 3; c++) p[c] = (uint8_t)(rgb[c] * 255.0f + 0.5f);
             }
     return data;
 }

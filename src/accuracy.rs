@@ -21,13 +21,17 @@ pub struct Deviation {
 
 /// The documented bound of `use_accelerate` (bf16) against the fp32 reference, per metric.
 /// See README for how it was measured; `within` checks a deviation against it.
+/// Measured on an H100 (bench/2026-11-24-h100-accel-accuracy-large.txt, da3-large): median
+/// 1.4e-3, p99 4.8e-3, max 8.0e-3, rotation 0.79 degrees, translation 1.8e-3, focal 1.9e-3:
+/// exactly the official bf16 autocast's own deviation (the accelerated path adds none). The
+/// bound leaves room for other models, sizes and GPUs.
 pub const ACCELERATED_BF16_BOUND: Deviation = Deviation {
-    depth_rel_median: 0.02,
-    depth_rel_p99: 0.10,
-    depth_rel_max: f64::INFINITY,
-    rotation_deg_max: 1.0,
-    translation_rel_max: 0.02,
-    focal_rel_max: 0.02,
+    depth_rel_median: 0.01,
+    depth_rel_p99: 0.03,
+    depth_rel_max: 0.10,
+    rotation_deg_max: 2.0,
+    translation_rel_max: 0.01,
+    focal_rel_max: 0.01,
 };
 
 impl Deviation {
