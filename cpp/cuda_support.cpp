@@ -6,6 +6,7 @@
 // CUDA. No C++ exception crosses this boundary: every function returns 0 on success or -1
 // with a message written into `err` (always NUL-terminated, truncated to `err_len`).
 #include <ATen/cuda/CUDAGraph.h>
+#include <ATen/ops/_scaled_dot_product_cudnn_attention.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
@@ -61,7 +62,7 @@ void restore_stream(Graph *g) {
 extern "C" {
 
 // Version of this C ABI; libda3 refuses a library with another one.
-int da3cs_abi_version(void) { return 1; }
+int da3cs_abi_version(void) { return 2; }
 
 int da3cs_graph_create(void **out, char *err, size_t err_len) {
   return guarded(err, err_len, [&] { *out = new Graph(); });
@@ -148,6 +149,19 @@ int da3cs_compute_capability(int device, int *out, char *err, size_t err_len) {
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
     *out = major * 10 + minor;
+  });
+}
+
+// cuDNN's fused attention (no mask, no dropout, default scale) on (B, heads, N, D) bf16/fp16
+// tensors, which tch cannot call (its forward returns SymInts). `q`, `k`, `v` are
+// `at::Tensor *` (tch's tensor handles); `*out` receives a new `at::Tensor *` the caller owns.
+int da3cs_cudnn_attention(const void *q, const void *k, const void *v, void **out, char *err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    const auto &query = *static_cast<const at::Tensor *>(q);
+    const auto &key = *static_cast<const at::Tensor *>(k);
+    const auto &value = *static_cast<const at::Tensor *>(v);
+    auto result = at::_scaled_dot_product_cudnn_attention(query, key, value, std::nullopt, false);
+    *out = new at::Tensor(std::get<0>(result));
   });
 }
 

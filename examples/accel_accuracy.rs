@@ -40,7 +40,14 @@ fn main() -> da3::Result<()> {
     let reference = Engine::load(&args[0], false, Precision::Fp32)?;
     let references: Vec<_> = scenes.iter().map(|(_, s)| reference.infer_rgb(s, &options)).collect::<da3::Result<_>>()?;
     drop(reference);
-    println!("# model {}, device {}", args[0], std::env::var("DA3_DEVICE").unwrap_or_else(|_| "default".into()));
+    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| "unset".into());
+    println!(
+        "# model {}, DA3_DEVICE={}, DA3_ACCEL_HEAD={}, DA3_ATTENTION={}",
+        args[0],
+        env("DA3_DEVICE"),
+        env("DA3_ACCEL_HEAD"),
+        env("DA3_ATTENTION")
+    );
     for (precision, accelerate) in [(Precision::Fp32, true), (Precision::Bf16, false), (Precision::Bf16, true), (Precision::Fp16, false), (Precision::Fp16, true)] {
         let engine = Engine::load(&args[0], accelerate, precision)?;
         for ((name, scene), reference) in scenes.iter().zip(&references) {

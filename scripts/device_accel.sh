@@ -4,7 +4,8 @@
 # this script) and .whl (the official package, to make random-weight checkpoints).
 # Does, in order of value: random-weight da3-large and da3-giant checkpoints (official
 # package, seed 0); da3_bench on da3-large (forward 1/4/16/64 views, e2e 1/16 views, both
-# accelerate settings, bf16); the accuracy check on the sample photos; da3_bench on da3-giant.
+# accelerate settings, bf16), ablations of the accelerated path, the accuracy check on the
+# sample photos (with the bf16 and the fp32 head); da3_bench on da3-giant.
 set -uo pipefail
 C=$PWD/.carry-accel
 OUT=${OUT:-$PWD/out/device-accel}
@@ -27,11 +28,16 @@ export DA3_LOG_GRAPHS=1
 echo "== bench da3-large forward"; date -u
 $C/da3_bench --model $L --views ${VIEWS:-1,4,16,64} --precision auto --accelerate both --mode forward \
   --warmup 3 --iters ${ITERS:-20} 2>&1 | tee "$OUT/bench-large-forward.txt"
+echo "== ablations of the accelerated path (libtorch SDPA instead of cuDNN attention; fp32 head)"; date -u
+{ echo "# DA3_ATTENTION=sdpa"; DA3_ATTENTION=sdpa $C/da3_bench --model $L --views 1,16,64 --accelerate on --mode forward --warmup 3 --iters 10 2>&1;
+  echo "# DA3_ACCEL_HEAD=fp32"; DA3_ACCEL_HEAD=fp32 $C/da3_bench --model $L --views 1,16,64 --accelerate on --mode forward --warmup 3 --iters 10 2>&1; } \
+  | tee "$OUT/bench-large-ablation.txt"
 echo "== bench da3-large e2e"; date -u
 $C/da3_bench --model $L --views 1,16 --precision auto --accelerate both --mode e2e \
   --warmup 3 --iters ${ITERS:-20} 2>&1 | tee "$OUT/bench-large-e2e.txt"
 echo "== accuracy da3-large"; date -u
 $C/accel_accuracy $L assets/images/soh_000.png assets/images/soh_010.png 2>&1 | tee "$OUT/accuracy-large.txt"
+DA3_ACCEL_HEAD=fp32 $C/accel_accuracy $L assets/images/soh_000.png assets/images/soh_010.png 2>&1 | tee "$OUT/accuracy-large-fp32head.txt"
 if [ -d /tmp/ck/da3-giant ]; then
   echo "== bench da3-giant forward"; date -u
   $C/da3_bench --model /tmp/ck/da3-giant --views 1,16 --precision auto --accelerate both --mode forward \

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::runtime;
 
 const LIBRARY_NAME: &str = "libda3_cuda_support.so";
-const ABI_VERSION: c_int = 1;
+const ABI_VERSION: c_int = 2;
 const ERROR_CAPACITY: usize = 1024;
 
 type ErrArgs = (*mut c_char, usize);
@@ -30,6 +30,7 @@ struct Shim {
     reset_peak_memory: unsafe extern "C" fn(c_int, *mut c_char, usize) -> c_int,
     compute_capability: unsafe extern "C" fn(c_int, *mut c_int, *mut c_char, usize) -> c_int,
     synchronize: unsafe extern "C" fn(c_int, *mut c_char, usize) -> c_int,
+    cudnn_attention: unsafe extern "C" fn(*const c_void, *const c_void, *const c_void, *mut *mut c_void, *mut c_char, usize) -> c_int,
 }
 
 static SHIM: Lazy<std::result::Result<Shim, String>> = Lazy::new(load_shim);
@@ -123,6 +124,7 @@ fn resolve(handle: *mut c_void) -> std::result::Result<Shim, String> {
             reset_peak_memory: std::mem::transmute(symbol("da3cs_reset_peak_memory")?),
             compute_capability: std::mem::transmute(symbol("da3cs_compute_capability")?),
             synchronize: std::mem::transmute(symbol("da3cs_synchronize")?),
+            cudnn_attention: std::mem::transmute(symbol("da3cs_cudnn_attention")?),
         })
     }
 }
@@ -188,6 +190,20 @@ pub fn synchronize(device: usize) -> Result<()> {
     let shim = shim()?;
     // SAFETY: plain call with a valid error buffer.
     call("synchronize", |(e, n)| unsafe { (shim.synchronize)(device as c_int, e, n) })
+}
+
+/// cuDNN's fused attention, softmax(q kᵀ / sqrt(D)) v, on (B, heads, N, D) bf16 or fp16
+/// CUDA tensors (made contiguous here).
+pub fn cudnn_attention(q: &tch::Tensor, k: &tch::Tensor, v: &tch::Tensor) -> Result<tch::Tensor> {
+    let shim = shim()?;
+    let (q, k, v) = (q.contiguous(), k.contiguous(), v.contiguous());
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: tch's tensor handles are `at::Tensor *`, alive for the call; on success `out` is
+    // a new heap `at::Tensor` whose ownership passes to the returned `Tensor` (freed by its Drop).
+    call("cuDNN attention", |(e, n)| unsafe {
+        (shim.cudnn_attention)(q.as_ptr().cast(), k.as_ptr().cast(), v.as_ptr().cast(), &mut out, e, n)
+    })?;
+    Ok(unsafe { tch::Tensor::from_ptr(out.cast()) })
 }
 
 /// One CUDA graph (`at::cuda::CUDAGraph`) with its private memory pool. Tensors created

@@ -34,6 +34,12 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// Stores the weights in `kind` (the layer then computes in it).
+    pub fn convert(&mut self, kind: Kind) {
+        self.weight = self.weight.to_kind(kind);
+        self.bias = self.bias.as_ref().map(|b| b.to_kind(kind));
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         w: &mut WeightLoader,
@@ -74,6 +80,12 @@ pub struct ConvTranspose2d {
 }
 
 impl ConvTranspose2d {
+    /// Stores the weights in `kind` (the layer then computes in it).
+    pub fn convert(&mut self, kind: Kind) {
+        self.weight = self.weight.to_kind(kind);
+        self.bias = self.bias.to_kind(kind);
+    }
+
     pub fn new(w: &mut WeightLoader, prefix: &str, in_ch: i64, out_ch: i64, kernel: i64, stride: i64, kind: Kind) -> Self {
         ConvTranspose2d {
             weight: w.take(&format!("{prefix}.weight"), &[in_ch, out_ch, kernel, kernel], kind),

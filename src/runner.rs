@@ -3,11 +3,13 @@
 //! The engine checks requests and converts results; the runner owns the weights and
 //! everything tied to its device.
 //!
-//! Accelerated (`use_accelerate` on a CUDA device): the reference view is chosen on the
-//! device, and a forward that never reads back to the host (any-view models without ray
-//! pose, known cameras, exported features or trace) is captured once per input shape and
-//! request in a CUDA graph, then replayed: one launch instead of thousands. Everything else
-//! runs eagerly, as without acceleration.
+//! Accelerated (`use_accelerate`): the reference view is chosen on the device (no read-back;
+//! same view); in bf16/fp16 the DualDPT depth head computes in that precision, 4 views per
+//! pass. On a CUDA device, in addition: cuDNN's fused attention, and a forward that never
+//! reads back to the host (any-view models without ray pose, known cameras, exported
+//! features or trace) is captured once per input shape and request in a CUDA graph, then
+//! replayed: one launch instead of thousands. Everything else runs eagerly. Accuracy:
+//! `accuracy::ACCELERATED_BF16_BOUND` (README, "Accuracy of the accelerated runner").
 use tch::{Device, Kind, Tensor};
 
 use crate::cuda_support::CudaGraph;
@@ -19,6 +21,9 @@ use crate::options::{InferOptions, RefViewStrategy};
 /// Captured graphs kept per runner (least recently used goes first). Each holds its
 /// activations' memory pool, so this bounds the memory too.
 pub const GRAPH_CACHE_CAPACITY: usize = 4;
+
+/// Views per DualDPT head pass on the accelerated path (the official: 8).
+pub const ACCELERATED_HEAD_CHUNK_VIEWS: i64 = 4;
 
 pub struct Runner {
     net: Network,
@@ -44,7 +49,19 @@ impl Runner {
         // The reference view chosen on the device applies everywhere (same view, no wait);
         // CUDA graphs only on a GPU.
         net.set_reference_on_device(accelerate);
+        let env = |name: &str| std::env::var(name).unwrap_or_default();
+        if accelerate && kind != Kind::Float && env("DA3_ACCEL_HEAD") != "fp32" {
+            // The depth head's convolutions in the compute kind (the official runs them in
+            // fp32), 4 views per head pass instead of 8 (half the head's peak memory);
+            // DA3_ACCEL_HEAD=fp32 keeps the official head. Within the documented bound.
+            tch::no_grad(|| net.convert_dualdpt_head(kind, ACCELERATED_HEAD_CHUNK_VIEWS));
+        }
         let accelerate = accelerate && device.is_cuda();
+        if accelerate && kind != Kind::Float {
+            // cuDNN's fused attention called directly (DA3_ATTENTION=sdpa: libtorch's SDPA
+            // picks the kernel, as without acceleration).
+            net.set_cudnn_attention(env("DA3_ATTENTION") != "sdpa");
+        }
         Ok(Runner { net, preset: checkpoint.config.preset, device, accelerate, graphs: GraphCache::default() })
     }
 

@@ -1,6 +1,7 @@
 //! The accelerated runner on the CPU, where the part of `use_accelerate` that applies there
-//! runs: the reference view chosen on the device (no read-back) and the cached RoPE tables.
-//! (CUDA graphs need a GPU: `examples/accel_accuracy.rs` measures them, see bench/.)
+//! runs: the reference view chosen on the device (no read-back), the depth head in bf16 (4
+//! views per pass) and the cached RoPE tables. (CUDA graphs and cuDNN attention need a GPU:
+//! `examples/accel_accuracy.rs` measures them, see bench/.)
 //!
 //! - fp32: accelerate on gives exactly the numbers of accelerate off (the reference-view
 //!   selection on the device picks the same view and reorders the same way);

@@ -56,6 +56,35 @@ impl Network {
         }
     }
 
+    /// cuDNN's fused attention in every backbone block (see `Attention::cudnn`).
+    pub fn set_cudnn_attention(&self, on: bool) {
+        let nets: Vec<&DepthAnything3Net> = match self {
+            Network::Single(net) => vec![net],
+            Network::Nested(net) => vec![&net.da3, &net.da3_metric],
+        };
+        for net in nets {
+            for block in &net.backbone.pretrained.blocks {
+                block.attn.cudnn.store(on, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Runs the DualDPT depth branch in `kind` (see `DualDPT::convert_main_branch`); DPT heads
+    /// (metric, mono, the nested metric branch) are left in fp32. Returns whether it applied.
+    pub fn convert_dualdpt_head(&mut self, kind: Kind, chunk_views: i64) -> bool {
+        let net = match self {
+            Network::Single(net) => net,
+            Network::Nested(net) => &mut net.da3,
+        };
+        match &mut net.head {
+            da3::Head::DualDpt(head) => {
+                head.convert_main_branch(kind, chunk_views);
+                true
+            }
+            da3::Head::Dpt(_) => false,
+        }
+    }
+
     /// Whether one forward of this network never reads a value back to the host (given no
     /// ray pose and reference selection on the device): DPT heads (sky filling) and the
     /// nested model (metric alignment) do.
