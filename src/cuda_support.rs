@@ -96,6 +96,16 @@ fn load_shim() -> std::result::Result<Shim, String> {
     Err(format!("{LIBRARY_NAME} not found or not loadable; tried: {}", tried.join(", ")))
 }
 
+/// A symbol's address as the function pointer type `F` (checked to be pointer-sized).
+///
+/// # Safety
+/// `address` is the address of a function whose signature `F` describes.
+unsafe fn as_function<F: Copy>(address: *mut c_void) -> F {
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut c_void>());
+    // SAFETY: per the caller; sizes checked above.
+    unsafe { std::mem::transmute_copy::<*mut c_void, F>(&address) }
+}
+
 fn resolve(handle: *mut c_void) -> std::result::Result<Shim, String> {
     let symbol = |name: &str| -> std::result::Result<*mut c_void, String> {
         let c_name = CString::new(name).expect("no NUL");
@@ -110,21 +120,21 @@ fn resolve(handle: *mut c_void) -> std::result::Result<Shim, String> {
     // SAFETY: each symbol is the extern "C" function of that name in cuda_support.cpp, whose
     // signature the field types repeat; the ABI version below guards against a stale library.
     unsafe {
-        let version: unsafe extern "C" fn() -> c_int = std::mem::transmute(symbol("da3cs_abi_version")?);
+        let version: unsafe extern "C" fn() -> c_int = as_function(symbol("da3cs_abi_version")?);
         if version() != ABI_VERSION {
             return Err(format!("ABI version {} (expected {ABI_VERSION}): rebuild it", version()));
         }
         Ok(Shim {
-            graph_create: std::mem::transmute(symbol("da3cs_graph_create")?),
-            graph_destroy: std::mem::transmute(symbol("da3cs_graph_destroy")?),
-            graph_capture_begin: std::mem::transmute(symbol("da3cs_graph_capture_begin")?),
-            graph_capture_end: std::mem::transmute(symbol("da3cs_graph_capture_end")?),
-            graph_replay: std::mem::transmute(symbol("da3cs_graph_replay")?),
-            memory_stats: std::mem::transmute(symbol("da3cs_memory_stats")?),
-            reset_peak_memory: std::mem::transmute(symbol("da3cs_reset_peak_memory")?),
-            compute_capability: std::mem::transmute(symbol("da3cs_compute_capability")?),
-            synchronize: std::mem::transmute(symbol("da3cs_synchronize")?),
-            cudnn_attention: std::mem::transmute(symbol("da3cs_cudnn_attention")?),
+            graph_create: as_function(symbol("da3cs_graph_create")?),
+            graph_destroy: as_function(symbol("da3cs_graph_destroy")?),
+            graph_capture_begin: as_function(symbol("da3cs_graph_capture_begin")?),
+            graph_capture_end: as_function(symbol("da3cs_graph_capture_end")?),
+            graph_replay: as_function(symbol("da3cs_graph_replay")?),
+            memory_stats: as_function(symbol("da3cs_memory_stats")?),
+            reset_peak_memory: as_function(symbol("da3cs_reset_peak_memory")?),
+            compute_capability: as_function(symbol("da3cs_compute_capability")?),
+            synchronize: as_function(symbol("da3cs_synchronize")?),
+            cudnn_attention: as_function(symbol("da3cs_cudnn_attention")?),
         })
     }
 }
