@@ -28,16 +28,15 @@ export DA3_LOG_GRAPHS=1
 echo "== bench da3-large forward"; date -u
 $C/da3_bench --model $L --views ${VIEWS:-1,4,16,64} --precision auto --accelerate both --mode forward \
   --warmup 3 --iters ${ITERS:-20} 2>&1 | tee "$OUT/bench-large-forward.txt"
-echo "== ablations of the accelerated path (libtorch SDPA instead of cuDNN attention; fp32 head)"; date -u
-{ echo "# DA3_ATTENTION=sdpa"; DA3_ATTENTION=sdpa $C/da3_bench --model $L --views 1,16,64 --accelerate on --mode forward --warmup 3 --iters 10 2>&1;
-  echo "# DA3_ACCEL_HEAD=fp32"; DA3_ACCEL_HEAD=fp32 $C/da3_bench --model $L --views 1,16,64 --accelerate on --mode forward --warmup 3 --iters 10 2>&1; } \
-  | tee "$OUT/bench-large-ablation.txt"
+echo "== ablations of the accelerated path"; date -u
+{ for ablation in DA3_ATTENTION=sdpa DA3_ACCEL_HEAD=fp32 DA3_ACCEL_NHWC=0 DA3_ACCEL_FEATURES=fp32; do
+    echo "# $ablation"; env $ablation $C/da3_bench --model $L --views 1,16,64 --accelerate on --mode forward --warmup 3 --iters 10 2>&1
+  done; } | tee "$OUT/bench-large-ablation.txt"
 echo "== bench da3-large e2e"; date -u
 $C/da3_bench --model $L --views 1,16 --precision auto --accelerate both --mode e2e \
   --warmup 3 --iters ${ITERS:-20} 2>&1 | tee "$OUT/bench-large-e2e.txt"
 echo "== accuracy da3-large"; date -u
 $C/accel_accuracy $L assets/images/soh_000.png assets/images/soh_010.png 2>&1 | tee "$OUT/accuracy-large.txt"
-DA3_ACCEL_HEAD=fp32 $C/accel_accuracy $L assets/images/soh_000.png assets/images/soh_010.png 2>&1 | tee "$OUT/accuracy-large-fp32head.txt"
 if [ -d /tmp/ck/da3-giant ]; then
   echo "== bench da3-giant forward"; date -u
   $C/da3_bench --model /tmp/ck/da3-giant --views 1,16 --precision auto --accelerate both --mode forward \

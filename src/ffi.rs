@@ -892,14 +892,15 @@ pub unsafe extern "C" fn da3_options_validate(options: *const da3_options) -> da
 /// `model` is a checkpoint directory (holding `config.json` and `model.safetensors`) or a
 /// Hugging Face repo id (e.g. "depth-anything/DA3-LARGE") found in the local cache; nothing is
 /// downloaded. `use_accelerate` turns on the accelerated runner: the reference view chosen on
-/// the device; in bf16/fp16 the depth head's convolutions in that precision (the official
-/// keeps them in fp32); on a GPU also cuDNN's fused attention and, for any-view models without
+/// the device; in bf16/fp16 the depth head's convolutions in that precision, channels-last, and
+/// the backbone features handed to it in that precision (the official keeps them in fp32); on
+/// a GPU also cuDNN's fused attention and, for any-view models without
 /// ray pose, the forward captured once per input shape in a CUDA graph and replayed (the first
 /// call of a shape runs eagerly and captures; up to 4 shapes are kept, each holding its
 /// activation memory). With it off the official numerics are reproduced; with it on (bf16),
 /// depth stays within a median relative difference of 1 %, p99 3 % and max 10 %, camera
 /// rotations within 2 degrees, translations within 1 % of the median depth of the fp32
-/// reference (measured: 0.3 %, 1.1 %, 2.0 %, 0.8 degrees, 0.2 %; README, "Accuracy of the
+/// reference (measured: 0.3 %, 1.1 %, 2.2 %, 0.8 degrees, 0.2 %; README, "Accuracy of the
 /// accelerated runner"). In fp32 it changes no number. `precision` is a `DA3_PRECISION_*` value: `DA3_PRECISION_AUTO` is bf16 on a GPU
 /// that supports it (compute capability 8.0 and later), fp16 on older GPUs, fp32 on the CPU; fp16/bf16 run the transformer's matrix products in that precision with
 /// normalisations and the heads in fp32, like the official `torch.autocast`. The device is a

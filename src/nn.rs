@@ -33,10 +33,19 @@ pub struct Conv2d {
     padding: i64,
 }
 
+/// The same values in channels-last memory order (NHWC strides, NCHW shape): cuDNN then runs
+/// its native NHWC tensor-core kernels and its outputs stay channels-last.
+pub fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
 impl Conv2d {
-    /// Stores the weights in `kind` (the layer then computes in it).
-    pub fn convert(&mut self, kind: Kind) {
+    /// Stores the weights in `kind` (the layer then computes in it), channels-last if asked.
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
         self.weight = self.weight.to_kind(kind);
+        if nhwc {
+            self.weight = channels_last(&self.weight);
+        }
         self.bias = self.bias.as_ref().map(|b| b.to_kind(kind));
     }
 
@@ -80,9 +89,12 @@ pub struct ConvTranspose2d {
 }
 
 impl ConvTranspose2d {
-    /// Stores the weights in `kind` (the layer then computes in it).
-    pub fn convert(&mut self, kind: Kind) {
+    /// Stores the weights in `kind` (the layer then computes in it), channels-last if asked.
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
         self.weight = self.weight.to_kind(kind);
+        if nhwc {
+            self.weight = channels_last(&self.weight);
+        }
         self.bias = self.bias.to_kind(kind);
     }
 

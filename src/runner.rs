@@ -54,7 +54,12 @@ impl Runner {
             // The depth head's convolutions in the compute kind (the official runs them in
             // fp32), 4 views per head pass instead of 8 (half the head's peak memory);
             // DA3_ACCEL_HEAD=fp32 keeps the official head. Within the documented bound.
-            tch::no_grad(|| net.convert_dualdpt_head(kind, ACCELERATED_HEAD_CHUNK_VIEWS));
+            // Channels-last convolutions (DA3_ACCEL_NHWC=0: NCHW) and the backbone's features
+            // kept in the compute kind (DA3_ACCEL_FEATURES=fp32: fp32) go with it.
+            let nhwc = env("DA3_ACCEL_NHWC") != "0";
+            if tch::no_grad(|| net.convert_dualdpt_head(kind, ACCELERATED_HEAD_CHUNK_VIEWS, nhwc)) && env("DA3_ACCEL_FEATURES") != "fp32" {
+                net.set_features_kind(Some(kind));
+            }
         }
         let accelerate = accelerate && device.is_cuda();
         if accelerate && kind != Kind::Float {

@@ -27,9 +27,9 @@ pub struct ResidualConvUnit {
 }
 
 impl ResidualConvUnit {
-    pub fn convert(&mut self, kind: Kind) {
-        self.conv1.convert(kind);
-        self.conv2.convert(kind);
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
+        self.conv1.convert(kind, nhwc);
+        self.conv2.convert(kind, nhwc);
     }
 
     pub fn new(w: &mut WeightLoader, prefix: &str, features: i64, kind: Kind) -> Self {
@@ -53,12 +53,12 @@ pub struct FeatureFusionBlock {
 }
 
 impl FeatureFusionBlock {
-    pub fn convert(&mut self, kind: Kind) {
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
         if let Some(unit) = &mut self.res_conf_unit1 {
-            unit.convert(kind);
+            unit.convert(kind, nhwc);
         }
-        self.res_conf_unit2.convert(kind);
-        self.out_conv.convert(kind);
+        self.res_conf_unit2.convert(kind, nhwc);
+        self.out_conv.convert(kind, nhwc);
     }
 
     pub fn new(w: &mut WeightLoader, prefix: &str, features: i64, has_residual: bool, kind: Kind) -> Self {

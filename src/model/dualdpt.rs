@@ -137,21 +137,22 @@ impl DualDPT {
 
     /// Runs the main (depth) branch's convolutions in `kind` instead of fp32: the accelerated
     /// runner's reduced-precision head. The last 1x1 convolution (the logits) stays fp32, and
-    /// so do the LayerNorm and the ray branch (ray pose fits cameras to its output).
-    pub fn convert_main_branch(&mut self, kind: Kind, chunk_views: i64) {
+    /// so do the LayerNorm and the ray branch (ray pose fits cameras to its output). `nhwc`:
+    /// weights in channels-last order, so the branch runs channels-last from the first conv.
+    pub fn convert_main_branch(&mut self, kind: Kind, chunk_views: i64, nhwc: bool) {
         self.chunk_views = chunk_views;
-        self.projects.iter_mut().for_each(|c| c.convert(kind));
+        self.projects.iter_mut().for_each(|c| c.convert(kind, nhwc));
         for layer in &mut self.resize_layers {
             match layer {
-                ResizeLayer::Up(c) => c.convert(kind),
-                ResizeLayer::Down(c) => c.convert(kind),
+                ResizeLayer::Up(c) => c.convert(kind, nhwc),
+                ResizeLayer::Down(c) => c.convert(kind, nhwc),
                 ResizeLayer::Identity => {}
             }
         }
-        self.scratch.layer_rn.iter_mut().for_each(|c| c.convert(kind));
-        self.refinenet.iter_mut().for_each(|b| b.convert(kind));
-        self.output_conv1.convert(kind);
-        self.output_conv2.conv0.convert(kind);
+        self.scratch.layer_rn.iter_mut().for_each(|c| c.convert(kind, nhwc));
+        self.refinenet.iter_mut().for_each(|b| b.convert(kind, nhwc));
+        self.output_conv1.convert(kind, nhwc);
+        self.output_conv2.conv0.convert(kind, nhwc);
     }
 
     /// `features`: the four (S, P, C) backbone outputs; image size H x W.

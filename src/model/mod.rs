@@ -56,6 +56,14 @@ impl Network {
         }
     }
 
+    /// Hands the head its features in `kind` (see `DinoVisionTransformer::features_kind`).
+    pub fn set_features_kind(&mut self, kind: Option<Kind>) {
+        match self {
+            Network::Single(net) => net.backbone.pretrained.features_kind = kind,
+            Network::Nested(net) => net.da3.backbone.pretrained.features_kind = kind,
+        }
+    }
+
     /// cuDNN's fused attention in every backbone block (see `Attention::cudnn`).
     pub fn set_cudnn_attention(&self, on: bool) {
         let nets: Vec<&DepthAnything3Net> = match self {
@@ -71,14 +79,14 @@ impl Network {
 
     /// Runs the DualDPT depth branch in `kind` (see `DualDPT::convert_main_branch`); DPT heads
     /// (metric, mono, the nested metric branch) are left in fp32. Returns whether it applied.
-    pub fn convert_dualdpt_head(&mut self, kind: Kind, chunk_views: i64) -> bool {
+    pub fn convert_dualdpt_head(&mut self, kind: Kind, chunk_views: i64, nhwc: bool) -> bool {
         let net = match self {
             Network::Single(net) => net,
             Network::Nested(net) => &mut net.da3,
         };
         match &mut net.head {
             da3::Head::DualDpt(head) => {
-                head.convert_main_branch(kind, chunk_views);
+                head.convert_main_branch(kind, chunk_views, nhwc);
                 true
             }
             da3::Head::Dpt(_) => false,

@@ -51,6 +51,10 @@ pub struct DinoVisionTransformer {
     /// Choose the reference view without reading it back to the host (same view, but
     /// `BackboneOutput::reference_view` stays `None`): the accelerated runner's setting.
     pub reference_on_device: bool,
+    /// Kind of the features handed to the head (`None`: fp32, as the official). The
+    /// accelerated runner with a reduced-precision head stores them in its kind: half the
+    /// memory of the four kept layers, which dominate at many views.
+    pub features_kind: Option<Kind>,
 }
 
 impl DinoVisionTransformer {
@@ -83,6 +87,7 @@ impl DinoVisionTransformer {
             norm: LayerNorm::new(w, &format!("{prefix}.norm"), dim, LayerNorm::DEFAULT_EPS),
             rope: RotaryPositionEmbedding2D::new(BackboneConfig::ROPE_FREQUENCY),
             reference_on_device: false,
+            features_kind: None,
         }
     }
 
@@ -242,6 +247,11 @@ impl DinoVisionTransformer {
             self.norm.forward(&out)
         };
         let patches = features.size()[1] - 1;
-        LayerOutput { features: features.narrow(1, 1, patches), camera_token }
+        let features = features.narrow(1, 1, patches);
+        let features = match self.features_kind {
+            Some(kind) => features.to_kind(kind),
+            None => features,
+        };
+        LayerOutput { features, camera_token }
     }
 }
