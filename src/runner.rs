@@ -183,9 +183,14 @@ impl GraphCache {
             Device::Cuda(index) => index,
             _ => return Ok(eager),
         };
-        let mut graph = CudaGraph::new()?;
-        match graph.capture(index, || net.forward_with(&input, request, false)) {
-            Ok(output) => {
+        // Without the support library (or on any capture failure) the eager result stands
+        // and this shape stays eager.
+        let captured = CudaGraph::new().and_then(|mut graph| {
+            let output = graph.capture(index, || net.forward_with(&input, request, false))?;
+            Ok((graph, output))
+        });
+        match captured {
+            Ok((graph, output)) => {
                 if self.entries.len() >= GRAPH_CACHE_CAPACITY {
                     let oldest = (0..self.entries.len()).min_by_key(|&i| self.entries[i].last_use).expect("cache is full");
                     self.entries.swap_remove(oldest);
@@ -195,7 +200,6 @@ impl GraphCache {
                 }
                 self.entries.push(GraphEntry { key, graph, input, output, last_use: clock });
             }
-            // The eager result stands; this shape stays eager.
             Err(error) => {
                 if std::env::var_os("DA3_LOG_GRAPHS").is_some() {
                     eprintln!("libda3: CUDA graph capture for {key:?} failed, running eagerly: {error}");
