@@ -269,3 +269,23 @@ impl Drop for CudaGraph {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a GPU everything here reports why instead of failing to load or crashing.
+    #[test]
+    fn without_cuda_every_call_says_why() {
+        if runtime::cuda_available() {
+            return; // covered by the GPU runs (bench/)
+        }
+        assert!(availability().is_err());
+        for result in [memory_stats(0).map(drop), reset_peak_memory(0), compute_capability(0).map(drop), CudaGraph::new().map(drop)] {
+            match result {
+                Err(Error::Unsupported(m)) => assert!(m.contains("CUDA support library unavailable"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
