@@ -23,6 +23,8 @@ pub struct Engine {
     runners: Pool<Runner>,
     /// Fixed at load (the same for every replica).
     capabilities: Capabilities,
+    /// Whether the replicas run the accelerated runner (`use_accelerate` on a GPU).
+    accelerated: bool,
     devices: Vec<Device>,
     placement: AtomicU8,
     scene_memory: SceneMemory,
@@ -114,7 +116,7 @@ impl Engine {
         let mut runners = Vec::with_capacity(devices.len());
         for pair in devices.chunks(2) {
             let loaded = std::thread::scope(|scope| {
-                let loads: Vec<_> = pair.iter().map(|&d| scope.spawn(move || Runner::load(checkpoint, d, kind))).collect();
+                let loads: Vec<_> = pair.iter().map(|&d| scope.spawn(move || Runner::load_with(checkpoint, d, kind, use_accelerate))).collect();
                 loads
                     .into_iter()
                     .map(|l| l.join().unwrap_or_else(|_| Err(Error::Torch("loading a replica panicked".into()))))
@@ -124,9 +126,11 @@ impl Engine {
         }
         let scene_memory = runners[0].scene_memory();
         let capabilities = runners[0].capabilities();
+        let accelerated = runners[0].accelerated();
         Ok(Engine {
             runners: Pool::new(runners),
             capabilities,
+            accelerated,
             devices: devices.to_vec(),
             placement: AtomicU8::new(Placement::from_env()? as u8),
             scene_memory,
@@ -322,6 +326,45 @@ impl Engine {
         self.capabilities.clone()
     }
 
+    /// The network on caller-preprocessed views: `images` holds `views` x 3 x `height` x
+    /// `width` floats (RGB planes normalised as the official `InputProcessor` does, height and
+    /// width multiples of 14). No resize: depth and intrinsics are in these pixels.
+    pub fn infer_preprocessed(&self, images: &[f32], views: usize, height: u32, width: u32, options: &InferOptions) -> Result<Prediction> {
+        let expected = views.checked_mul(3 * height as usize * width as usize);
+        if views == 0 || height == 0 || width == 0 || expected != Some(images.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "images: {} floats for {views} views of 3 x {height} x {width}",
+                images.len()
+            )));
+        }
+        let batch = Tensor::from_slice(images).reshape([views as i64, 3, height as i64, width as i64]);
+        let out = self.forward(&batch, options, false)?;
+        to_prediction_sized(height, width, &out)
+    }
+
+    /// Caching-allocator statistics of the model's GPU; `Error::Unsupported` on the CPU or
+    /// when the CUDA support library is missing.
+    pub fn memory_stats(&self) -> Result<crate::cuda_support::MemoryStats> {
+        crate::cuda_support::memory_stats(self.cuda_index()?)
+    }
+
+    /// Starts a new peak for `memory_stats` from the current usage.
+    pub fn reset_peak_memory(&self) -> Result<()> {
+        crate::cuda_support::reset_peak_memory(self.cuda_index()?)
+    }
+
+    fn cuda_index(&self) -> Result<usize> {
+        match self.device {
+            Device::Cuda(index) => Ok(index),
+            _ => Err(Error::Unsupported(format!("memory statistics: the model runs on {}, not a GPU", self.device_name()))),
+        }
+    }
+
+    /// Whether the accelerated runner is in use (`use_accelerate` on a GPU).
+    pub fn accelerated(&self) -> bool {
+        self.accelerated
+    }
+
     /// Official preset name of the loaded model, e.g. `da3-large`.
     pub fn preset_name(&self) -> &str {
         self.preset
@@ -383,6 +426,10 @@ fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
+    to_prediction_sized(processed.height, processed.width, out)
+}
+
+fn to_prediction_sized(height: u32, width: u32, out: &NetOutput) -> Result<Prediction> {
     let features = out
         .exported_features
         .iter()
@@ -394,8 +441,8 @@ fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
     let optional = |t: &Option<Tensor>| t.as_ref().map(host_f32).transpose();
     Ok(Prediction {
         views: out.depth.size()[0] as usize,
-        height: processed.height as usize,
-        width: processed.width as usize,
+        height: height as usize,
+        width: width as usize,
         depth: host_f32(&out.depth)?,
         confidence: optional(&out.depth_conf)?.unwrap_or_default(),
         extrinsics: optional(&out.extrinsics)?,

@@ -33,7 +33,22 @@ pub struct Conv2d {
     padding: i64,
 }
 
+/// The same values in channels-last memory order (NHWC strides, NCHW shape): cuDNN then runs
+/// its native NHWC tensor-core kernels and its outputs stay channels-last.
+pub fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
 impl Conv2d {
+    /// Stores the weights in `kind` (the layer then computes in it), channels-last if asked.
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
+        self.weight = self.weight.to_kind(kind);
+        if nhwc {
+            self.weight = channels_last(&self.weight);
+        }
+        self.bias = self.bias.as_ref().map(|b| b.to_kind(kind));
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         w: &mut WeightLoader,
@@ -74,6 +89,15 @@ pub struct ConvTranspose2d {
 }
 
 impl ConvTranspose2d {
+    /// Stores the weights in `kind` (the layer then computes in it), channels-last if asked.
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
+        self.weight = self.weight.to_kind(kind);
+        if nhwc {
+            self.weight = channels_last(&self.weight);
+        }
+        self.bias = self.bias.to_kind(kind);
+    }
+
     pub fn new(w: &mut WeightLoader, prefix: &str, in_ch: i64, out_ch: i64, kernel: i64, stride: i64, kind: Kind) -> Self {
         ConvTranspose2d {
             weight: w.take(&format!("{prefix}.weight"), &[in_ch, out_ch, kernel, kernel], kind),

@@ -2,30 +2,84 @@
 //!
 //! The engine checks requests and converts results; the runner owns the weights and
 //! everything tied to its device.
+//!
+//! Accelerated (`use_accelerate`): the reference view is chosen on the device (no read-back;
+//! same view); in bf16/fp16 the DualDPT depth head computes in that precision, 4 views per
+//! pass. On a CUDA device, in addition: cuDNN's fused attention, and a forward that never
+//! reads back to the host (any-view models without ray pose, known cameras, exported
+//! features or trace) is captured once per input shape and request in a CUDA graph, then
+//! replayed: one launch instead of thousands. Everything else runs eagerly. Accuracy:
+//! `accuracy::ACCELERATED_BF16_BOUND` (README, "Accuracy of the accelerated runner").
 use tch::{Device, Kind, Tensor};
 
+use crate::cuda_support::CudaGraph;
 use crate::error::{Error, Result};
 use crate::hub::Checkpoint;
 use crate::model::da3::Head;
 use crate::model::dinov2::BlockPlacement;
 use crate::model::{load_network, ForwardRequest, NetOutput, Network};
-use crate::options::InferOptions;
+use crate::options::{InferOptions, RefViewStrategy};
+
+/// Captured graphs kept per runner (least recently used goes first). Each holds its
+/// activations' memory pool, so this bounds the memory too.
+pub const GRAPH_CACHE_CAPACITY: usize = 4;
+
+/// Views per DualDPT head pass on the accelerated path (the official: 8).
+pub const ACCELERATED_HEAD_CHUNK_VIEWS: i64 = 4;
 
 pub struct Runner {
     net: Network,
     preset: &'static str,
     device: Device,
+    accelerate: bool,
+    graphs: GraphCache,
 }
 
 impl Runner {
     /// Loads the weights of `checkpoint` onto `device`, matrix weights in `kind`.
     pub fn load(checkpoint: &Checkpoint, device: Device, kind: Kind) -> Result<Runner> {
-        let net = std::panic::catch_unwind(|| {
+        Self::load_with(checkpoint, device, kind, false)
+    }
+
+    /// `load`, with the accelerated path when `accelerate` and `device` is a GPU.
+    pub fn load_with(checkpoint: &Checkpoint, device: Device, kind: Kind, accelerate: bool) -> Result<Runner> {
+        let mut net = std::panic::catch_unwind(|| {
             tch::no_grad(|| load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind))
         })
         // tch panics on libtorch errors (e.g. out of device memory): report them as errors.
         .map_err(|panic| Error::Torch(panic_message(&panic)))??;
-        Ok(Runner { net, preset: checkpoint.config.preset, device })
+        // The reference view chosen on the device applies everywhere (same view, no wait);
+        // CUDA graphs only on a GPU.
+        net.set_reference_on_device(accelerate);
+        let env = |name: &str| std::env::var(name).unwrap_or_default();
+        if accelerate && kind != Kind::Float && env("DA3_ACCEL_HEAD") != "fp32" {
+            // The depth head's convolutions in the compute kind (the official runs them in
+            // fp32), 4 views per head pass instead of 8 (half the head's peak memory);
+            // DA3_ACCEL_HEAD=fp32 keeps the official head. Within the documented bound.
+            // Channels-last convolutions (DA3_ACCEL_NHWC=0: NCHW) and the backbone's features
+            // kept in the compute kind (DA3_ACCEL_FEATURES=fp32: fp32) go with it.
+            let nhwc = env("DA3_ACCEL_NHWC") != "0";
+            if tch::no_grad(|| net.convert_dualdpt_head(kind, ACCELERATED_HEAD_CHUNK_VIEWS, nhwc)) && env("DA3_ACCEL_FEATURES") != "fp32" {
+                net.set_features_kind(Some(kind));
+            }
+        }
+        let accelerate = accelerate && device.is_cuda();
+        if accelerate && kind != Kind::Float {
+            // cuDNN's fused attention called directly (DA3_ATTENTION=sdpa: libtorch's SDPA
+            // picks the kernel, as without acceleration).
+            net.set_cudnn_attention(env("DA3_ATTENTION") != "sdpa");
+        }
+        Ok(Runner { net, preset: checkpoint.config.preset, device, accelerate, graphs: GraphCache::default() })
+    }
+
+    /// Whether this runner uses CUDA graphs (`use_accelerate` on a GPU).
+    pub fn accelerated(&self) -> bool {
+        self.accelerate
+    }
+
+    /// Number of CUDA graphs captured and kept now.
+    pub fn cached_graphs(&self) -> usize {
+        self.graphs.entries.len()
     }
 
     pub fn device(&self) -> Device {
@@ -65,6 +119,17 @@ impl Runner {
         let images = images.to_device(device).to_kind(Kind::Float);
         let cameras = cameras.map(|(e, k)| (e.to_device(device).to_kind(Kind::Float), k.to_device(device).to_kind(Kind::Float)));
         let request = ForwardRequest { cameras: cameras.as_ref().map(|(e, k)| (e, k)), ..*request };
+        if self.accelerate && !keep_trace && self.graphable(&request) {
+            let key = GraphKey { shape: images.size(), strategy: request.ref_view_strategy };
+            if !self.graphs.failed.contains(&key) {
+                let net = &self.net;
+                let graphs = &mut self.graphs;
+                let out = tch::no_grad(|| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| graphs.run(net, device, key, &images, &request)))
+                });
+                return out.map_err(|panic| Error::Torch(panic_message(&panic)))?;
+            }
+        }
         let net = &self.net;
         let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_with(&images, &request, keep_trace))));
         // tch panics on libtorch errors (e.g. out of memory): report them as errors.
@@ -139,6 +204,106 @@ impl SceneMemory {
         let head = views.min(8) * height * width * 256 * 4 * 4;
         let branches = if self.nested { 2 } else { 1 };
         (branches * (backbone + head)).max(0) as u64
+    }
+}
+
+impl Runner {
+    /// Whether `request` can be served by a replayed CUDA graph: nothing in its forward may
+    /// wait for the device (ray pose and the nested/DPT post-processing do).
+    fn graphable(&self, request: &ForwardRequest<'_>) -> bool {
+        self.net.forward_stays_on_device()
+            && request.cameras.is_none()
+            && !request.use_ray_pose
+            && request.export_feat_layers.is_empty()
+    }
+}
+
+/// What a captured graph was captured for: the (S, 3, H, W) input shape and the strategy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct GraphKey {
+    shape: Vec<i64>,
+    strategy: RefViewStrategy,
+}
+
+/// A captured forward: its static input (copied into before each replay) and outputs
+/// (rewritten by each replay).
+struct GraphEntry {
+    key: GraphKey,
+    graph: CudaGraph,
+    input: Tensor,
+    output: NetOutput,
+    last_use: u64,
+}
+
+#[derive(Default)]
+struct GraphCache {
+    entries: Vec<GraphEntry>,
+    clock: u64,
+    /// Keys whose capture failed: they run eagerly from then on.
+    failed: Vec<GraphKey>,
+}
+
+impl GraphCache {
+    /// Replays the graph of `key`, or (first time) runs eagerly, which also warms up every
+    /// lazily built table and library handle, and captures the graph for the next calls.
+    fn run(&mut self, net: &Network, device: Device, key: GraphKey, images: &Tensor, request: &ForwardRequest<'_>) -> Result<NetOutput> {
+        self.clock += 1;
+        let clock = self.clock;
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.key == key) {
+            entry.last_use = clock;
+            entry.input.copy_(images);
+            entry.graph.replay()?;
+            // Copies on the device: the next replay (another thread, once the runner's lock
+            // is released) would overwrite the static outputs while the caller reads them.
+            return Ok(copy_output(&entry.output));
+        }
+        let input = images.copy();
+        let eager = net.forward_with(&input, request, false)?;
+        let index = match device {
+            Device::Cuda(index) => index,
+            _ => return Ok(eager),
+        };
+        // Without the support library (or on any capture failure) the eager result stands
+        // and this shape stays eager.
+        let captured = CudaGraph::new().and_then(|mut graph| {
+            let output = graph.capture(index, || net.forward_with(&input, request, false))?;
+            Ok((graph, output))
+        });
+        match captured {
+            Ok((graph, output)) => {
+                if self.entries.len() >= GRAPH_CACHE_CAPACITY {
+                    let oldest = (0..self.entries.len()).min_by_key(|&i| self.entries[i].last_use).expect("cache is full");
+                    self.entries.swap_remove(oldest);
+                }
+                if std::env::var_os("DA3_LOG_GRAPHS").is_some() {
+                    eprintln!("libda3: captured a CUDA graph for {key:?}");
+                }
+                self.entries.push(GraphEntry { key, graph, input, output, last_use: clock });
+            }
+            Err(error) => {
+                if std::env::var_os("DA3_LOG_GRAPHS").is_some() {
+                    eprintln!("libda3: CUDA graph capture for {key:?} failed, running eagerly: {error}");
+                }
+                self.failed.push(key)
+            }
+        }
+        Ok(eager)
+    }
+}
+
+fn copy_output(out: &NetOutput) -> NetOutput {
+    let copy = |t: &Option<Tensor>| t.as_ref().map(Tensor::copy);
+    NetOutput {
+        depth: out.depth.copy(),
+        depth_conf: copy(&out.depth_conf),
+        extrinsics: copy(&out.extrinsics),
+        intrinsics: copy(&out.intrinsics),
+        sky: copy(&out.sky),
+        is_metric: out.is_metric,
+        scale_factor: out.scale_factor,
+        warnings: out.warnings.clone(),
+        exported_features: out.exported_features.iter().map(|(l, f)| (*l, f.copy())).collect(),
+        trace: None,
     }
 }
 

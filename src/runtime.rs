@@ -182,11 +182,16 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
-/// The concrete precision for `device`: `Auto` is bf16 on a GPU (every GPU this library
-/// targets, Ampere and later, supports it) and fp32 on the CPU.
+/// The concrete precision for `device`: `Auto` is bf16 on a GPU that computes in bf16
+/// (compute capability 8.0 and later), fp16 on older GPUs, fp32 on the CPU. When the
+/// capability cannot be queried (CUDA support library missing) it assumes bf16.
 pub fn resolve_precision(precision: Precision, device: Device) -> Precision {
     match (precision, device) {
         (Precision::Auto, Device::Cpu) => Precision::Fp32,
+        (Precision::Auto, Device::Cuda(index)) => match crate::cuda_support::supports_bf16(index) {
+            Ok(false) => Precision::Fp16,
+            Ok(true) | Err(_) => Precision::Bf16,
+        },
         (Precision::Auto, _) => Precision::Bf16,
         (p, _) => p,
     }

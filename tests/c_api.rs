@@ -707,4 +707,45 @@ fn example_checks_camera_and_layer_arguments() {
     ]));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("DA3_ERR_INVALID_ARGUMENT") && err.contains("non-finite"), "{err}");
+
+#[test]
+fn forward_only_entry_and_memory_stats_from_c() {
+    let Some(checkpoint) = checkpoint() else { return };
+    let dir = scratch("accel");
+    let exe = dir.join("test_accel");
+    compile(&[root().join("tests/c/test_accel.c")], &exe, &[]);
+    let (code, out, err) = run(Command::new(&exe).arg(&checkpoint));
+    assert_error_suite_passed(code, &out, &err, "test_accel");
+}
+
+/// The benchmark program runs once, tiny, on the CPU, and prints its JSON contract.
+#[test]
+fn benchmark_example_runs_and_prints_json_lines() {
+    let Some(checkpoint) = checkpoint() else { return };
+    let dir = scratch("bench");
+    let exe = dir.join("da3_bench");
+    compile(&[root().join("examples_c/da3_bench.c")], &exe, &[]);
+    let (code, out, err) = run(Command::new(&exe).env("DA3_DEVICE", "cpu").args([
+        "--model", &checkpoint, "--views", "1,3", "--warmup", "0", "--iters", "1", "--frame", "64x48", "--input",
+        "42x56", "--precision", "fp32",
+    ]));
+    assert_eq!(code, 0, "da3_bench failed:\n{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    // 2 accelerate settings x 2 modes x 2 view counts.
+    assert_eq!(lines.len(), 8, "{out}");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(v["impl"], "libda3");
+        assert_eq!(v["model"], "da3-small");
+        assert_eq!(v["precision"], "fp32");
+        assert_eq!(v["device"], "cpu");
+        assert_eq!(v["iters"], 1);
+        assert!(v["peak_mib"].is_null(), "{line}");
+        assert!(v["median_ms"].as_f64().unwrap() > 0.0 && v["min_ms"].as_f64().unwrap() <= v["median_ms"].as_f64().unwrap());
+        let views = v["views"].as_f64().unwrap();
+        let expected = views / (v["median_ms"].as_f64().unwrap() / 1e3);
+        assert!((v["views_per_s"].as_f64().unwrap() - expected).abs() <= 0.01 + expected * 1e-3, "{line}");
+        assert!(["forward", "e2e"].contains(&v["mode"].as_str().unwrap()) && v["accelerate"].is_boolean());
+    }
+    assert!(err.contains("median_ms"), "no table on stderr:\n{err}");
 }

@@ -27,6 +27,11 @@ pub struct ResidualConvUnit {
 }
 
 impl ResidualConvUnit {
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
+        self.conv1.convert(kind, nhwc);
+        self.conv2.convert(kind, nhwc);
+    }
+
     pub fn new(w: &mut WeightLoader, prefix: &str, features: i64, kind: Kind) -> Self {
         ResidualConvUnit {
             conv1: Conv2d::new(w, &format!("{prefix}.conv1"), features, features, 3, 1, 1, true, kind),
@@ -48,6 +53,14 @@ pub struct FeatureFusionBlock {
 }
 
 impl FeatureFusionBlock {
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
+        if let Some(unit) = &mut self.res_conf_unit1 {
+            unit.convert(kind, nhwc);
+        }
+        self.res_conf_unit2.convert(kind, nhwc);
+        self.out_conv.convert(kind, nhwc);
+    }
+
     pub fn new(w: &mut WeightLoader, prefix: &str, features: i64, has_residual: bool, kind: Kind) -> Self {
         FeatureFusionBlock {
             res_conf_unit1: has_residual.then(|| ResidualConvUnit::new(w, &format!("{prefix}.resConfUnit1"), features, kind)),

@@ -66,6 +66,9 @@ pub struct DualDPT {
     pub output_conv1: Conv2d,
     pub output_conv2: OutputConv2,
     pub aux: AuxBranch,
+    /// Views per head pass (`HEAD_CHUNK_SIZE`; the accelerated runner uses fewer to lower the
+    /// peak memory: the head's full-resolution activations dominate it at many views).
+    pub chunk_views: i64,
 }
 
 /// Views per head pass: the official processes 8 at a time to bound memory.
@@ -128,7 +131,28 @@ impl DualDPT {
             output_conv1,
             output_conv2,
             aux: AuxBranch { refinenet: aux_refinenet, output_conv1_aux, output_conv2_aux, output_conv2_aux_norm },
+            chunk_views: HEAD_CHUNK_SIZE,
         }
+    }
+
+    /// Runs the main (depth) branch's convolutions in `kind` instead of fp32: the accelerated
+    /// runner's reduced-precision head. The last 1x1 convolution (the logits) stays fp32, and
+    /// so do the LayerNorm and the ray branch (ray pose fits cameras to its output). `nhwc`:
+    /// weights in channels-last order, so the branch runs channels-last from the first conv.
+    pub fn convert_main_branch(&mut self, kind: Kind, chunk_views: i64, nhwc: bool) {
+        self.chunk_views = chunk_views;
+        self.projects.iter_mut().for_each(|c| c.convert(kind, nhwc));
+        for layer in &mut self.resize_layers {
+            match layer {
+                ResizeLayer::Up(c) => c.convert(kind, nhwc),
+                ResizeLayer::Down(c) => c.convert(kind, nhwc),
+                ResizeLayer::Identity => {}
+            }
+        }
+        self.scratch.layer_rn.iter_mut().for_each(|c| c.convert(kind, nhwc));
+        self.refinenet.iter_mut().for_each(|b| b.convert(kind, nhwc));
+        self.output_conv1.convert(kind, nhwc);
+        self.output_conv2.conv0.convert(kind, nhwc);
     }
 
     /// `features`: the four (S, P, C) backbone outputs; image size H x W.
@@ -148,7 +172,7 @@ impl DualDPT {
         let mut outs = Vec::new();
         let mut start = 0;
         while start < views {
-            let len = HEAD_CHUNK_SIZE.min(views - start);
+            let len = self.chunk_views.clamp(1, HEAD_CHUNK_SIZE).min(views - start);
             let chunk: Vec<Tensor> = features.iter().map(|f| f.narrow(0, start, len).to_device(device)).collect();
             outs.push(self.forward_chunk(&chunk, height, width, with_rays));
             start += len;

@@ -59,6 +59,65 @@ impl Network {
         }
     }
 
+    /// Reference-view selection without a host read-back (see
+    /// `DinoVisionTransformer::reference_on_device`), in every branch.
+    pub fn set_reference_on_device(&mut self, on: bool) {
+        match self {
+            Network::Single(net) => net.backbone.pretrained.reference_on_device = on,
+            Network::Nested(net) => {
+                net.da3.backbone.pretrained.reference_on_device = on;
+                net.da3_metric.backbone.pretrained.reference_on_device = on;
+            }
+        }
+    }
+
+    /// Hands the head its features in `kind` (see `DinoVisionTransformer::features_kind`).
+    pub fn set_features_kind(&mut self, kind: Option<Kind>) {
+        match self {
+            Network::Single(net) => net.backbone.pretrained.features_kind = kind,
+            Network::Nested(net) => net.da3.backbone.pretrained.features_kind = kind,
+        }
+    }
+
+    /// cuDNN's fused attention in every backbone block (see `Attention::cudnn`).
+    pub fn set_cudnn_attention(&self, on: bool) {
+        let nets: Vec<&DepthAnything3Net> = match self {
+            Network::Single(net) => vec![net],
+            Network::Nested(net) => vec![&net.da3, &net.da3_metric],
+        };
+        for net in nets {
+            for block in &net.backbone.pretrained.blocks {
+                block.attn.cudnn.store(on, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Runs the DualDPT depth branch in `kind` (see `DualDPT::convert_main_branch`); DPT heads
+    /// (metric, mono, the nested metric branch) are left in fp32. Returns whether it applied.
+    pub fn convert_dualdpt_head(&mut self, kind: Kind, chunk_views: i64, nhwc: bool) -> bool {
+        let net = match self {
+            Network::Single(net) => net,
+            Network::Nested(net) => &mut net.da3,
+        };
+        match &mut net.head {
+            da3::Head::DualDpt(head) => {
+                head.convert_main_branch(kind, chunk_views, nhwc);
+                true
+            }
+            da3::Head::Dpt(_) => false,
+        }
+    }
+
+    /// Whether one forward of this network never reads a value back to the host (given no
+    /// ray pose and reference selection on the device): DPT heads (sky filling) and the
+    /// nested model (metric alignment) do.
+    pub fn forward_stays_on_device(&self) -> bool {
+        match self {
+            Network::Single(net) => matches!(net.head, da3::Head::DualDpt(_)),
+            Network::Nested(_) => false,
+        }
+    }
+
     /// The network that predicts cameras and takes known ones: the model itself, or the
     /// nested model's any-view branch (which receives the official forward's arguments).
     pub fn any_view(&self) -> &DepthAnything3Net {

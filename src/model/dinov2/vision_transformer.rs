@@ -7,7 +7,10 @@ use super::layers::attention::RopePositions;
 use super::layers::block::BlockConfig;
 use super::layers::{Block, PatchEmbed, PositionGetter, RotaryPositionEmbedding2D};
 use crate::config::BackboneConfig;
-use crate::model::reference_view_selector::{original_order, reference_first_order, select_reference_view};
+use crate::model::reference_view_selector::{
+    original_order, original_order_on_device, reference_first_order, reference_first_order_on_device,
+    select_reference_view, select_reference_view_on_device,
+};
 use crate::nn::LayerNorm;
 use crate::options::RefViewStrategy;
 use crate::weights::WeightLoader;
@@ -70,6 +73,13 @@ pub struct DinoVisionTransformer {
     pub blocks: Vec<Block>,
     pub norm: LayerNorm,
     rope: RotaryPositionEmbedding2D,
+    /// Choose the reference view without reading it back to the host (same view, but
+    /// `BackboneOutput::reference_view` stays `None`): the accelerated runner's setting.
+    pub reference_on_device: bool,
+    /// Kind of the features handed to the head (`None`: fp32, as the official). The
+    /// accelerated runner with a reduced-precision head stores them in its kind: half the
+    /// memory of the four kept layers, which dominate at many views.
+    pub features_kind: Option<Kind>,
 }
 
 impl DinoVisionTransformer {
@@ -101,6 +111,8 @@ impl DinoVisionTransformer {
             // The final norm keeps nn.LayerNorm's default epsilon (blocks use 1e-6).
             norm: LayerNorm::new(w, &format!("{prefix}.norm"), dim, LayerNorm::DEFAULT_EPS),
             rope: RotaryPositionEmbedding2D::new(BackboneConfig::ROPE_FREQUENCY),
+            reference_on_device: false,
+            features_kind: None,
         }
     }
 
@@ -192,6 +204,8 @@ impl DinoVisionTransformer {
 
         let mut local_x = x.shallow_clone();
         let mut reference_view = None;
+        // Puts reference-first views back in input order, once views were reordered.
+        let mut restore_order: Option<Tensor> = None;
         let mut layers = Vec::with_capacity(4);
         let mut exported = Vec::with_capacity(export_layers.len());
         for i in 0..self.blocks.len() {
@@ -210,11 +224,18 @@ impl DinoVisionTransformer {
             }
             let alt_start = cfg.alt_start;
             if alt_start == Some(i + 1) && s >= THRESH_FOR_REF_SELECTION && camera_tokens.is_none() {
-                let reference = select_reference_view(&x, strategy);
-                let order = Tensor::from_slice(&reference_first_order(s, reference)).to_device(x.device());
+                let order = if self.reference_on_device {
+                    let reference = select_reference_view_on_device(&x, strategy);
+                    restore_order = Some(original_order_on_device(s, &reference));
+                    reference_first_order_on_device(s, &reference)
+                } else {
+                    let reference = select_reference_view(&x, strategy);
+                    reference_view = Some(reference);
+                    restore_order = Some(Tensor::from_slice(&original_order(s, reference)).to_device(x.device()));
+                    Tensor::from_slice(&reference_first_order(s, reference)).to_device(x.device())
+                };
                 x = x.index_select(0, &order);
                 local_x = local_x.index_select(0, &order);
-                reference_view = Some(reference);
             }
             if alt_start == Some(i) {
                 let cam = camera_tokens.map(|t| t.to_kind(Kind::Float)).or_else(|| self.learned_camera_tokens(s));
@@ -233,9 +254,8 @@ impl DinoVisionTransformer {
             }
             if cfg.out_layers.contains(&i) {
                 let mut out = if cfg.cat_token { Tensor::cat(&[&local_x, &x], -1) } else { x.shallow_clone() };
-                if let Some(reference) = reference_view {
-                    let order = Tensor::from_slice(&original_order(s, reference)).to_device(x.device());
-                    out = out.index_select(0, &order);
+                if let Some(order) = &restore_order {
+                    out = out.index_select(0, &order.to_device(out.device()));
                 }
                 match placement {
                     None => layers.push(self.finish_layer(out)),
@@ -262,11 +282,8 @@ impl DinoVisionTransformer {
                 // The official leaves these in the reference-first order when views were
                 // reordered; they are returned here in input order, like every other output.
                 let out = out.to_device(self.pos_embed.device());
-                let out = match reference_view {
-                    Some(reference) => {
-                        let order = Tensor::from_slice(&original_order(s, reference)).to_device(out.device());
-                        out.index_select(0, &order)
-                    }
+                let out = match &restore_order {
+                    Some(order) => out.index_select(0, &order.to_device(out.device())),
                     None => out,
                 };
                 (i, self.norm.forward(&out).narrow(1, 1, tokens - 1))
@@ -294,6 +311,11 @@ impl DinoVisionTransformer {
             self.norm.forward(&out)
         };
         let patches = features.size()[1] - 1;
-        LayerOutput { features: features.narrow(1, 1, patches), camera_token }
+        let features = features.narrow(1, 1, patches);
+        let features = match self.features_kind {
+            Some(kind) => features.to_kind(kind),
+            None => features,
+        };
+        LayerOutput { features, camera_token }
     }
 }

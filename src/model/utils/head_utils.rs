@@ -18,7 +18,8 @@ pub fn create_uv_grid(width: i64, height: i64, aspect_ratio: f64, device: Device
 /// 1-D sin/cos embedding of `pos` (M,) into (M, dim).
 pub fn make_sincos_pos_embed(dim: i64, pos: &Tensor, omega_0: f64) -> Tensor {
     let omega = Tensor::arange(dim / 2, (Kind::Float, pos.device())) / (dim as f64 / 2.0);
-    let omega = Tensor::from(omega_0 as f32).to_device(pos.device()).pow(&omega).reciprocal();
+    // Made on the device (no host copy, so the forward can be captured in a CUDA graph).
+    let omega = Tensor::full([], omega_0 as f32 as f64, (Kind::Float, pos.device())).pow(&omega).reciprocal();
     let out = pos.reshape([-1, 1]) * omega.unsqueeze(0);
     Tensor::cat(&[out.sin(), out.cos()], 1)
 }

@@ -78,7 +78,9 @@ pub fn mat_to_quat(matrix: &Tensor) -> Tensor {
     index_shape.extend([1, 4]);
     let out = candidates.gather(-2, &best.unsqueeze(-1).expand(index_shape, false), false).squeeze_dim(-2);
     // rijk -> ijkr
-    let out = out.index_select(-1, &Tensor::from_slice(&[1i64, 2, 3, 0]).to_device(out.device()));
+    // [1, 2, 3, 0], made on the device (no host copy: capturable in a CUDA graph).
+    let rijk_to_ijkr = (Tensor::arange(4, (Kind::Int64, out.device())) + 1).remainder(4);
+    let out = out.index_select(-1, &rijk_to_ijkr);
     standardize_quaternion(&out)
 }
 

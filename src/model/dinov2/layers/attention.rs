@@ -19,6 +19,9 @@ pub struct Attention {
     num_heads: i64,
     /// The kind q, k and v are brought to for the attention kernel (autocast's choice).
     compute_kind: Kind,
+    /// Use cuDNN's fused attention (the accelerated runner on a GPU, reduced precision);
+    /// turned off for good by the first failure, after which libtorch's SDPA picks a kernel.
+    pub cudnn: std::sync::atomic::AtomicBool,
 }
 
 impl Attention {
@@ -32,6 +35,7 @@ impl Attention {
             proj: Linear::new(w, &format!("{prefix}.proj"), dim, dim, true, kind),
             num_heads,
             compute_kind: kind,
+            cudnn: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -48,16 +52,20 @@ impl Attention {
             k = rope.forward(&k, pos.positions, pos.max_position);
         }
         let kind = self.compute_kind;
-        let out = Tensor::scaled_dot_product_attention(
-            &q.to_kind(kind),
-            &k.to_kind(kind),
-            &v.to_kind(kind),
-            None::<Tensor>,
-            0.0,
-            false,
-            None,
-            false,
-        );
+        let (q, k, v) = (q.to_kind(kind), k.to_kind(kind), v.to_kind(kind));
+        let fused = if self.cudnn.load(std::sync::atomic::Ordering::Relaxed) {
+            crate::cuda_support::cudnn_attention(&q, &k, &v)
+                .map_err(|error| {
+                    if std::env::var_os("DA3_LOG_GRAPHS").is_some() {
+                        eprintln!("libda3: cuDNN attention unavailable, using SDPA: {error}");
+                    }
+                    self.cudnn.store(false, std::sync::atomic::Ordering::Relaxed);
+                })
+                .ok()
+        } else {
+            None
+        };
+        let out = fused.unwrap_or_else(|| Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, false, None, false));
         self.proj.forward(&out.transpose(1, 2).reshape([b, n, c]))
     }
 }

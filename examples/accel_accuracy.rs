@@ -1,0 +1,81 @@
+//! Measures how far `use_accelerate` (and each precision) lands from the fp32 reference
+//! (non-accelerated, the official numerics) on real photos: the accuracy bound in README.
+//! `cargo run --release --example accel_accuracy -- CHECKPOINT IMAGE...`
+//!
+//! Scenes: each image alone, all images together, and all images plus a left and a right
+//! crop of each (so a reference view is chosen, from 3 views on). Every accelerated scene
+//! runs three times (eager + capture, then two CUDA graph replays); the last is compared
+//! with the reference, and the replays with the eager call. One JSON line per scene and
+//! configuration on stdout.
+use da3::accuracy::{compare, ACCELERATED_BF16_BOUND};
+use da3::{Engine, InferOptions, Precision, RgbImage};
+
+fn crop(image: &RgbImage, x0: u32, width: u32) -> RgbImage {
+    let mut data = Vec::with_capacity((width * image.height * 3) as usize);
+    for y in 0..image.height {
+        let row = ((y * image.width + x0) * 3) as usize;
+        data.extend_from_slice(&image.data[row..row + (width * 3) as usize]);
+    }
+    RgbImage { width, height: image.height, data }
+}
+
+fn main() -> da3::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 2 {
+        eprintln!("usage: accel_accuracy CHECKPOINT IMAGE...");
+        std::process::exit(2);
+    }
+    let images: Vec<RgbImage> = args[1..].iter().map(|p| da3::preprocess::load_image(p.as_ref())).collect::<da3::Result<_>>()?;
+    let mut scenes: Vec<(String, Vec<RgbImage>)> = images.iter().enumerate().map(|(i, im)| (format!("image{i}"), vec![im.clone()])).collect();
+    scenes.push(("all".into(), images.clone()));
+    let mut with_crops = images.clone();
+    for im in &images {
+        let w = im.width * 4 / 5;
+        with_crops.push(crop(im, 0, w));
+        with_crops.push(crop(im, im.width - w, w));
+    }
+    scenes.push(("all+crops".into(), with_crops));
+
+    let options = InferOptions::default();
+    let reference = Engine::load(&args[0], false, Precision::Fp32)?;
+    let references: Vec<_> = scenes.iter().map(|(_, s)| reference.infer_rgb(s, &options)).collect::<da3::Result<_>>()?;
+    drop(reference);
+    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| "unset".into());
+    println!(
+        "# model {}, DA3_DEVICE={}, DA3_ACCEL_HEAD={}, DA3_ATTENTION={}",
+        args[0],
+        env("DA3_DEVICE"),
+        env("DA3_ACCEL_HEAD"),
+        env("DA3_ATTENTION")
+    );
+    for (precision, accelerate) in [(Precision::Fp32, true), (Precision::Bf16, false), (Precision::Bf16, true), (Precision::Fp16, false), (Precision::Fp16, true)] {
+        let engine = Engine::load(&args[0], accelerate, precision)?;
+        for ((name, scene), reference) in scenes.iter().zip(&references) {
+            let runs = if accelerate { 3 } else { 1 };
+            let predictions: Vec<_> = (0..runs).map(|_| engine.infer_rgb(scene, &options)).collect::<da3::Result<_>>()?;
+            let last = predictions.last().expect("at least one run");
+            let d = compare(reference, last)?;
+            let replay_vs_eager = if runs > 1 { compare(&predictions[0], last)?.depth_rel_max } else { 0.0 };
+            println!(
+                "{{\"scene\":\"{name}\",\"views\":{},\"size\":\"{}x{}\",\"precision\":\"{:?}\",\"accelerate\":{accelerate},\
+                 \"graphs\":{},\"depth_rel_median\":{:.3e},\"depth_rel_p99\":{:.3e},\"depth_rel_max\":{:.3e},\
+                 \"rotation_deg_max\":{:.3e},\"translation_rel_max\":{:.3e},\"focal_rel_max\":{:.3e},\
+                 \"replay_vs_eager_depth_rel_max\":{:.3e},\"within_bf16_bound\":{}}}",
+                scene.len(),
+                last.width,
+                last.height,
+                engine.precision(),
+                engine.accelerated(),
+                d.depth_rel_median,
+                d.depth_rel_p99,
+                d.depth_rel_max,
+                d.rotation_deg_max,
+                d.translation_rel_max,
+                d.focal_rel_max,
+                replay_vs_eager,
+                d.within(&ACCELERATED_BF16_BOUND)
+            );
+        }
+    }
+    Ok(())
+}

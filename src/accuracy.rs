@@ -1,0 +1,89 @@
+//! How far a prediction is from a reference prediction of the same views: the measure behind
+//! the accuracy bound of the accelerated runner (README, "Accuracy of the accelerated runner").
+use crate::error::{Error, Result};
+use crate::prediction::Prediction;
+
+/// Deviation of a prediction from a reference (usually the fp32, non-accelerated one).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Deviation {
+    /// Per-pixel |d - d_ref| / d_ref over every view: median, 99th percentile and maximum.
+    pub depth_rel_median: f64,
+    pub depth_rel_p99: f64,
+    pub depth_rel_max: f64,
+    /// Largest angle between predicted and reference camera rotations, degrees.
+    pub rotation_deg_max: f64,
+    /// Largest |t - t_ref| of the world-to-camera translations over the median reference
+    /// depth (the scene's scale).
+    pub translation_rel_max: f64,
+    /// Largest relative difference of the focal lengths (fx, fy).
+    pub focal_rel_max: f64,
+}
+
+/// The documented bound of `use_accelerate` (bf16) against the fp32 reference, per metric.
+/// See README for how it was measured; `within` checks a deviation against it.
+/// Measured on an H100 (bench/2026-11-24-h100-accel3-accuracy-large.txt, random-weight
+/// da3-large, the two sample photos, 1 to 6 views): depth median 3.0e-3, p99 1.1e-2, max
+/// 2.2e-2, rotation 0.79 degrees, translation 1.8e-3, focal 1.9e-3. The official bf16
+/// autocast alone: depth median 1.4e-3, p99 4.8e-3, max 8.0e-3, the same camera numbers (the
+/// bf16 depth head adds the rest). The bound leaves room for other models, sizes and GPUs.
+pub const ACCELERATED_BF16_BOUND: Deviation = Deviation {
+    depth_rel_median: 0.01,
+    depth_rel_p99: 0.03,
+    depth_rel_max: 0.10,
+    rotation_deg_max: 2.0,
+    translation_rel_max: 0.01,
+    focal_rel_max: 0.01,
+};
+
+impl Deviation {
+    /// Whether every metric is at or below `bound`'s.
+    pub fn within(&self, bound: &Deviation) -> bool {
+        self.depth_rel_median <= bound.depth_rel_median
+            && self.depth_rel_p99 <= bound.depth_rel_p99
+            && self.depth_rel_max <= bound.depth_rel_max
+            && self.rotation_deg_max <= bound.rotation_deg_max
+            && self.translation_rel_max <= bound.translation_rel_max
+            && self.focal_rel_max <= bound.focal_rel_max
+    }
+}
+
+/// Compares `candidate` with `reference` (same views, same size).
+pub fn compare(reference: &Prediction, candidate: &Prediction) -> Result<Deviation> {
+    if reference.views != candidate.views || reference.depth.len() != candidate.depth.len() {
+        return Err(Error::InvalidArgument("predictions of different views or sizes".into()));
+    }
+    let mut rel: Vec<f64> = reference
+        .depth
+        .iter()
+        .zip(&candidate.depth)
+        .map(|(&r, &c)| ((c as f64 - r as f64) / (r as f64).abs().max(1e-12)).abs())
+        .collect();
+    rel.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| rel[((rel.len() - 1) as f64 * q).round() as usize];
+    let mut depths: Vec<f32> = reference.depth.clone();
+    depths.sort_by(|a, b| a.total_cmp(b));
+    let scale = (depths[depths.len() / 2] as f64).abs().max(1e-12);
+    let mut deviation = Deviation {
+        depth_rel_median: pick(0.5),
+        depth_rel_p99: pick(0.99),
+        depth_rel_max: pick(1.0),
+        ..Deviation::default()
+    };
+    if let (Some(re), Some(ce), Some(ri), Some(ci)) =
+        (&reference.extrinsics, &candidate.extrinsics, &reference.intrinsics, &candidate.intrinsics)
+    {
+        for v in 0..reference.views {
+            let (a, b) = (&re[v * 12..v * 12 + 12], &ce[v * 12..v * 12 + 12]);
+            // trace(R_ref^T R) = sum of the element-wise products of the two rotations.
+            let trace: f64 = (0..3).flat_map(|r| (0..3).map(move |c| r * 4 + c)).map(|i| a[i] as f64 * b[i] as f64).sum();
+            let angle = ((trace - 1.0) / 2.0).clamp(-1.0, 1.0).acos().to_degrees();
+            let dt = (0..3).map(|r| (a[r * 4 + 3] as f64 - b[r * 4 + 3] as f64).powi(2)).sum::<f64>().sqrt();
+            let (ka, kb) = (&ri[v * 9..v * 9 + 9], &ci[v * 9..v * 9 + 9]);
+            let focal = [0usize, 4].iter().map(|&i| ((kb[i] - ka[i]) as f64 / ka[i] as f64).abs()).fold(0.0, f64::max);
+            deviation.rotation_deg_max = deviation.rotation_deg_max.max(angle);
+            deviation.translation_rel_max = deviation.translation_rel_max.max(dt / scale);
+            deviation.focal_rel_max = deviation.focal_rel_max.max(focal);
+        }
+    }
+    Ok(deviation)
+}
