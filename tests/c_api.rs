@@ -707,6 +707,7 @@ fn example_checks_camera_and_layer_arguments() {
     ]));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("DA3_ERR_INVALID_ARGUMENT") && err.contains("non-finite"), "{err}");
+}
 
 #[test]
 fn forward_only_entry_and_memory_stats_from_c() {
