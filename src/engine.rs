@@ -58,11 +58,11 @@ impl Engine {
         cameras: Option<&CameraInput<'_>>,
         options: &InferOptions,
     ) -> Result<Prediction> {
-        let rgb: Vec<RgbImage> = images
-            .iter()
-            .map(|v| RgbImage { width: v.width, height: v.height, data: v.to_rgb8() })
-            .collect();
-        self.infer_rgb_with_cameras(&rgb, cameras, options)
+        options.validate()?;
+        let known = cameras.map(|c| c.validate(images.len())).transpose()?;
+        // RGB8 buffers are read in place, without a packed copy.
+        let processed = preprocess::process_image_views(images, options)?;
+        self.infer_processed(&processed, known.as_ref(), options)
     }
 
     /// Runs one scene made of the image files at `paths` (PNG or JPEG).
@@ -96,9 +96,15 @@ impl Engine {
         options.validate()?;
         let known = cameras.map(|c| c.validate(images.len())).transpose()?;
         let processed = preprocess::process_views(images, options)?;
+        self.infer_processed(&processed, known.as_ref(), options)
+    }
+
+    /// The network and the output conversion on preprocessed views (what follows the
+    /// preprocessing in `infer_rgb_with_cameras`).
+    fn infer_processed(&self, processed: &Processed, known: Option<&KnownCameras>, options: &InferOptions) -> Result<Prediction> {
         let Some(known) = known else {
             let out = self.forward(&processed.images, options, false)?;
-            return to_prediction(&processed, &out);
+            return to_prediction(processed, &out);
         };
         // The caller's intrinsics through the resize and crops; extrinsics normalised for the
         // camera encoder (the alignment below uses them as given).
@@ -107,8 +113,8 @@ impl Engine {
         let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(self.device)));
         let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
         let out = self.forward_with_cameras(&processed.images, Some((&normalized, &intrinsics_t)), options, false)?;
-        let mut prediction = to_prediction(&processed, &out)?;
-        align_prediction(&mut prediction, &known, &intrinsics, options.align_to_input_ext_scale)?;
+        let mut prediction = to_prediction(processed, &out)?;
+        align_prediction(&mut prediction, known, &intrinsics, options.align_to_input_ext_scale)?;
         Ok(prediction)
     }
 
