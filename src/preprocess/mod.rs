@@ -292,7 +292,7 @@ fn run_tasks(tasks: Vec<Task<'_>>) {
     };
     std::thread::scope(|s| {
         for _ in 1..workers {
-            s.spawn(&work);
+            s.spawn(work);
         }
         work();
     });
