@@ -3,9 +3,10 @@
 //! packed RGB8 frames of random pixels.
 //!
 //!     cargo run --release --example e2e_profile -- CHECKPOINT [--views 1,4] [--frame 640x480]
-//!         [--precision fp32|bf16|fp16|auto] [--warmup 2] [--iters 10] [--json]
+//!         [--precision fp32|bf16|fp16|auto] [--warmup 2] [--iters 10] [--json] [--preprocess-only]
 //!
-//! Prints a table of median times per stage; with `--json`, one JSON line per view count in the
+//! `--preprocess-only` times `preprocess::process_image_views` alone (threads:
+//! `DA3_PREPROCESS_THREADS`, default every core). Otherwise prints a table of median times per stage; with `--json`, one JSON line per view count in the
 //! `da3_bench` format (`"mode":"e2e"`, the `Engine::infer` time) for `bench/side_by_side.py`.
 use std::time::Instant;
 
@@ -21,6 +22,7 @@ struct Args {
     warmup: usize,
     iters: usize,
     json: bool,
+    preprocess_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +35,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: 2,
         iters: 10,
         json: false,
+        preprocess_only: false,
     };
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
@@ -57,13 +60,14 @@ fn parse_args() -> Result<Args, String> {
             "--warmup" => args.warmup = value()?.parse().map_err(|_| "--warmup N")?,
             "--iters" => args.iters = value()?.parse().map_err(|_| "--iters N")?,
             "--json" => args.json = true,
+            "--preprocess-only" => args.preprocess_only = true,
             _ if args.checkpoint.is_empty() && !a.starts_with("--") => args.checkpoint = a,
             _ => return Err(format!("unknown argument {a}")),
         }
     }
     if args.checkpoint.is_empty() || args.iters == 0 || args.views.is_empty() {
         return Err("usage: e2e_profile CHECKPOINT [--views 1,4] [--frame 640x480] [--precision fp32] \
-                    [--warmup 2] [--iters 10] [--json]"
+                    [--warmup 2] [--iters 10] [--json] [--preprocess-only]"
             .into());
     }
     Ok(args)
@@ -106,7 +110,7 @@ fn main() {
     let device = engine.device_name();
     let options = InferOptions::default();
     let (fw, fh) = args.frame;
-    if !args.json {
+    if !args.json && !args.preprocess_only {
         println!(
             "{} on {device}, {:?}, {fw}x{fh} RGB8 frames, torch intra-op threads {}, median of {} (after {} warm-up)",
             engine.preset_name(),
@@ -124,6 +128,19 @@ fn main() {
             .iter()
             .map(|f| ImageView::new(f, fw, fh, fw as usize * 3, PixelFormat::Rgb8).unwrap())
             .collect();
+        if args.preprocess_only {
+            let mut pre = vec![];
+            for i in 0..args.warmup + args.iters {
+                let t = Instant::now();
+                std::hint::black_box(preprocess::process_image_views(&views, &options).unwrap());
+                if i >= args.warmup {
+                    pre.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            let best = pre.iter().cloned().fold(f64::INFINITY, f64::min);
+            println!("{n} view(s): preprocessing median {:.2} ms, min {best:.2} ms", median(&mut pre));
+            continue;
+        }
         let (mut pre, mut net, mut host, mut e2e) = (vec![], vec![], vec![], vec![]);
         for i in 0..args.warmup + args.iters {
             let keep = i >= args.warmup;
