@@ -105,6 +105,21 @@ def args_parser():
     return ap
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def load_average():
+    try:
+        return "load average %.1f %.1f %.1f" % os.getloadavg()
+    except OSError:
+        return "load average unknown"
+
+
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
@@ -428,10 +443,14 @@ def targets(rows, a):
             for n in a.e2e_views:
                 o, l = find(rows, "official", model, "e2e", n), best_libda3(rows, model, "e2e", n)
                 if o and l:
+                    # On a shared machine the fastest call is the least disturbed one: both ratios,
+                    # and met only when both reach the target.
                     s = o["median_ms"] / l["median_ms"]
+                    best = o["min_ms"] / l["min_ms"]
                     out.append((f"CPU e2e {model} {n} view(s) >= {CPU_E2E_SPEEDUP}x official fp32",
-                                f"{l['median_ms']:.1f} ms", f"{o['median_ms']:.1f} ms",
-                                verdict(s >= CPU_E2E_SPEEDUP, f"{s:.2f}x")))
+                                f"{l['median_ms']:.1f} ms (min {l['min_ms']:.1f})",
+                                f"{o['median_ms']:.1f} ms (min {o['min_ms']:.1f})",
+                                verdict(min(s, best) >= CPU_E2E_SPEEDUP, f"{s:.2f}x on medians, {best:.2f}x on minima")))
         return out
     for (model, n), limit in E2E_TARGET_MS.items():
         l = best_libda3(rows, model, "e2e", n)
@@ -531,15 +550,19 @@ def main():
     if a.device == "cuda":
         machine = f"{torch.cuda.get_device_name(dev)}"
     else:
-        machine = f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+        machine = f"CPU {cpu_name()}, {os.cpu_count()} cores"
     header = [f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
               f"- machine: {machine}; torch {torch.__version__}, {torch.get_num_threads()} intra-op threads",
               f"- command: `{' '.join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])}`",
               f"- timing: wall clock, median of up to {a.iters} calls after {a.warmup} warm-up calls "
               f"(at most {a.max_seconds:.0f} s per case); forward on (1, N, 3, {a.input.replace('x', ', ')}) inputs, "
               f"e2e from N random {a.frame} RGB8 frames",
-              f"- libda3: {'da3_bench ' + a.bench if a.bench else ('e2e_profile ' + a.profile if a.profile else 'not run')}"
-              + (f"; e2e rows interleaved with the official calls through {a.interleave} (ctypes)" if a.interleave else "")]
+              "- libda3: " + "; ".join(filter(None, [
+                  f"da3_bench {a.bench}" if a.bench else (f"e2e_profile {a.profile}" if a.profile and not a.interleave
+                                                          else ""),
+                  f"e2e rows: the C API ({a.interleave}, ctypes) called alternately with the official "
+                  "inference() in this process" if a.interleave else ""])),
+              f"- at the start: {load_average()}"]
     rows = []
     made = {}
     for model in parse_cases(a.cases):
@@ -553,7 +576,7 @@ def main():
             run_libda3(a, model, path, rows)
     if made:
         header.append("- checkpoints made in this run: " + ", ".join(f"{m} {s:.0f} s" for m, s in made.items()))
-    header.append(f"- total run time {time.perf_counter() - started:.0f} s")
+    header.append(f"- total run time {time.perf_counter() - started:.0f} s; at the end: {load_average()}")
     text = report(rows, a, header)
     print(text)
     if a.out:
