@@ -185,9 +185,22 @@ impl Engine {
     }
 }
 
+/// An output as host float32, in one copy from its device straight into the vector (a
+/// `to_device` then `Vec::try_from` would copy twice).
 fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
-    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().reshape([-1]);
-    Ok(Vec::<f32>::try_from(&t)?)
+    let n = t.numel();
+    let mut out = vec![0f32; n];
+    if n == 0 {
+        return Ok(out);
+    }
+    {
+        // SAFETY: `dst` views exactly `out`'s n contiguous floats, `out` is neither moved nor
+        // touched while `dst` lives, and `dst` is dropped at the end of this block.
+        let mut dst = unsafe { Tensor::f_from_blob(out.as_mut_ptr() as *const u8, &[n as i64], &[1], Kind::Float, Device::Cpu)? };
+        // A synchronous copy; converts the kind when the output is not float32.
+        dst.f_copy_(&t.reshape([-1]))?;
+    }
+    Ok(out)
 }
 
 fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
