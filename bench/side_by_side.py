@@ -4,9 +4,9 @@ random-weight checkpoints and the same inputs, and the issue's targets met or no
 
     python3 bench/side_by_side.py --device cuda --checkpoints /tmp/ckpt --make-missing \\
         --bench .carry-prep/da3_bench --out bench/RESULT.md
-    python3 bench/side_by_side.py --device cpu --cases da3-small:1,4 --e2e-views 1,4 \\
-        --modes e2e --checkpoint da3-small=target/oracle/da3-small/checkpoint \\
-        --profile target/release/examples/e2e_profile --out bench/RESULT.md
+    python3 bench/side_by_side.py --device cpu --cases da3-small:1,4 --modes e2e,libda3 \\
+        --checkpoint da3-small=target/oracle/da3-small/checkpoint \\
+        --interleave target/release/libda3.so --warmup 1 --iters 10 --out bench/RESULT.md
 
 What is timed (wall clock; CUDA synchronised before the clock stops; median of --iters after
 --warmup untimed calls):
@@ -21,7 +21,9 @@ What is timed (wall clock; CUDA synchronised before the clock stops; median of -
                    call's time (compilation) is reported as `compile_s`.
   libda3           `da3_bench` (examples_c/da3_bench.c, the C API): forward-only from normalised
                    floats and end to end from RGB8 frames through `da3_infer`, use_accelerate off
-                   and on. Without da3_bench, --profile runs examples/e2e_profile.rs (end to end
+                   and on. --interleave (the CPU comparison) instead loads libda3.so into this
+                   process and alternates da3_infer (ctypes) with the official inference(), call
+                   after call; without either, --profile runs examples/e2e_profile.rs (end to end
                    through `Engine::infer`, the code `da3_infer` runs) for the e2e rows.
 Peak GPU memory: torch.cuda.max_memory_allocated over warm-up and timed calls of each official
 mode, next to da3_bench's peak_mib.
