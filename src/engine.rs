@@ -155,11 +155,13 @@ impl Engine {
         cameras: Option<&CameraInput<'_>>,
         options: &InferOptions,
     ) -> Result<Prediction> {
-        let rgb: Vec<RgbImage> = images
-            .iter()
-            .map(|v| RgbImage { width: v.width, height: v.height, data: v.to_rgb8() })
-            .collect();
-        self.infer_rgb_with_cameras(&rgb, cameras, options)
+        options.validate()?;
+        let known = cameras.map(|c| c.validate(images.len())).transpose()?;
+        // RGB8 buffers are read in place, without a packed copy.
+        let processed = preprocess::process_image_views(images, options)?;
+        run_scene(&processed, known, options, self.device, |images, cameras| {
+            self.forward_with_cameras(images, cameras, options, false)
+        })
     }
 
     /// Runs one scene made of the image files at `paths` (PNG or JPEG).
@@ -280,13 +282,8 @@ impl Engine {
         self.runners.run_batch(
             scenes.iter().collect(),
             |scene| {
-                let rgb: Vec<RgbImage> = scene
-                    .images
-                    .iter()
-                    .map(|v| RgbImage { width: v.width, height: v.height, data: v.to_rgb8() })
-                    .collect();
-                let known = scene.cameras.as_ref().map(|c| c.validate(rgb.len())).transpose()?;
-                Ok((preprocess::process_views(&rgb, options)?, known))
+                let known = scene.cameras.as_ref().map(|c| c.validate(scene.images.len())).transpose()?;
+                Ok((preprocess::process_image_views(&scene.images, options)?, known))
             },
             |runner, (processed, known)| {
                 self.capabilities.check(known.is_some(), options)?;
@@ -420,9 +417,22 @@ fn request_of(options: &InferOptions) -> ForwardRequest<'_> {
     }
 }
 
+/// An output as host float32, in one copy from its device straight into the vector (a
+/// `to_device` then `Vec::try_from` would copy twice).
 fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
-    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().reshape([-1]);
-    Ok(Vec::<f32>::try_from(&t)?)
+    let n = t.numel();
+    let mut out = vec![0f32; n];
+    if n == 0 {
+        return Ok(out);
+    }
+    {
+        // SAFETY: `dst` views exactly `out`'s n contiguous floats, `out` is neither moved nor
+        // touched while `dst` lives, and `dst` is dropped at the end of this block.
+        let mut dst = unsafe { Tensor::f_from_blob(out.as_mut_ptr() as *const u8, &[n as i64], &[1], Kind::Float, Device::Cpu)? };
+        // A synchronous copy; converts the kind when the output is not float32.
+        dst.f_copy_(&t.reshape([-1]))?;
+    }
+    Ok(out)
 }
 
 fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {

@@ -59,14 +59,21 @@ impl<'a> ImageView<'a> {
     pub fn to_rgb8(&self) -> Vec<u8> {
         let (w, h) = (self.width as usize, self.height as usize);
         let bpp = self.format.bytes_per_pixel();
-        let mut out = Vec::with_capacity(w * h * 3);
-        for y in 0..h {
-            let row = &self.data[y * self.stride..y * self.stride + w * bpp];
+        let mut out = vec![0u8; w * h * 3];
+        if out.is_empty() {
+            return out;
+        }
+        for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
+            let row = &self.data[y * self.stride..][..w * bpp];
             match self.format {
-                PixelFormat::Rgb8 => out.extend_from_slice(row),
-                PixelFormat::Rgba8 => row.chunks_exact(4).for_each(|p| out.extend_from_slice(&p[..3])),
-                PixelFormat::Bgr8 => row.chunks_exact(3).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
-                PixelFormat::Bgra8 => row.chunks_exact(4).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
+                PixelFormat::Rgb8 => dst.copy_from_slice(row),
+                PixelFormat::Rgba8 => dst.chunks_exact_mut(3).zip(row.chunks_exact(4)).for_each(|(d, p)| d.copy_from_slice(&p[..3])),
+                PixelFormat::Bgr8 => {
+                    dst.chunks_exact_mut(3).zip(row.chunks_exact(3)).for_each(|(d, p)| d.copy_from_slice(&[p[2], p[1], p[0]]))
+                }
+                PixelFormat::Bgra8 => {
+                    dst.chunks_exact_mut(3).zip(row.chunks_exact(4)).for_each(|(d, p)| d.copy_from_slice(&[p[2], p[1], p[0]]))
+                }
             }
         }
         out

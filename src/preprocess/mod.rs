@@ -7,10 +7,12 @@ pub mod cv_resize;
 
 use std::path::Path;
 
-use tch::{Kind, Tensor};
+use std::sync::{Mutex, PoisonError};
+
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::image_input::RgbImage;
+use crate::image_input::{ImageView, PixelFormat, RgbImage};
 use crate::options::{InferOptions, ResizeMethod};
 
 pub const PATCH_SIZE: u32 = 14;
@@ -85,33 +87,6 @@ fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
     .map_err(|e| format!("invalid JPEG: {e}"))
 }
 
-fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
-    if (width, height) == (img.width, img.height) {
-        return img.clone();
-    }
-    let (sw, sh, dw, dh) = (img.width as usize, img.height as usize, width as usize, height as usize);
-    // The official picks INTER_CUBIC as soon as one side grows, else INTER_AREA.
-    let data = if width > img.width || height > img.height {
-        cv_resize::resize_cubic_rgb8(&img.data, sw, sh, dw, dh)
-    } else {
-        cv_resize::resize_area_rgb8(&img.data, sw, sh, dw, dh)
-    };
-    RgbImage { width, height, data }
-}
-
-fn crop(img: &RgbImage, left: u32, top: u32, width: u32, height: u32) -> RgbImage {
-    if (left, top, width, height) == (0, 0, img.width, img.height) {
-        return img.clone();
-    }
-    let row = img.width as usize * 3;
-    let mut data = Vec::with_capacity(width as usize * height as usize * 3);
-    for y in top..top + height {
-        let start = y as usize * row + left as usize * 3;
-        data.extend_from_slice(&img.data[start..start + width as usize * 3]);
-    }
-    RgbImage { width, height, data }
-}
-
 /// `_resize_longest_side` / `_resize_shortest_side`: Python's `int(round(side * scale))`
 /// rounds halves to even.
 fn boundary_size(width: u32, height: u32, target: u32, fit_longest: bool) -> (u32, u32) {
@@ -137,73 +112,295 @@ fn nearest_multiple(x: u32, p: u32) -> u32 {
 
 /// One view through `InputProcessor._process_one` (without normalisation).
 pub fn process_one(img: &RgbImage, process_res: u32, method: ResizeMethod) -> Result<RgbImage> {
-    process_one_tracked(img, process_res, method).map(|(out, _)| out)
+    let src = Rgb8::packed(img)?;
+    let plan = ViewPlan::new(src.width, src.height, process_res, method)?;
+    let first = plan.first.as_ref().map(|r| r.run(src.data, src.stride));
+    let mid = first.as_deref().map_or(src, |data| Rgb8::of(data, plan.mid_w, plan.mid_h));
+    let second = plan.second.as_ref().map(|r| r.run(mid.data, mid.stride));
+    let last = second.as_deref().map_or(mid, |data| Rgb8::of(data, plan.out_w, plan.out_h));
+    let (w, h) = (plan.out_w, plan.out_h);
+    let mut data = Vec::with_capacity(w * h * 3);
+    for y in plan.top..plan.top + h {
+        data.extend_from_slice(&last.data[y * last.stride + plan.left * 3..][..w * 3]);
+    }
+    Ok(RgbImage { width: w as u32, height: h as u32, data })
 }
 
-/// `process_one`, also saying how the pixel grid changed (for the intrinsics).
-fn process_one_tracked(img: &RgbImage, process_res: u32, method: ResizeMethod) -> Result<(RgbImage, Vec<GridChange>)> {
-    let (w, h) = boundary_size(img.width, img.height, process_res, method.fits_longest_side());
-    let resized = resize(img, w, h);
-    let mut changes = vec![GridChange::Resize { from_w: img.width, from_h: img.height, to_w: w, to_h: h }];
-    let out = if method.crops() {
-        let (nw, nh) = (w / PATCH_SIZE * PATCH_SIZE, h / PATCH_SIZE * PATCH_SIZE);
-        if nw == 0 || nh == 0 {
-            return Err(too_small(img, w, h));
-        }
-        let (left, top) = ((w - nw) / 2, (h - nh) / 2);
-        changes.push(GridChange::Crop { left, top });
-        crop(&resized, left, top, nw, nh)
-    } else {
-        let (nw, nh) = (nearest_multiple(w, PATCH_SIZE), nearest_multiple(h, PATCH_SIZE));
-        if nw == 0 || nh == 0 {
-            return Err(too_small(img, w, h));
-        }
-        changes.push(GridChange::Resize { from_w: w, from_h: h, to_w: nw, to_h: nh });
-        resize(&resized, nw, nh)
-    };
-    Ok((out, changes))
-}
-
-fn too_small(img: &RgbImage, w: u32, h: u32) -> Error {
+fn too_small(src_w: usize, src_h: usize, w: u32, h: u32) -> Error {
     Error::InvalidArgument(format!(
-        "a {}x{} image becomes {w}x{h} at this processing resolution, too small for 14-pixel patches",
-        img.width, img.height
+        "a {src_w}x{src_h} image becomes {w}x{h} at this processing resolution, too small for 14-pixel patches"
     ))
+}
+
+/// A borrowed RGB8 image whose rows are `stride` bytes apart.
+#[derive(Clone, Copy)]
+struct Rgb8<'a> {
+    data: &'a [u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+}
+
+impl<'a> Rgb8<'a> {
+    fn of(data: &'a [u8], width: usize, height: usize) -> Self {
+        Rgb8 { data, width, height, stride: width * 3 }
+    }
+
+    fn packed(img: &'a RgbImage) -> Result<Self> {
+        let (w, h) = (img.width as usize, img.height as usize);
+        if w == 0 || h == 0 || img.data.len() != w * h * 3 {
+            return Err(Error::InvalidArgument(format!(
+                "an RGB8 image of {w}x{h} needs {} bytes, got {}",
+                w * h * 3,
+                img.data.len()
+            )));
+        }
+        Ok(Rgb8::of(&img.data, w, h))
+    }
+}
+
+/// What `_process_one` does to one view, planned from the sizes alone: an optional resize to
+/// the boundary size, then the crop method's centre crop (a window) or the resize method's
+/// second resize to multiples of 14.
+struct ViewPlan {
+    first: Option<cv_resize::Resize>,
+    mid_w: usize,
+    mid_h: usize,
+    second: Option<cv_resize::Resize>,
+    /// Window of the view's final pixels in the last resized image (or the source).
+    left: usize,
+    top: usize,
+    out_w: usize,
+    out_h: usize,
+    changes: Vec<GridChange>,
+}
+
+/// The official picks INTER_CUBIC as soon as one side grows, else INTER_AREA; None when the
+/// size stays.
+fn resize_plan(sw: usize, sh: usize, dw: usize, dh: usize) -> Option<cv_resize::Resize> {
+    if (sw, sh) == (dw, dh) {
+        None
+    } else if dw > sw || dh > sh {
+        Some(cv_resize::Resize::cubic(sw, sh, dw, dh))
+    } else {
+        Some(cv_resize::Resize::area(sw, sh, dw, dh))
+    }
+}
+
+impl ViewPlan {
+    fn new(src_w: usize, src_h: usize, process_res: u32, method: ResizeMethod) -> Result<ViewPlan> {
+        let (sw, sh) = (src_w as u32, src_h as u32);
+        let (w, h) = boundary_size(sw, sh, process_res, method.fits_longest_side());
+        let first = resize_plan(src_w, src_h, w as usize, h as usize);
+        let mut changes = vec![GridChange::Resize { from_w: sw, from_h: sh, to_w: w, to_h: h }];
+        let (second, left, top, nw, nh) = if method.crops() {
+            let (nw, nh) = (w / PATCH_SIZE * PATCH_SIZE, h / PATCH_SIZE * PATCH_SIZE);
+            if nw == 0 || nh == 0 {
+                return Err(too_small(src_w, src_h, w, h));
+            }
+            let (left, top) = ((w - nw) / 2, (h - nh) / 2);
+            changes.push(GridChange::Crop { left, top });
+            (None, left, top, nw, nh)
+        } else {
+            let (nw, nh) = (nearest_multiple(w, PATCH_SIZE), nearest_multiple(h, PATCH_SIZE));
+            if nw == 0 || nh == 0 {
+                return Err(too_small(src_w, src_h, w, h));
+            }
+            changes.push(GridChange::Resize { from_w: w, from_h: h, to_w: nw, to_h: nh });
+            (resize_plan(w as usize, h as usize, nw as usize, nh as usize), 0, 0, nw, nh)
+        };
+        Ok(ViewPlan {
+            first,
+            mid_w: w as usize,
+            mid_h: h as usize,
+            second,
+            left: left as usize,
+            top: top as usize,
+            out_w: nw as usize,
+            out_h: nh as usize,
+            changes,
+        })
+    }
 }
 
 /// All views through the official pipeline into one (S, 3, H, W) tensor.
 pub fn process_views(images: &[RgbImage], options: &InferOptions) -> Result<Processed> {
     options.validate()?;
-    if images.is_empty() {
-        return Err(Error::InvalidArgument("at least one view is needed".into()));
+    let sources = images.iter().map(Rgb8::packed).collect::<Result<Vec<_>>>()?;
+    process_rgb8(&sources, options)
+}
+
+/// `process_views` on caller-owned pixel buffers (any supported format and stride). RGB8
+/// buffers are read in place; other formats are converted first.
+pub fn process_image_views(views: &[ImageView<'_>], options: &InferOptions) -> Result<Processed> {
+    options.validate()?;
+    // The fields are public: check what `ImageView::new` checks before reading rows in place.
+    for v in views {
+        ImageView::new(v.data, v.width, v.height, v.stride, v.format)?;
     }
-    let (processed, mut grid_changes): (Vec<RgbImage>, Vec<Vec<GridChange>>) = images
+    let mut converted: Vec<Option<Vec<u8>>> = views.iter().map(|_| None).collect();
+    let tasks: Vec<Task> = views
         .iter()
-        .map(|img| process_one_tracked(img, options.process_res, options.resize_method))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .unzip();
-    // `_unify_batch_shapes`: centre-crop every view to the smallest height and width.
-    let height = processed.iter().map(|p| p.height).min().expect("non-empty");
-    let width = processed.iter().map(|p| p.width).min().expect("non-empty");
-    for (img, changes) in processed.iter().zip(&mut grid_changes) {
-        changes.push(GridChange::Crop { left: (img.width - width) / 2, top: (img.height - height) / 2 });
+        .zip(&mut converted)
+        .filter(|(v, _)| v.format != PixelFormat::Rgb8)
+        .map(|(v, out)| Box::new(move || *out = Some(v.to_rgb8())) as Task)
+        .collect();
+    run_tasks(tasks);
+    let sources: Vec<Rgb8> = views
+        .iter()
+        .zip(&converted)
+        .map(|(v, c)| match c {
+            Some(data) => Rgb8::of(data, v.width as usize, v.height as usize),
+            None => Rgb8 { data: v.data, width: v.width as usize, height: v.height as usize, stride: v.stride },
+        })
+        .collect();
+    process_rgb8(&sources, options)
+}
+
+/// A unit of preprocessing work (one band of rows of one view), run on any thread.
+type Task<'a> = Box<dyn FnOnce() + Send + 'a>;
+
+/// Threads for preprocessing: `DA3_PREPROCESS_THREADS` if set (1 = on the calling thread),
+/// else every core (the network does not run while the views are prepared).
+fn worker_count() -> usize {
+    static COUNT: once_cell::sync::Lazy<usize> = once_cell::sync::Lazy::new(|| {
+        std::env::var("DA3_PREPROCESS_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n >= 1)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    });
+    *COUNT
+}
+
+/// Runs `tasks` on up to `worker_count()` scoped threads (the caller's among them), each
+/// taking the next task from a shared queue. A panicking task propagates to the caller.
+fn run_tasks(tasks: Vec<Task<'_>>) {
+    let workers = worker_count().min(tasks.len());
+    if workers <= 1 {
+        tasks.into_iter().for_each(|t| t());
+        return;
     }
-    let (hw, plane) = (height as usize * width as usize, 3 * height as usize * width as usize);
-    let mut data = vec![0f32; processed.len() * plane];
-    for (view, img) in processed.iter().enumerate() {
-        let img = crop(img, (img.width - width) / 2, (img.height - height) / 2, width, height);
-        let out = &mut data[view * plane..(view + 1) * plane];
-        for (i, px) in img.data.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                // ToTensor then Normalize, in float32 like torchvision.
-                out[c * hw + i] = (px[c] as f32 / 255.0 - MEAN[c]) / STD[c];
-            }
+    let queue = Mutex::new(tasks.into_iter());
+    let work = || loop {
+        // The guard is dropped at the end of this statement, before the task runs.
+        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+        match next {
+            Some(task) => task(),
+            None => break,
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..workers {
+            s.spawn(work);
+        }
+        work();
+    });
+}
+
+/// Rows per task: about four tasks per worker over all views, at least 8 rows.
+fn band_rows(total_rows: usize) -> usize {
+    total_rows.div_ceil(4 * worker_count()).max(8)
+}
+
+/// One resize stage for every view that has one: `plans[v]` maps `inputs[v]` into a new
+/// buffer, in row bands on the worker threads. Views without one get `None`.
+fn resize_stage(inputs: &[Rgb8<'_>], plans: &[Option<&cv_resize::Resize>]) -> Vec<Option<Vec<u8>>> {
+    let mut outputs: Vec<Option<Vec<u8>>> =
+        plans.iter().map(|p| p.map(|r| vec![0u8; r.dst_width() * r.dst_height() * 3])).collect();
+    let rows: usize = plans.iter().flatten().map(|r| r.dst_height()).sum();
+    let band = band_rows(rows);
+    let mut tasks: Vec<Task> = Vec::new();
+    for ((input, plan), out) in inputs.iter().zip(plans).zip(&mut outputs) {
+        let (Some(plan), Some(out)) = (plan, out.as_mut()) else { continue };
+        let input = *input;
+        let plan: &cv_resize::Resize = plan;
+        for (i, chunk) in out.chunks_mut(band * plan.dst_width() * 3).enumerate() {
+            tasks.push(Box::new(move || plan.rows(input.data, input.stride, i * band, chunk)));
         }
     }
-    let images = Tensor::from_slice(&data).reshape([processed.len() as i64, 3, height as i64, width as i64]);
-    debug_assert_eq!(images.kind(), Kind::Float);
-    Ok(Processed { images, height, width, grid_changes })
+    run_tasks(tasks);
+    outputs
+}
+
+/// ToTensor then Normalize, in float32 like torchvision: `(v / 255 - mean) / std`, tabulated
+/// per channel and byte (the same float operations, done once).
+fn normalisation_table() -> &'static [[f32; 256]; 3] {
+    static TABLE: once_cell::sync::Lazy<[[f32; 256]; 3]> = once_cell::sync::Lazy::new(|| {
+        std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 / 255.0 - MEAN[c]) / STD[c]))
+    });
+    &TABLE
+}
+
+/// The views, planned and resized, centre-cropped to a common size and normalised straight
+/// into the network input tensor.
+fn process_rgb8(sources: &[Rgb8<'_>], options: &InferOptions) -> Result<Processed> {
+    if sources.is_empty() {
+        return Err(Error::InvalidArgument("at least one view is needed".into()));
+    }
+    let mut plans = sources
+        .iter()
+        .map(|s| ViewPlan::new(s.width, s.height, options.process_res, options.resize_method))
+        .collect::<Result<Vec<_>>>()?;
+    let first = resize_stage(sources, &plans.iter().map(|p| p.first.as_ref()).collect::<Vec<_>>());
+    let mids: Vec<Rgb8> = sources
+        .iter()
+        .zip(&first)
+        .zip(&plans)
+        .map(|((s, f), p)| f.as_deref().map_or(*s, |data| Rgb8::of(data, p.mid_w, p.mid_h)))
+        .collect();
+    let second = resize_stage(&mids, &plans.iter().map(|p| p.second.as_ref()).collect::<Vec<_>>());
+    let lasts: Vec<Rgb8> = mids
+        .iter()
+        .zip(&second)
+        .zip(&plans)
+        .map(|((m, s), p)| s.as_deref().map_or(*m, |data| Rgb8::of(data, p.out_w, p.out_h)))
+        .collect();
+    // `_unify_batch_shapes`: centre-crop every view to the smallest height and width.
+    let height = plans.iter().map(|p| p.out_h).min().expect("non-empty");
+    let width = plans.iter().map(|p| p.out_w).min().expect("non-empty");
+    for p in &mut plans {
+        let (left, top) = ((p.out_w - width) / 2, (p.out_h - height) / 2);
+        p.changes.push(GridChange::Crop { left: left as u32, top: top as u32 });
+        p.left += left;
+        p.top += top;
+    }
+    let views = sources.len();
+    let hw = height * width;
+    let images = Tensor::empty([views as i64, 3, height as i64, width as i64], (Kind::Float, Device::Cpu));
+    {
+        // SAFETY: `images` is a new contiguous float32 CPU tensor of exactly `views * 3 * hw`
+        // elements that nothing else references; the slice is dropped at the end of this block,
+        // before the tensor is moved or read.
+        let data: &mut [f32] = unsafe { std::slice::from_raw_parts_mut(images.data_ptr() as *mut f32, views * 3 * hw) };
+        let table = normalisation_table();
+        let band = band_rows(views * height);
+        let mut planes = data.chunks_mut(hw);
+        let mut tasks: Vec<Task> = Vec::new();
+        for (img, plan) in lasts.iter().zip(&plans) {
+            let (img, left, top) = (*img, plan.left, plan.top);
+            let (r, g, b) = (planes.next().unwrap(), planes.next().unwrap(), planes.next().unwrap());
+            let bands = r.chunks_mut(band * width).zip(g.chunks_mut(band * width)).zip(b.chunks_mut(band * width));
+            for (i, ((r, g), b)) in bands.enumerate() {
+                tasks.push(Box::new(move || {
+                    let y0 = top + i * band;
+                    for (k, ((r, g), b)) in
+                        r.chunks_exact_mut(width).zip(g.chunks_exact_mut(width)).zip(b.chunks_exact_mut(width)).enumerate()
+                    {
+                        let row = &img.data[(y0 + k) * img.stride + left * 3..][..width * 3];
+                        for (x, px) in row.chunks_exact(3).enumerate() {
+                            r[x] = table[0][px[0] as usize];
+                            g[x] = table[1][px[1] as usize];
+                            b[x] = table[2][px[2] as usize];
+                        }
+                    }
+                }));
+            }
+        }
+        run_tasks(tasks);
+    }
+    let grid_changes = plans.into_iter().map(|p| p.changes).collect();
+    Ok(Processed { images, height: height as u32, width: width as u32, grid_changes })
 }
 
 #[cfg(test)]
@@ -264,5 +461,79 @@ mod tests {
         assert!((first[5] as f64 - (240.0 * 378.0 / 480.0 - 21.0)).abs() < 1e-3, "{first:?}");
         assert!((second[5] as f64 - 240.0 * 336.0 / 333.0).abs() < 1e-3, "{second:?}");
         assert_eq!(p.grid_changes[1].last(), Some(&GridChange::Crop { left: 0, top: 0 }));
+    }
+
+    /// Deterministic noise, so that resize rounding and channel order both matter.
+    fn noise(width: u32, height: u32, seed: u32) -> RgbImage {
+        let mut state = seed.wrapping_mul(2_654_435_761) | 1;
+        let data = (0..width * height * 3)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 11) as u8
+            })
+            .collect();
+        RgbImage { width, height, data }
+    }
+
+    #[test]
+    fn every_pixel_format_and_stride_gives_the_packed_rgb_result() {
+        // Mixed sizes (a downscale, an enlargement, one that needs no resize) and both methods.
+        let images = [noise(640, 480, 1), noise(200, 150, 2), noise(504, 378, 3)];
+        for method in [ResizeMethod::UpperBoundResize, ResizeMethod::LowerBoundCrop] {
+            let opts = options(504, method);
+            let want = process_views(&images, &opts).unwrap();
+            for format in [PixelFormat::Rgb8, PixelFormat::Rgba8, PixelFormat::Bgr8, PixelFormat::Bgra8] {
+                let bpp = format.bytes_per_pixel();
+                let buffers: Vec<(Vec<u8>, usize)> = images
+                    .iter()
+                    .map(|img| {
+                        let stride = img.width as usize * bpp + 7;
+                        let mut buf = vec![0x5A; stride * img.height as usize];
+                        for (i, px) in img.data.chunks_exact(3).enumerate() {
+                            let (y, x) = (i / img.width as usize, i % img.width as usize);
+                            let p = &mut buf[y * stride + x * bpp..][..bpp];
+                            let (r, g, b) = (px[0], px[1], px[2]);
+                            match format {
+                                PixelFormat::Rgb8 => p.copy_from_slice(&[r, g, b]),
+                                PixelFormat::Rgba8 => p.copy_from_slice(&[r, g, b, 9]),
+                                PixelFormat::Bgr8 => p.copy_from_slice(&[b, g, r]),
+                                PixelFormat::Bgra8 => p.copy_from_slice(&[b, g, r, 9]),
+                            }
+                        }
+                        (buf, stride)
+                    })
+                    .collect();
+                let views: Vec<ImageView> = buffers
+                    .iter()
+                    .zip(&images)
+                    .map(|((buf, stride), img)| ImageView::new(buf, img.width, img.height, *stride, format).unwrap())
+                    .collect();
+                let got = process_image_views(&views, &opts).unwrap();
+                assert_eq!((got.width, got.height), (want.width, want.height));
+                assert_eq!(got.grid_changes, want.grid_changes);
+                assert!(got.images.equal(&want.images), "{format:?} {method:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn normalisation_is_torchvision_in_float32() {
+        let img = RgbImage { width: 14, height: 14, data: (0..14 * 14 * 3).map(|i| (i * 7 % 256) as u8).collect() };
+        let p = process_views(std::slice::from_ref(&img), &options(14, ResizeMethod::UpperBoundResize)).unwrap();
+        let got = Vec::<f32>::try_from(&p.images.reshape([-1])).unwrap();
+        for (i, px) in img.data.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                let want = (px[c] as f32 / 255.0 - MEAN[c]) / STD[c];
+                assert_eq!(got[c * 196 + i].to_bits(), want.to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_buffer_is_an_error_not_a_panic() {
+        let img = RgbImage { width: 10, height: 10, data: vec![0; 299] };
+        assert!(matches!(process_views(&[img], &InferOptions::default()), Err(Error::InvalidArgument(_))));
     }
 }
