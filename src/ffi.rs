@@ -1149,7 +1149,10 @@ pub unsafe extern "C" fn da3_options_validate(options: *const da3_options) -> da
 /// cuDNN's fused attention and, for any-view models without ray pose, known cameras or
 /// exported features, the forward captured once per input shape in a CUDA graph and replayed
 /// (the first call of a shape runs eagerly and captures; up to 4 shapes are kept, each holding
-/// its activation memory). With it off the official numerics are reproduced; with it on
+/// its activation memory). A model loaded with it on a GPU sets libtorch's intra-op CPU thread
+/// count to 1, for the whole process (libtorch has one such setting): the GPU path's CPU work is
+/// small copies, and an idle OpenMP pool spinning on every core slows the preprocessing
+/// threads. With it off the official numerics are reproduced; with it on
 /// (bf16), depth stays within a median relative difference of 1 %, p99 3 % and max 10 %,
 /// camera rotations within 2 degrees, translations within 1 % of the median depth of the fp32
 /// reference (measured: 0.3 %, 1.1 %, 2.2 %, 0.8 degrees, 0.2 %; README, "Accuracy of the

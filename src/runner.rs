@@ -64,6 +64,9 @@ impl Runner {
             }
         }
         let accelerate = accelerate && device.is_cuda();
+        if accelerate {
+            crate::runtime::use_one_intra_op_thread_for_gpu_work();
+        }
         if accelerate && kind != Kind::Float {
             // cuDNN's fused attention called directly (DA3_ATTENTION=sdpa: libtorch's SDPA
             // picks the kernel, as without acceleration).
