@@ -9,7 +9,8 @@ make -s -C examples_c
 parity=$(cargo test --release --locked --test parity --no-run --message-format=json 2>/dev/null \
   | "$PYTHON" -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable") and "parity" in m["executable"]][0])')
 mkdir -p .carry .whl
-cp target/release/libda3.so examples_c/da3_infer "$parity" .carry/
+# libda3_cuda_support.so (CUDA graphs, allocator statistics) is found next to libda3.so.
+cp target/release/libda3.so target/release/libda3_cuda_support.so examples_c/da3_infer examples_c/da3_bench "$parity" .carry/
 mv ".carry/$(basename "$parity")" .carry/parity
 # Python 3.12 wheels of the oracle's pure-Python needs that the GPU image lacks.
 for req in depth-anything-3==0.1.1 addict==2.4.0 omegaconf==2.3.0 einops==0.8.2 huggingface_hub==0.36.2 evo==1.38.1; do

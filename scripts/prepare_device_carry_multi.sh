@@ -14,5 +14,5 @@ DIR=${1:-.carry-multi}
 cargo build --release --locked
 make -s -C examples_c da3_multi_gpu
 mkdir -p "$DIR"
-cp target/release/libda3.so examples_c/da3_multi_gpu scripts/device_multi_gpu.sh "$DIR"/
+cp target/release/libda3.so target/release/libda3_cuda_support.so examples_c/da3_multi_gpu scripts/device_multi_gpu.sh "$DIR"/
 ls -la "$DIR"
