@@ -10,11 +10,7 @@ set -uo pipefail
 C=$PWD/.carry-accel
 OUT=${OUT:-$PWD/out/device-accel}
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-mkdir -p /tmp/site/cv2
-printf 'class ipp:\n    @staticmethod\n    def setUseIPP(flag):\n        pass\ndef __getattr__(name):\n    raise ImportError("OpenCV is not installed on this machine")\n' > /tmp/site/cv2/__init__.py
-TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+source scripts/device_python_env.sh
 export LD_LIBRARY_PATH=$C:$TORCH_LIB
 export PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; date -u; } | tee "$OUT/env.txt"

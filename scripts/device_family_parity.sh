@@ -1,22 +1,17 @@
 #!/usr/bin/env bash
 # Full-size parity of the metric / mono / nested models on the device tool's machine (16 CPU
-# cores, no Rust, no network, no OpenCV), fp32 on its CPU. Carry from the build machine:
+# cores, no Rust, no network), fp32 on its CPU. Carry from the build machine:
 #   .carry/parity   the parity test binary (cargo test --release --test parity --no-run)
 #   .whl/*.whl      the official package and its pure-Python needs (scripts/prepare_device_carry.sh)
 # Env: MODELS (default da3nested-giant-large), STEP (oracle | parity | all, default all),
 # OUT (default out/device). Only the model-level cases of each family's case file run (the
-# pipeline cases need OpenCV; they run in CI on the CPU).
+# pipeline cases need the build machine's OpenCV; they run in CI on the CPU).
 set -euo pipefail
 MODELS=${MODELS:-da3nested-giant-large}
 STEP=${STEP:-all}
 OUT=${OUT:-$PWD/out/device}
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-# The official input processor imports cv2 at module level; model-level cases never call it.
-mkdir -p /tmp/site/cv2
-printf 'class ipp:\n    @staticmethod\n    def setUseIPP(flag):\n        pass\ndef __getattr__(name):\n    raise ImportError("OpenCV is not installed on this machine")\n' > /tmp/site/cv2/__init__.py
-TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+source scripts/device_python_env.sh
 export LD_LIBRARY_PATH=$TORCH_LIB
 lscpu | grep -m1 "Model name"; date -u
 

@@ -5,18 +5,13 @@
 #   .whl/*.whl   the official package and the few pure-Python packages its model code needs
 # Does:
 #   1. the official-package oracle for da3-large and da3-giant (model-level cases; the
-#      pipeline cases need OpenCV, which the GPU image lacks, and run in CI on the CPU),
+#      pipeline cases need the build machine's OpenCV and run in CI on the CPU),
 #   2. the parity test on them, fp32 on the CPU (16 cores),
 #   3. the C example on the GPU with the random-weight da3-large checkpoint.
 set -euo pipefail
 OUT=${OUT:-$PWD/out/device}
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-# The official input processor imports cv2 at module level; model-level cases never call it.
-mkdir -p /tmp/site/cv2
-printf 'class ipp:\n    @staticmethod\n    def setUseIPP(flag):\n        pass\ndef __getattr__(name):\n    raise ImportError("OpenCV is not installed on this machine")\n' > /tmp/site/cv2/__init__.py
-TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+source scripts/device_python_env.sh
 export LD_LIBRARY_PATH=$PWD/.carry:$TORCH_LIB
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 date -u

@@ -28,12 +28,7 @@ BUDGET_S=${BUDGET_S:-560}
 elapsed() { echo "[$(( $(date +%s) - T0 )) s]"; }
 cap() { local left=$(( BUDGET_S - ($(date +%s) - T0) )); [ "$left" -lt "$1" ] && echo "$left" || echo "$1"; }
 
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-# The official input processor imports cv2 at module level; the checkpoint maker never calls it.
-mkdir -p /tmp/site/cv2
-printf 'class ipp:\n    @staticmethod\n    def setUseIPP(flag):\n        pass\ndef __getattr__(name):\n    raise ImportError("OpenCV is not installed on this machine")\n' > /tmp/site/cv2/__init__.py
-TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+source scripts/device_python_env.sh
 export LD_LIBRARY_PATH=$PWD/$CARRY:$TORCH_LIB
 nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv,noheader
 echo "CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-unset} NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-unset}"

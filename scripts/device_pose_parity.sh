@@ -10,14 +10,7 @@ set -euo pipefail
 MODELS=${MODELS:-da3-large da3-giant}
 OUT=${OUT:-$PWD/out/device}
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-# The official input processor imports cv2 at module level; model-level cases never call it.
-if ! python3 -c 'import cv2' 2>/dev/null; then
-  mkdir -p /tmp/site/cv2
-  printf 'class ipp:\n    @staticmethod\n    def setUseIPP(flag):\n        pass\ndef __getattr__(name):\n    raise ImportError("OpenCV is not installed on this machine")\n' > /tmp/site/cv2/__init__.py
-fi
-TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+source scripts/device_python_env.sh
 export LD_LIBRARY_PATH=$TORCH_LIB
 lscpu | grep -m1 "Model name"; date -u
 python3 -c 'import json; json.dump([c for c in json.load(open("tests/oracle/cases_pose.json")) if c["kind"] == "model"], open("/tmp/cases_pose_model.json", "w"))'

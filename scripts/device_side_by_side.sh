@@ -4,7 +4,7 @@
 # Here (build machine), fill a carry folder inside the checkout the device tool sends:
 #     cargo build --release --locked && make -C examples_c
 #     C=/work/main/.carry-prep; mkdir -p $C/bench $C/scripts $C/tests/oracle
-#     cp target/release/libda3.so examples_c/da3_bench $C/
+#     cp target/release/libda3.so target/release/libda3_cuda_support.so examples_c/da3_bench $C/
 #     cp bench/side_by_side.py $C/bench/; cp scripts/device_side_by_side.sh $C/scripts/
 #     cp tests/oracle/ref_stubs.py tests/oracle/make_checkpoint.py $C/tests/oracle/
 # There (run tool, carrying .carry-prep and .whl; kind nvidia-h100-x1):
@@ -18,16 +18,9 @@ OUT=${OUT:-$PWD/out/device}
 CKPT=${CKPT:-/tmp/da3-ckpt}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-if ! python3 -c 'import cv2' 2>/dev/null; then
-  # The official input processor imports cv2 at module level; without OpenCV the official
-  # end-to-end rows fail (reported in the table) and the model-only rows still run.
-  echo "no OpenCV on this machine: official e2e rows will fail" >&2
-  mkdir -p /tmp/site/cv2
-  printf 'class ipp:\n    @staticmethod\n    def setUseIPP(flag):\n        pass\ndef __getattr__(name):\n    raise ImportError("OpenCV is not installed on this machine")\n' > /tmp/site/cv2/__init__.py
-fi
-TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+# Without OpenCV the official end-to-end rows fail (reported in the table); the model-only rows run.
+python3 -c 'import cv2' 2>/dev/null || echo "no OpenCV on this machine: official e2e rows will fail" >&2
+source scripts/device_python_env.sh
 export LD_LIBRARY_PATH=$PWD/$CARRY:$TORCH_LIB
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c 'import cv2, torch; print("opencv", cv2.__version__, "torch", torch.__version__)' 2>/dev/null || true

@@ -35,18 +35,6 @@ struct Shim {
 
 static SHIM: Lazy<std::result::Result<Shim, String>> = Lazy::new(load_shim);
 
-fn dl_error() -> String {
-    // SAFETY: dlerror returns NULL or a valid C string owned by libc.
-    unsafe {
-        let e = libc::dlerror();
-        if e.is_null() {
-            "unknown dlopen error".into()
-        } else {
-            CStr::from_ptr(e).to_string_lossy().into_owned()
-        }
-    }
-}
-
 /// Directory of the object this code was linked into (libda3.so, or a test binary).
 fn own_directory() -> Option<String> {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
@@ -88,7 +76,7 @@ fn load_shim() -> std::result::Result<Shim, String> {
         // SAFETY: loading a shared library by path; the handle is intentionally never closed.
         let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if handle.is_null() {
-            tried.push(format!("{path} ({})", dl_error()));
+            tried.push(format!("{path} ({})", runtime::dl_error()));
             continue;
         }
         return resolve(handle).map_err(|e| format!("{path}: {e}"));
@@ -248,7 +236,7 @@ impl CudaGraph {
         self.capturing = false;
         // SAFETY: as above.
         let ended = call("end CUDA graph capture", |(e, n)| unsafe { (shim.graph_capture_end)(self.handle, e, n) });
-        let value = result.map_err(|p| Error::Torch(crate::runner::panic_message(&p)))??;
+        let value = result.map_err(|p| Error::Torch(crate::error::panic_message(&*p)))??;
         ended?;
         Ok(value)
     }

@@ -711,16 +711,6 @@ impl ErrorValue for () {
     fn error_value() -> Self {}
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "(no message)"
-    }
-}
-
 /// Runs `body` behind the panic boundary. `Err(())` means it panicked (message already set).
 fn catch<R>(name: &'static str, body: impl FnOnce() -> R) -> Result<R, ()> {
     catch_unwind(AssertUnwindSafe(|| {
@@ -731,7 +721,7 @@ fn catch<R>(name: &'static str, body: impl FnOnce() -> R) -> Result<R, ()> {
     .map_err(|payload| {
         set_last_error(&format!(
             "internal error: {name} panicked: {}; please report this bug",
-            panic_message(payload.as_ref())
+            crate::error::panic_message(payload.as_ref())
         ));
         // Dropping a payload can itself panic; never let that cross the boundary.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));

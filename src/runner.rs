@@ -13,7 +13,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::cuda_support::CudaGraph;
-use crate::error::{Error, Result};
+use crate::error::{panic_message, Error, Result};
 use crate::hub::Checkpoint;
 use crate::model::da3::Head;
 use crate::model::dinov2::BlockPlacement;
@@ -47,7 +47,7 @@ impl Runner {
             tch::no_grad(|| load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind))
         })
         // tch panics on libtorch errors (e.g. out of device memory): report them as errors.
-        .map_err(|panic| Error::Torch(panic_message(&panic)))??;
+        .map_err(|panic| Error::Torch(panic_message(&*panic)))??;
         // The reference view chosen on the device applies everywhere (same view, no wait);
         // CUDA graphs only on a GPU.
         net.set_reference_on_device(accelerate);
@@ -130,13 +130,13 @@ impl Runner {
                 let out = tch::no_grad(|| {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| graphs.run(net, device, key, &images, &request)))
                 });
-                return out.map_err(|panic| Error::Torch(panic_message(&panic)))?;
+                return out.map_err(|panic| Error::Torch(panic_message(&*panic)))?;
             }
         }
         let net = &self.net;
         let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_with(&images, &request, keep_trace))));
         // tch panics on libtorch errors (e.g. out of memory): report them as errors.
-        out.map_err(|panic| Error::Torch(panic_message(&panic)))?
+        out.map_err(|panic| Error::Torch(panic_message(&*panic)))?
     }
 
     /// One scene split over several runners (replicas of one checkpoint on different
@@ -165,7 +165,7 @@ impl Runner {
         let out = tch::no_grad(|| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_placed(&images, &request, keep_trace, &placement)))
         });
-        out.map_err(|panic| Error::Torch(panic_message(&panic)))?
+        out.map_err(|panic| Error::Torch(panic_message(&*panic)))?
     }
 
     /// What the memory estimate of a scene depends on (see `SceneMemory::bytes`).
@@ -357,17 +357,6 @@ impl Capabilities {
     }
 }
 
-
-/// Text of a caught panic payload.
-pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_owned()
-    }
-}
 
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ use crate::options::Precision;
 /// Outcome of loading the CUDA backend: Ok, or why not (for messages).
 static CUDA_BACKEND: Lazy<std::result::Result<(), String>> = Lazy::new(load_cuda_backend);
 
-fn dl_error() -> String {
+/// The last `dlopen`/`dlsym` error, for messages.
+pub(crate) fn dl_error() -> String {
     // SAFETY: dlerror returns NULL or a valid C string owned by libc.
     unsafe {
         let e = libc::dlerror();
@@ -112,6 +113,15 @@ pub fn parse_device_list(list: &str) -> Result<Vec<Device>> {
     Ok(devices)
 }
 
+/// A function of the CUDA runtime, found among the loaded objects (libtorch_cuda was opened
+/// with RTLD_GLOBAL, and with it the CUDA runtime it links).
+fn cuda_runtime_symbol(name: &str) -> Option<*mut libc::c_void> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: dlsym only looks the name up.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!p.is_null()).then_some(p)
+}
+
 /// Free and total memory of CUDA device `index` in bytes (`cudaMemGetInfo`), or `None` when
 /// unknown (no CUDA, or the CUDA runtime's symbols are not found). Memory that libtorch's
 /// caching allocator holds counts as used.
@@ -122,19 +132,12 @@ pub fn cuda_memory_info(index: usize) -> Option<(u64, u64)> {
     type GetDevice = unsafe extern "C" fn(*mut libc::c_int) -> libc::c_int;
     type SetDevice = unsafe extern "C" fn(libc::c_int) -> libc::c_int;
     type MemGetInfo = unsafe extern "C" fn(*mut libc::size_t, *mut libc::size_t) -> libc::c_int;
-    let symbol = |name: &str| -> Option<*mut libc::c_void> {
-        let name = CString::new(name).ok()?;
-        // SAFETY: looking a symbol up in the objects already loaded (libtorch_cuda was opened
-        // with RTLD_GLOBAL, and with it the CUDA runtime it links).
-        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-        (!p.is_null()).then_some(p)
-    };
     // SAFETY: the symbols are the CUDA runtime's functions with these C signatures.
     let (get, set, info) = unsafe {
         (
-            std::mem::transmute::<*mut libc::c_void, GetDevice>(symbol("cudaGetDevice")?),
-            std::mem::transmute::<*mut libc::c_void, SetDevice>(symbol("cudaSetDevice")?),
-            std::mem::transmute::<*mut libc::c_void, MemGetInfo>(symbol("cudaMemGetInfo")?),
+            std::mem::transmute::<*mut libc::c_void, GetDevice>(cuda_runtime_symbol("cudaGetDevice")?),
+            std::mem::transmute::<*mut libc::c_void, SetDevice>(cuda_runtime_symbol("cudaSetDevice")?),
+            std::mem::transmute::<*mut libc::c_void, MemGetInfo>(cuda_runtime_symbol("cudaMemGetInfo")?),
         )
     };
     let (mut previous, mut free, mut total) = (0, 0, 0);
@@ -207,7 +210,7 @@ pub fn compute_kind(precision: Precision) -> Kind {
 }
 
 /// Page-locked host memory for device-to-host copies: grown as needed and kept for the
-/// process (`cudaHostAlloc`, looked up like `cuda_memory_info`). A device-to-pageable copy
+/// process (`cudaHostAlloc`, from the loaded CUDA runtime). A device-to-pageable copy
 /// runs at about 1.5 GB/s on the H100 machine (60 ms of a 64-view da3-large forward); into
 /// page-locked memory it is a DMA at full speed, followed by one host copy.
 struct PinnedStaging {
@@ -230,17 +233,11 @@ pub fn with_pinned_staging<R>(bytes: usize, f: impl FnOnce(*mut u8) -> R) -> Opt
     }
     type HostAlloc = unsafe extern "C" fn(*mut *mut libc::c_void, libc::size_t, libc::c_uint) -> libc::c_int;
     type FreeHost = unsafe extern "C" fn(*mut libc::c_void) -> libc::c_int;
-    let symbol = |name: &str| -> Option<*mut libc::c_void> {
-        let name = CString::new(name).ok()?;
-        // SAFETY: a symbol lookup among the loaded objects (see cuda_memory_info).
-        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-        (!p.is_null()).then_some(p)
-    };
     // SAFETY: the CUDA runtime's functions with these C signatures.
     let (alloc, free) = unsafe {
         (
-            std::mem::transmute::<*mut libc::c_void, HostAlloc>(symbol("cudaHostAlloc")?),
-            std::mem::transmute::<*mut libc::c_void, FreeHost>(symbol("cudaFreeHost")?),
+            std::mem::transmute::<*mut libc::c_void, HostAlloc>(cuda_runtime_symbol("cudaHostAlloc")?),
+            std::mem::transmute::<*mut libc::c_void, FreeHost>(cuda_runtime_symbol("cudaFreeHost")?),
         )
     };
     let mut staging = PINNED_STAGING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

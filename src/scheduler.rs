@@ -134,7 +134,7 @@ impl<W> Pool<W> {
                 let mut lease = self.lease();
                 run(&mut lease, prepared)
             }));
-            outcome.unwrap_or_else(|panic| Err(on_panic(panic_text(panic.as_ref()))))
+            outcome.unwrap_or_else(|panic| Err(on_panic(crate::error::panic_message(panic.as_ref()))))
         };
         if count <= 1 {
             return items.into_iter().map(one).collect();
@@ -196,17 +196,6 @@ impl<W> Drop for Lease<'_, W> {
         }
         drop(state);
         self.pool.changed.notify_all();
-    }
-}
-
-/// Text of a caught panic payload.
-pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_owned()
     }
 }
 

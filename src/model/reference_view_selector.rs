@@ -5,38 +5,7 @@ use crate::options::RefViewStrategy;
 
 /// Index of the reference view. `x`: (S, N, C) tokens; the class token (index 0) decides.
 pub fn select_reference_view(x: &Tensor, strategy: RefViewStrategy) -> i64 {
-    let s = x.size()[0];
-    if s <= 1 {
-        return 0;
-    }
-    match strategy {
-        RefViewStrategy::First => 0,
-        RefViewStrategy::Middle => s / 2,
-        RefViewStrategy::SaddleBalanced | RefViewStrategy::SaddleSimRange => {
-            let cls = x.select(1, 0);
-            let cls_norm = cls.norm_scalaropt_dim(2.0, [-1], true);
-            let feat = &cls / &cls_norm;
-            let eye = Tensor::eye(s, (feat.kind(), feat.device()));
-            let sim_no_diag = feat.matmul(&feat.transpose(0, 1)) - eye;
-            let index = if strategy == RefViewStrategy::SaddleBalanced {
-                let sim_score = sim_no_diag.sum_dim_intlist(&[-1i64][..], false, Kind::Float) / (s - 1) as f64;
-                let feat_norm = cls_norm.squeeze_dim(-1);
-                let feat_var = feat.var_dim(&[-1i64][..], true, false);
-                let normalize = |m: &Tensor| {
-                    let (min, max) = (m.min(), m.max());
-                    (m - &min) / (max - &min + 1e-8)
-                };
-                let balance = (normalize(&sim_score) - 0.5).abs()
-                    + (normalize(&feat_norm) - 0.5).abs()
-                    + (normalize(&feat_var) - 0.5).abs();
-                // the view closest to the middle on all three metrics
-                balance.argmin(0, false)
-            } else {
-                (sim_no_diag.amax([-1], false) - sim_no_diag.amin([-1], false)).argmax(0, false)
-            };
-            index.int64_value(&[])
-        }
-    }
+    select_reference_view_on_device(x, strategy).int64_value(&[])
 }
 
 /// `select_reference_view` without reading the result back: a 0-dim int64 tensor on `x`'s
@@ -68,6 +37,7 @@ pub fn select_reference_view_on_device(x: &Tensor, strategy: RefViewStrategy) ->
                 let balance = (normalize(&sim_score) - 0.5).abs()
                     + (normalize(&feat_norm) - 0.5).abs()
                     + (normalize(&feat_var) - 0.5).abs();
+                // the view closest to the middle on all three metrics
                 balance.argmin(0, false)
             } else {
                 (sim_no_diag.amax([-1], false) - sim_no_diag.amin([-1], false)).argmax(0, false)

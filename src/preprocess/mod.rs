@@ -83,7 +83,7 @@ fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
         decoder.finish()?;
         Ok(RgbImage { width, height, data: pixels.into_iter().flatten().collect() })
     })
-    .map_err(|panic| format!("invalid JPEG: {}", crate::runner::panic_message(&panic)))?
+    .map_err(|panic| format!("invalid JPEG: {}", crate::error::panic_message(&*panic)))?
     .map_err(|e| format!("invalid JPEG: {e}"))
 }
 
