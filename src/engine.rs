@@ -380,6 +380,12 @@ impl Engine {
     pub fn use_accelerate(&self) -> bool {
         self.use_accelerate
     }
+
+    /// Whether the model runs on the CPU (its first replica's device; replicas never mix CPU
+    /// and CUDA).
+    pub fn runs_on_cpu(&self) -> bool {
+        matches!(self.device, Device::Cpu)
+    }
 }
 
 /// The network (`forward`) on a preprocessed scene, then the prediction: with known

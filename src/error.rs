@@ -32,6 +32,10 @@ pub enum Error {
     /// libtorch reported an error (out of memory, kernel failure, ...).
     #[error("libtorch error: {0}")]
     Torch(String),
+
+    /// A broken internal invariant: a bug in libda3, not the caller's fault.
+    #[error("internal error: {0}; please report this bug")]
+    Internal(String),
 }
 
 impl From<tch::TchError> for Error {

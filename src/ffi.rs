@@ -119,7 +119,7 @@ pub enum da3_status {
 use da3_status::*;
 
 /// Maps every core error kind to its status code (exhaustive: a new `Error` variant will not
-/// compile until it is mapped here).
+/// compile until it is mapped here). A broken internal invariant is a bug, like a panic.
 fn status_of(error: &Error) -> da3_status {
     match error {
         Error::InvalidArgument(_) => DA3_ERR_INVALID_ARGUMENT,
@@ -129,6 +129,7 @@ fn status_of(error: &Error) -> da3_status {
         Error::Io { .. } => DA3_ERR_IO,
         Error::Unsupported(_) => DA3_ERR_UNSUPPORTED,
         Error::Torch(_) => DA3_ERR_TORCH,
+        Error::Internal(_) => DA3_ERR_PANIC,
     }
 }
 
@@ -564,45 +565,16 @@ const _: () = {
 impl da3_result {
     /// Checks the core's invariants once, so the accessors can index without surprises.
     fn new(prediction: Prediction) -> FfiResult<Self> {
-        let p = &prediction;
-        let internal =
-            |what: String| FfiError::new(DA3_ERR_PANIC, format!("internal error: {what}; please report this bug"));
-        let (width, height) = match (u32::try_from(p.width), u32::try_from(p.height)) {
-            (Ok(w), Ok(h)) if w > 0 && h > 0 && p.views > 0 => (w, h),
-            _ => return Err(internal(format!("prediction has shape {}x{}x{}", p.views, p.height, p.width))),
-        };
-        let maps = p.views.checked_mul(p.pixels_per_view());
-        let check = |name: &str, len: usize, expected: Option<usize>| {
-            if Some(len) == expected {
-                Ok(())
-            } else {
-                Err(internal(format!("prediction {name} holds {len} values, expected {expected:?}")))
-            }
-        };
-        check("depth", p.depth.len(), maps)?;
-        // Models without a confidence output (da3metric-large, da3mono-large) leave it empty.
-        if !p.confidence.is_empty() {
-            check("confidence", p.confidence.len(), maps)?;
-        }
-        if let Some(e) = &p.extrinsics {
-            check("extrinsics", e.len(), p.views.checked_mul(12))?;
-        }
-        if let Some(k) = &p.intrinsics {
-            check("intrinsics", k.len(), p.views.checked_mul(9))?;
-        }
-        if let Some(sky) = &p.sky {
-            check("sky", sky.len(), maps)?;
-        }
-        for f in &p.features {
-            if f.shape[0] != p.views || u32::try_from(f.layer).is_err() {
-                return Err(internal(format!("feature of block {} has shape {:?}", f.layer, f.shape)));
-            }
-            check("features", f.data.len(), f.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)))?;
-        }
-        let warnings = p
+        prediction.check_invariants()?;
+        // Both fit a u32: checked with the invariants.
+        let (width, height) = (prediction.width as u32, prediction.height as u32);
+        let warnings = prediction
             .warnings
             .iter()
-            .map(|w| CString::new(format!("{}: {w}", w.code())).map_err(|_| internal("warning text holds a NUL byte".to_owned())))
+            .map(|w| {
+                CString::new(format!("{}: {w}", w.code()))
+                    .map_err(|_| FfiError::from(Error::Internal("warning text holds a NUL byte".to_owned())))
+            })
             .collect::<FfiResult<_>>()?;
         Ok(da3_result { prediction, width, height, warnings })
     }
@@ -1756,7 +1728,7 @@ const MEMORY_STATS_V1_SIZE: usize = 40;
 const _: () = assert!(size_of::<da3_memory_stats>() == MEMORY_STATS_V1_SIZE);
 
 fn memory_device_check(model: &da3_model) -> FfiResult<()> {
-    if model.engine.device_name() == "cpu" {
+    if model.engine.runs_on_cpu() {
         return Err(FfiError::new(DA3_ERR_NOT_AVAILABLE, "not available: the model runs on the CPU (no GPU memory statistics)"));
     }
     Ok(())
@@ -1983,7 +1955,7 @@ unsafe fn copy_camera<const N: usize>(
         )
     })?;
     // SAFETY: `out` is non-NULL and writable for N floats per the caller; the source slice is
-    // in bounds (lengths checked in `da3_result::new`).
+    // in bounds (lengths checked by `Prediction::check_invariants` in `da3_result::new`).
     unsafe { ptr::copy_nonoverlapping(all[view * N..(view + 1) * N].as_ptr(), out, N) };
     Ok(())
 }
@@ -2267,7 +2239,7 @@ pub unsafe extern "C" fn da3_result_feature_info(
         }
         let f = r.feature(index)?;
         // SAFETY: non-NULL and writable per the caller (4 values for `shape`); the layer fits
-        // a u32 (checked in `da3_result::new`).
+        // a u32 (checked by `Prediction::check_invariants` in `da3_result::new`).
         unsafe {
             layer.write(f.layer as u32);
             ptr::copy_nonoverlapping(f.shape.as_ptr(), shape, 4);
@@ -2439,6 +2411,7 @@ mod tests {
             (Error::Io { path: "y".into(), source: io() }, DA3_ERR_IO),
             (Error::Unsupported("d".into()), DA3_ERR_UNSUPPORTED),
             (Error::Torch("e".into()), DA3_ERR_TORCH),
+            (Error::Internal("f".into()), DA3_ERR_PANIC),
         ];
         for (error, status) in cases {
             let text = error.to_string();

@@ -121,6 +121,46 @@ impl Prediction {
         !self.confidence.is_empty()
     }
 
+    /// Checks what every reader of a prediction relies on: at least one view, sizes that fit
+    /// `u32` (as the images they come from), and every buffer the length its shape says.
+    /// A failure is a bug in libda3: `Error::Internal`.
+    pub fn check_invariants(&self) -> Result<()> {
+        let internal = |what: String| Err(Error::Internal(what));
+        let fits_u32 = |n: usize| u32::try_from(n).is_ok_and(|n| n > 0);
+        if !(fits_u32(self.width) && fits_u32(self.height) && self.views > 0) {
+            return internal(format!("prediction has shape {}x{}x{}", self.views, self.height, self.width));
+        }
+        let maps = self.views.checked_mul(self.pixels_per_view());
+        let check = |name: &str, len: usize, expected: Option<usize>| {
+            if Some(len) == expected {
+                Ok(())
+            } else {
+                internal(format!("prediction {name} holds {len} values, expected {expected:?}"))
+            }
+        };
+        check("depth", self.depth.len(), maps)?;
+        // Models without a confidence output (da3metric-large, da3mono-large) leave it empty.
+        if self.has_confidence() {
+            check("confidence", self.confidence.len(), maps)?;
+        }
+        if let Some(e) = &self.extrinsics {
+            check("extrinsics", e.len(), self.views.checked_mul(12))?;
+        }
+        if let Some(k) = &self.intrinsics {
+            check("intrinsics", k.len(), self.views.checked_mul(9))?;
+        }
+        if let Some(sky) = &self.sky {
+            check("sky", sky.len(), maps)?;
+        }
+        for f in &self.features {
+            if f.shape[0] != self.views || u32::try_from(f.layer).is_err() {
+                return internal(format!("feature of block {} has shape {:?}", f.layer, f.shape));
+            }
+            check("features", f.data.len(), f.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)))?;
+        }
+        Ok(())
+    }
+
     /// `da3metric-large`'s depth in metres, as the official `apply_metric_scaling`:
     /// `depth * ((fx + fy) / 2) / 300` per view, float32. `intrinsics`: `views * 9` floats,
     /// one row-major 3x3 matrix per view, in the pixels of the processed image (a camera's
@@ -156,6 +196,19 @@ mod tests {
         (k[9], k[13], k[17]) = (150.0, 150.0, 1.0);
         assert_eq!(p.metric_depth(&k).unwrap(), vec![2.0, 4.0, 1.5, 2.0]);
         assert!(matches!(p.metric_depth(&k[..9]), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn invariants_catch_inconsistent_buffers() {
+        let good = Prediction { views: 2, height: 1, width: 2, depth: vec![0.0; 4], ..Default::default() };
+        assert!(good.check_invariants().is_ok());
+        let short = Prediction { depth: vec![0.0; 3], ..good.clone() };
+        let e = short.check_invariants().unwrap_err();
+        assert!(matches!(e, Error::Internal(_)));
+        assert_eq!(e.to_string(), "internal error: prediction depth holds 3 values, expected Some(4); please report this bug");
+        assert!(Prediction::default().check_invariants().is_err());
+        let feature = FeatureMap { layer: 0, shape: [2, 1, 1, 2], data: vec![0.0; 3] };
+        assert!(Prediction { features: vec![feature], ..good }.check_invariants().is_err());
     }
 
     #[test]
