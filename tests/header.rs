@@ -1,5 +1,6 @@
-//! Keeps the committed `include/da3.h` identical to what cbindgen generates from `src/ffi.rs`
-//! with `cbindgen.toml`. Run with `DA3_UPDATE_HEADER=1` to rewrite the header instead.
+//! Keeps the committed `include/da3.h` identical to what cbindgen generates from `src/ffi/`
+//! (`mod.rs` and the modules it declares) with `cbindgen.toml`. Run with `DA3_UPDATE_HEADER=1`
+//! to rewrite the header instead.
 use std::path::Path;
 
 fn generate() -> String {
@@ -7,9 +8,9 @@ fn generate() -> String {
     let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cannot read cbindgen.toml");
     let bindings = cbindgen::Builder::new()
         .with_config(config)
-        .with_src(root.join("src/ffi.rs"))
+        .with_src(root.join("src/ffi/mod.rs"))
         .generate()
-        .expect("cbindgen cannot generate the header from src/ffi.rs");
+        .expect("cbindgen cannot generate the header from src/ffi/mod.rs");
     let mut out = Vec::new();
     bindings.write(&mut out);
     String::from_utf8(out).expect("cbindgen wrote non-UTF-8")
@@ -34,7 +35,7 @@ fn committed_header_is_up_to_date() {
             .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()));
         let line = |text: &str| text.lines().nth(first_diff).unwrap_or("<end of file>").to_owned();
         panic!(
-            "include/da3.h is out of date with src/ffi.rs / cbindgen.toml (first difference at line {}):\n  \
+            "include/da3.h is out of date with src/ffi/ / cbindgen.toml (first difference at line {}):\n  \
              committed: {}\n  generated: {}\nRegenerate it with:\n    \
              DA3_UPDATE_HEADER=1 cargo test --release --test header\nand commit the result.",
             first_diff + 1,
