@@ -8,7 +8,7 @@
 //! with the reference, and the replays with the eager call. One JSON line per scene and
 //! configuration on stdout.
 use da3::accuracy::{compare, ACCELERATED_BF16_BOUND};
-use da3::{Engine, InferOptions, Precision, RgbImage};
+use da3::{Engine, InferOptions, LoadOptions, Precision, RgbImage, Scene, Views};
 
 fn crop(image: &RgbImage, x0: u32, width: u32) -> RgbImage {
     let mut data = Vec::with_capacity((width * image.height * 3) as usize);
@@ -36,9 +36,10 @@ fn main() -> da3::Result<()> {
     }
     scenes.push(("all+crops".into(), with_crops));
 
-    let options = InferOptions::default();
-    let reference = Engine::load(&args[0], false, Precision::Fp32)?;
-    let references: Vec<_> = scenes.iter().map(|(_, s)| reference.infer_rgb(s, &options)).collect::<da3::Result<_>>()?;
+    let options = InferOptions::default().check()?;
+    let reference = Engine::load(&args[0], LoadOptions::from_env(false, Precision::Fp32)?)?;
+    let references: Vec<_> =
+        scenes.iter().map(|(_, s)| reference.infer(&Scene::new(Views::Rgb(s)), &options)).collect::<da3::Result<_>>()?;
     drop(reference);
     let env = |name: &str| std::env::var(name).unwrap_or_else(|_| "unset".into());
     println!(
@@ -49,10 +50,10 @@ fn main() -> da3::Result<()> {
         env("DA3_ATTENTION")
     );
     for (precision, accelerate) in [(Precision::Fp32, true), (Precision::Bf16, false), (Precision::Bf16, true), (Precision::Fp16, false), (Precision::Fp16, true)] {
-        let engine = Engine::load(&args[0], accelerate, precision)?;
+        let engine = Engine::load(&args[0], LoadOptions::from_env(accelerate, precision)?)?;
         for ((name, scene), reference) in scenes.iter().zip(&references) {
             let runs = if accelerate { 3 } else { 1 };
-            let predictions: Vec<_> = (0..runs).map(|_| engine.infer_rgb(scene, &options)).collect::<da3::Result<_>>()?;
+            let predictions: Vec<_> = (0..runs).map(|_| engine.infer(&Scene::new(Views::Rgb(scene)), &options)).collect::<da3::Result<_>>()?;
             let last = predictions.last().expect("at least one run");
             let d = compare(reference, last)?;
             let replay_vs_eager = if runs > 1 { compare(&predictions[0], last)?.depth_rel_max } else { 0.0 };

@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use da3::preprocess;
-use da3::{Engine, ImageView, InferOptions, PixelFormat, Precision};
+use da3::{Engine, ImageView, InferOptions, LoadOptions, PixelFormat, Precision, Scene, Views};
 use tch::Device;
 
 struct Args {
@@ -103,12 +103,14 @@ fn main() {
         eprintln!("e2e_profile: {e}");
         std::process::exit(2)
     });
-    let engine = Engine::load(&args.checkpoint, false, args.precision).unwrap_or_else(|e| {
+    let load = LoadOptions::from_env(false, args.precision).expect("settings");
+    let threads = load.settings.preprocess_thread_count();
+    let engine = Engine::load(&args.checkpoint, load).unwrap_or_else(|e| {
         eprintln!("e2e_profile: cannot load {}: {e}", args.checkpoint);
         std::process::exit(1)
     });
     let device = engine.device_name();
-    let options = InferOptions::default();
+    let options = InferOptions::default().check().unwrap();
     let (fw, fh) = args.frame;
     if !args.json && !args.preprocess_only {
         println!(
@@ -132,7 +134,7 @@ fn main() {
             let mut pre = vec![];
             for i in 0..args.warmup + args.iters {
                 let t = Instant::now();
-                std::hint::black_box(preprocess::process_image_views(&views, &options).unwrap());
+                std::hint::black_box(preprocess::process_image_views(&views, options.preprocess(), threads).unwrap());
                 if i >= args.warmup {
                     pre.push(t.elapsed().as_secs_f64() * 1e3);
                 }
@@ -146,10 +148,10 @@ fn main() {
             let keep = i >= args.warmup;
             // Stages one by one, as Engine::infer runs them.
             let t = Instant::now();
-            let processed = preprocess::process_image_views(&views, &options).unwrap();
+            let processed = preprocess::process_image_views(&views, options.preprocess(), threads).unwrap();
             let t_pre = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let out = engine.forward(&processed.images, &options, false).unwrap();
+            let out = engine.forward(&processed.images, None, options.forward(), false).unwrap();
             sync(&device);
             let t_net = t.elapsed().as_secs_f64();
             let t = Instant::now();
@@ -159,7 +161,7 @@ fn main() {
             std::hint::black_box((depth, conf));
             // The whole call.
             let t = Instant::now();
-            let prediction = engine.infer(&views, &options).unwrap();
+            let prediction = engine.infer(&Scene::new(Views::Images(&views)), &options).unwrap();
             let t_e2e = t.elapsed().as_secs_f64();
             std::hint::black_box(prediction);
             if keep {

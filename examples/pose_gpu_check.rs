@@ -3,7 +3,7 @@
 //! paths lands on the right device. GPU convolutions use TF32 and cuSOLVER, so agreement is
 //! approximate; the ray-pose RANSAC may pick other inliers.
 //! `cargo run --release --example pose_gpu_check -- CHECKPOINT [VIEWS]`
-use da3::{CameraInput, Engine, InferOptions, Precision, RgbImage};
+use da3::{CameraInput, Engine, InferOptions, LoadOptions, Precision, RgbImage, Scene, Views};
 
 /// A smooth synthetic image with a moving pattern (content matters little with random weights).
 fn image(width: u32, height: u32, view: usize) -> RgbImage {
@@ -57,13 +57,14 @@ fn main() -> da3::Result<()> {
     let cameras = CameraInput { extrinsics: &extrinsics, intrinsics: &intrinsics };
     let mut results = Vec::new();
     for device in ["cuda", "cpu"] {
-        std::env::set_var("DA3_DEVICE", device);
-        let engine = Engine::load(checkpoint, false, Precision::Fp32)?;
+        let mut load = LoadOptions::from_env(false, Precision::Fp32)?;
+        load.settings.device = Some(device.to_owned());
+        let engine = Engine::load(checkpoint, load)?;
         for use_ray_pose in [false, true] {
-            let options = InferOptions { process_res: 280, use_ray_pose, export_feat_layers: vec![3, 11], ..InferOptions::default() };
+            let options = InferOptions { process_res: 280, use_ray_pose, export_feat_layers: vec![3, 11], ..InferOptions::default() }.check()?;
             let t0 = std::time::Instant::now();
-            let with = engine.infer_rgb_with_cameras(&images, Some(&cameras), &options)?;
-            let without = engine.infer_rgb(&images, &options)?;
+            let with = engine.infer(&Scene::new(Views::Rgb(&images)).with_cameras(Some(cameras)), &options)?;
+            let without = engine.infer(&Scene::new(Views::Rgb(&images)), &options)?;
             println!(
                 "{} ray_pose={use_ray_pose}: {views} views {}x{}, {:.2?}, scale {:?}, finite {}",
                 engine.device_name(),

@@ -1,6 +1,7 @@
 //! Measures how far reduced precision moves the outputs from fp32 on an oracle case.
 //! `cargo run --release --example precision_probe -- CHECKPOINT REFERENCE.safetensors`
-use da3::{Engine, InferOptions, Precision};
+use da3::{Engine, LoadOptions, Precision};
+use da3::options::ForwardOptions;
 use tch::{Kind, Tensor};
 
 fn main() {
@@ -8,12 +9,12 @@ fn main() {
     let reference: std::collections::HashMap<String, Tensor> =
         Tensor::read_safetensors(&args[2]).unwrap().into_iter().collect();
     let input = &reference["input"];
-    let fp32 = Engine::load(&args[1], false, Precision::Fp32).unwrap();
-    let base = fp32.forward(input, &InferOptions::default(), false).unwrap();
+    let fp32 = Engine::load(&args[1], LoadOptions::from_env(false, Precision::Fp32).unwrap()).unwrap();
+    let base = fp32.forward(input, None, &ForwardOptions::default(), false).unwrap();
     for p in [Precision::Bf16, Precision::Fp16] {
-        let e = Engine::load(&args[1], false, p).unwrap();
+        let e = Engine::load(&args[1], LoadOptions::from_env(false, p).unwrap()).unwrap();
         let t0 = std::time::Instant::now();
-        let out = e.forward(input, &InferOptions::default(), false).unwrap();
+        let out = e.forward(input, None, &ForwardOptions::default(), false).unwrap();
         let rel = |a: &Tensor, b: &Tensor| {
             let d = (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs();
             (d.max().double_value(&[]), (d.mean(Kind::Double) / b.to_kind(Kind::Double).abs().mean(Kind::Double)).double_value(&[]))

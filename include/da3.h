@@ -114,7 +114,9 @@ typedef enum da3_status {
      */
     DA3_ERR_UNSUPPORTED = 7,
     /**
-     * libtorch reported an error (out of memory, kernel failure, ...).
+     * libtorch reported an error (a kernel failure, an unsupported operation, ...); out of
+     * memory has its own status, `DA3_ERR_OUT_OF_MEMORY`. The message is libtorch's first
+     * line after the operation that failed (`DA3_LOG=debug` writes the whole text to stderr).
      */
     DA3_ERR_TORCH = 8,
     /**
@@ -128,6 +130,13 @@ typedef enum da3_status {
      * report the message.
      */
     DA3_ERR_PANIC = 10,
+    /**
+     * Memory ran out on the model's device (GPU memory, or host memory for CPU work) while
+     * preprocessing or running the network. The call failed without side effects: the model
+     * handle stays usable and a smaller request (fewer views, a lower `process_res`) may
+     * succeed. The message names the operation and the device.
+     */
+    DA3_ERR_OUT_OF_MEMORY = 11,
 } da3_status;
 
 /**

@@ -1,20 +1,105 @@
 //! The safe, thread-safe entry point: a loaded model plus its runtime.
-use std::path::Path;
+//!
+//! One loader (`Engine::load`) and one inference path: every entry point of the C API
+//! (buffers, files, preprocessed views, batches of scenes) builds `Scene`s and reaches
+//! `prepare` (preprocessing, camera checks) and then `run_prepared` (the forward on a replica
+//! or sharded, the prediction, the alignment to known cameras), with options checked once
+//! before (`CheckedOptions`).
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use tch::{Device, Kind, Tensor};
 
 use crate::camera_input::{self, CameraInput, KnownCameras};
 use crate::error::{Error, Result};
-use crate::hub::{self, Checkpoint};
+use crate::gpu;
+use crate::hub;
 use crate::image_input::{ImageView, RgbImage};
 use crate::model::{ForwardRequest, NetOutput};
-use crate::options::{InferOptions, Precision};
+use crate::options::{CheckedOptions, ForwardOptions, Precision};
 use crate::prediction::{FeatureMap, Prediction};
 use crate::preprocess::{self, Processed};
 use crate::runner::{Capabilities, Runner, SceneMemory};
-use crate::runtime;
 use crate::scheduler::Pool;
+pub use crate::settings::Placement;
+use crate::settings::Settings;
+
+/// How to load a model (`Engine::load`).
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// The accelerated runner (see the README); on a GPU also every visible device when
+    /// `devices` is `None`.
+    pub use_accelerate: bool,
+    /// `Auto`: bf16 on a GPU (fp16 before compute capability 8.0), fp32 on the CPU.
+    pub precision: Precision,
+    /// One replica per listed device (all CUDA or all CPU; a device may repeat). `None`: the
+    /// settings' devices, else the default (`gpu::default_devices`). An explicit list wins
+    /// over the settings.
+    pub devices: Option<Vec<Device>>,
+    /// Everything the environment may set (`Settings::from_env`, or `Settings::default()`).
+    pub settings: Settings,
+}
+
+impl LoadOptions {
+    /// Default devices and settings that ignore the environment.
+    pub fn new(use_accelerate: bool, precision: Precision) -> LoadOptions {
+        LoadOptions { use_accelerate, precision, devices: None, settings: Settings::default() }
+    }
+
+    /// What `da3_create` uses: default devices, settings from the environment.
+    pub fn from_env(use_accelerate: bool, precision: Precision) -> Result<LoadOptions> {
+        Ok(LoadOptions::new(use_accelerate, precision).with_settings(Settings::from_env()?))
+    }
+
+    pub fn on_devices(mut self, devices: &[Device]) -> LoadOptions {
+        self.devices = Some(devices.to_vec());
+        self
+    }
+
+    pub fn with_settings(mut self, settings: Settings) -> LoadOptions {
+        self.settings = settings;
+        self
+    }
+}
+
+/// The views of one scene, in any of the forms the C API accepts.
+#[derive(Clone, Copy)]
+pub enum Views<'a> {
+    /// Pixel buffers (any supported format and stride), read in place where possible.
+    Images(&'a [ImageView<'a>]),
+    /// Packed RGB8 images.
+    Rgb(&'a [RgbImage]),
+    /// PNG or JPEG files.
+    Files(&'a [PathBuf]),
+    /// Views the caller already normalised: `views` x 3 x `height` x `width` floats (height
+    /// and width multiples of 14). No resize: depth and intrinsics are in these pixels.
+    Preprocessed { data: &'a [f32], views: usize, height: u32, width: u32 },
+}
+
+/// One scene: its views, and their cameras when known (pose-conditioned inference: the
+/// network is conditioned on them and the prediction aligned back to them).
+#[derive(Clone, Copy)]
+pub struct Scene<'a> {
+    pub views: Views<'a>,
+    pub cameras: Option<CameraInput<'a>>,
+}
+
+impl<'a> Scene<'a> {
+    pub fn new(views: Views<'a>) -> Scene<'a> {
+        Scene { views, cameras: None }
+    }
+
+    pub fn with_cameras(mut self, cameras: Option<CameraInput<'a>>) -> Scene<'a> {
+        self.cameras = cameras;
+        self
+    }
+}
+
+/// A scene ready for the network: its input tensor and checked cameras.
+struct PreparedScene {
+    processed: Processed,
+    known: Option<KnownCameras>,
+}
 
 /// A loaded DA3 model: one replica (`Runner`) per device. `Send + Sync`: concurrent calls
 /// run on whichever replica is free (calls on one replica are serialised); with one device,
@@ -29,97 +114,44 @@ pub struct Engine {
     placement: AtomicU8,
     scene_memory: SceneMemory,
     preset: &'static str,
-    device: Device,
     precision: Precision,
     use_accelerate: bool,
-}
-
-/// How a single scene uses several replicas (`Engine::set_placement`; `DA3_PLACEMENT`
-/// = `auto`, `replicate` or `shard` sets the default).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Placement {
-    /// Replicated, unless the scene's estimated memory (`Runner::estimate_scene_bytes`)
-    /// exceeds the free memory of the first CUDA device: then sharded.
-    Auto = 0,
-    /// Every scene on one replica (throughput: concurrent calls use the others).
-    Replicate = 1,
-    /// Every scene split over all replicas: the backbone's blocks in shares over the
-    /// devices (`Runner::forward_sharded`). With one replica, the same as `Replicate`.
-    Shard = 2,
-}
-
-impl Placement {
-    fn from_u8(v: u8) -> Placement {
-        match v {
-            1 => Placement::Replicate,
-            2 => Placement::Shard,
-            _ => Placement::Auto,
-        }
-    }
-
-    fn from_env() -> Result<Placement> {
-        match std::env::var("DA3_PLACEMENT").as_deref() {
-            Err(_) | Ok("auto") => Ok(Placement::Auto),
-            Ok("replicate") => Ok(Placement::Replicate),
-            Ok("shard") => Ok(Placement::Shard),
-            Ok(other) => Err(Error::InvalidArgument(format!("DA3_PLACEMENT='{other}': expected auto, replicate or shard"))),
-        }
-    }
-}
-
-/// One scene of a batch (`Engine::infer_scenes`): its views, and their cameras if known.
-pub struct SceneInput<'a> {
-    pub images: Vec<ImageView<'a>>,
-    pub cameras: Option<CameraInput<'a>>,
+    preprocess_threads: usize,
 }
 
 impl Engine {
-    /// Loads `model` (a checkpoint directory or a Hugging Face repo id found in the local
-    /// cache) onto the best device. `use_accelerate` is recorded for the accelerated
-    /// runner; `precision` picks the arithmetic (`Auto`: bf16 on a GPU, fp32 on the CPU).
-    pub fn load(model: &str, use_accelerate: bool, precision: Precision) -> Result<Engine> {
-        Self::load_checkpoint(&hub::resolve(model)?, use_accelerate, precision)
-    }
-
-    /// Loads the weights of `checkpoint.dir` for the architecture `checkpoint.config` (what
-    /// `load` does once the checkpoint is found; also loads a checkpoint of an architecture
-    /// that is no official preset, e.g. a reduced model for tests).
-    /// Devices: see `runtime::select_devices` (one replica per device: every visible GPU with
-    /// `use_accelerate`, one device otherwise; `DA3_DEVICES` lists them).
-    pub fn load_checkpoint(checkpoint: &Checkpoint, use_accelerate: bool, precision: Precision) -> Result<Engine> {
-        let devices = runtime::select_devices(use_accelerate)?;
-        Self::load_checkpoint_on_devices(checkpoint, &devices, use_accelerate, precision)
-    }
-
-    /// `load` with one replica on each of `devices` (all CUDA or all CPU; the same device
-    /// may repeat, e.g. two CPU replicas).
-    pub fn load_on_devices(model: &str, devices: &[Device], use_accelerate: bool, precision: Precision) -> Result<Engine> {
-        Self::load_checkpoint_on_devices(&hub::resolve(model)?, devices, use_accelerate, precision)
-    }
-
-    /// `load_checkpoint` with one replica on each of `devices`.
-    pub fn load_checkpoint_on_devices(
-        checkpoint: &Checkpoint,
-        devices: &[Device],
-        use_accelerate: bool,
-        precision: Precision,
-    ) -> Result<Engine> {
+    /// Loads `model` (a checkpoint directory, or a Hugging Face repo id found in the local
+    /// cache under `settings.model_cache_roots`), one replica per device.
+    pub fn load(model: &str, options: LoadOptions) -> Result<Engine> {
+        let LoadOptions { use_accelerate, precision, devices, settings } = options;
+        crate::log::set_level(settings.log_level);
+        gpu::support::configure(settings.cuda_support_lib.clone());
+        let checkpoint = hub::resolve(model, &settings.model_cache_roots)?;
+        let devices = match devices {
+            Some(devices) => devices,
+            None => gpu::default_devices(&settings, use_accelerate)?,
+        };
         let device = *devices.first().ok_or_else(|| Error::InvalidArgument("devices: the list is empty".into()))?;
         if devices.iter().any(|d| d.is_cuda() != device.is_cuda()) {
             return Err(Error::InvalidArgument("devices: CPU and CUDA devices mixed; replicas share one precision".into()));
         }
-        let precision = runtime::resolve_precision(precision, device);
-        let kind = runtime::compute_kind(precision);
+        let precision = gpu::resolve_precision(precision, device);
+        let kind = gpu::compute_kind(precision);
         // One replica per device, two at a time: each load holds a host copy of the checkpoint
         // while it runs (da3-giant: 4.5 GB in fp32), so all at once could exhaust host memory.
         let mut runners = Vec::with_capacity(devices.len());
         for pair in devices.chunks(2) {
             let loaded = std::thread::scope(|scope| {
-                let loads: Vec<_> = pair.iter().map(|&d| scope.spawn(move || Runner::load_with(checkpoint, d, kind, use_accelerate))).collect();
+                let loads: Vec<_> = pair
+                    .iter()
+                    .map(|&d| {
+                        let (checkpoint, settings) = (&checkpoint, &settings);
+                        scope.spawn(move || Runner::load(checkpoint, d, kind, use_accelerate, settings))
+                    })
+                    .collect();
                 loads
                     .into_iter()
-                    .map(|l| l.join().unwrap_or_else(|_| Err(Error::Torch("loading a replica panicked".into()))))
+                    .map(|l| l.join().unwrap_or_else(|_| Err(Error::Internal("loading a replica panicked".into()))))
                     .collect::<Result<Vec<_>>>()
             })?;
             runners.extend(loaded);
@@ -131,100 +163,69 @@ impl Engine {
             runners: Pool::new(runners),
             capabilities,
             accelerated,
-            devices: devices.to_vec(),
-            placement: AtomicU8::new(Placement::from_env()? as u8),
+            devices,
+            placement: AtomicU8::new(settings.placement as u8),
             scene_memory,
             preset: checkpoint.config.preset,
-            device,
             precision,
             use_accelerate,
+            preprocess_threads: settings.preprocess_thread_count(),
         })
     }
 
-    /// Runs one scene made of `images` (one per view).
-    pub fn infer(&self, images: &[ImageView<'_>], options: &InferOptions) -> Result<Prediction> {
-        self.infer_with_cameras(images, None, options)
+    /// Runs one scene.
+    pub fn infer(&self, scene: &Scene<'_>, options: &CheckedOptions) -> Result<Prediction> {
+        let prepared = self.prepare(scene, options)?;
+        let (views, height, width) = prepared.shape();
+        if self.shards(views, height, width) {
+            let lease = self.runners.lease_all();
+            let runners = lease.workers();
+            return run_prepared(&prepared, options, self.devices[0], |images, cameras| {
+                Runner::forward_sharded(&runners, images, cameras, &request_of(options.forward()), false)
+            });
+        }
+        let mut runner = self.runners.lease();
+        let device = runner.device();
+        run_prepared(&prepared, options, device, |images, cameras| runner.forward(images, cameras, &request_of(options.forward()), false))
     }
 
-    /// Runs one scene made of `images`, with the cameras of every view when they are known
-    /// (pose-conditioned inference): the network is conditioned on them, and the prediction
-    /// is aligned back to them (`Prediction::alignment_scale`).
-    pub fn infer_with_cameras(
-        &self,
-        images: &[ImageView<'_>],
-        cameras: Option<&CameraInput<'_>>,
-        options: &InferOptions,
-    ) -> Result<Prediction> {
-        options.validate()?;
-        let known = cameras.map(|c| c.validate(images.len())).transpose()?;
-        // RGB8 buffers are read in place, without a packed copy.
-        let processed = preprocess::process_image_views(images, options)?;
-        run_scene(&processed, known, options, self.device, |images, cameras| {
-            self.forward_with_cameras(images, cameras, options, false)
-        })
+    /// Runs independent scenes, each its own forward (no attention across scenes), spread over
+    /// the replicas; returns one result per scene, in input order. A scene's failure (bad
+    /// input, out of memory, ...) is that scene's result only. Scenes are prepared (decoded,
+    /// resized) outside the replicas, overlapping the forwards. Each scene runs on one
+    /// replica, except under `Placement::Shard` (forced), where they run one after the other,
+    /// each split over all replicas.
+    pub fn infer_scenes(&self, scenes: &[Scene<'_>], options: &CheckedOptions) -> Vec<Result<Prediction>> {
+        if self.runners.len() > 1 && self.placement() == Placement::Shard {
+            return scenes.iter().map(|scene| self.infer(scene, options)).collect();
+        }
+        self.runners.run_batch(
+            scenes.iter().collect(),
+            |scene| self.prepare(scene, options),
+            |runner, prepared| {
+                let device = runner.device();
+                run_prepared(&prepared, options, device, |images, cameras| {
+                    runner.forward(images, cameras, &request_of(options.forward()), false)
+                })
+            },
+            |panic| Error::Internal(format!("a scene panicked: {panic}")),
+        )
     }
 
-    /// Runs one scene made of the image files at `paths` (PNG or JPEG).
-    pub fn infer_files<P: AsRef<Path>>(&self, paths: &[P], options: &InferOptions) -> Result<Prediction> {
-        self.infer_files_with_cameras(paths, None, options)
-    }
-
-    /// `infer_files` with known cameras (see `infer_with_cameras`).
-    pub fn infer_files_with_cameras<P: AsRef<Path>>(
-        &self,
-        paths: &[P],
-        cameras: Option<&CameraInput<'_>>,
-        options: &InferOptions,
-    ) -> Result<Prediction> {
-        let rgb: Vec<RgbImage> = paths.iter().map(|p| preprocess::load_image(p.as_ref())).collect::<Result<_>>()?;
-        self.infer_rgb_with_cameras(&rgb, cameras, options)
-    }
-
-    /// Runs one scene of packed RGB8 images.
-    pub fn infer_rgb(&self, images: &[RgbImage], options: &InferOptions) -> Result<Prediction> {
-        self.infer_rgb_with_cameras(images, None, options)
-    }
-
-    /// `infer_rgb` with known cameras (see `infer_with_cameras`): the official `inference()`.
-    pub fn infer_rgb_with_cameras(
-        &self,
-        images: &[RgbImage],
-        cameras: Option<&CameraInput<'_>>,
-        options: &InferOptions,
-    ) -> Result<Prediction> {
-        options.validate()?;
-        let known = cameras.map(|c| c.validate(images.len())).transpose()?;
-        let processed = preprocess::process_views(images, options)?;
-        run_scene(&processed, known, options, self.device, |images, cameras| {
-            self.forward_with_cameras(images, cameras, options, false)
-        })
-    }
-
-    /// The network on an already preprocessed (S, 3, H, W) batch; `keep_trace` keeps the
-    /// intermediate tensors (features, camera tokens, head and sky logits, the nested
-    /// model's alignment statistics).
-    pub fn forward(&self, images: &Tensor, options: &InferOptions, keep_trace: bool) -> Result<NetOutput> {
-        self.forward_with_cameras(images, None, options, keep_trace)
-    }
-
-    /// `forward` conditioned on known cameras as the network takes them: normalised
-    /// world-to-camera extrinsics (S, 4, 4) and intrinsics (S, 3, 3) in network-input pixels.
-    /// Also honours `use_ray_pose` and `export_feat_layers`.
-    pub fn forward_with_cameras(
+    /// The network alone on an already preprocessed (S, 3, H, W) batch, conditioned on known
+    /// cameras as the network takes them (normalised world-to-camera extrinsics (S, 4, 4),
+    /// intrinsics (S, 3, 3) in network-input pixels) when given; `keep_trace` keeps the
+    /// intermediate tensors (features, camera tokens, head and sky logits, the nested model's
+    /// alignment statistics). For model-level tests and tools; `infer` is the product path.
+    pub fn forward(
         &self,
         images: &Tensor,
         cameras: Option<(&Tensor, &Tensor)>,
-        options: &InferOptions,
+        options: &ForwardOptions,
         keep_trace: bool,
     ) -> Result<NetOutput> {
-        options.validate()?;
         let size = images.size();
-        let patch = preprocess::PATCH_SIZE as i64;
-        if size.len() != 4 || size[1] != 3 || size[2] % patch != 0 || size[3] % patch != 0 || size[0] == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "network input must be (S>0, 3, H, W) with H and W multiples of 14, got {size:?}"
-            )));
-        }
+        check_network_input(&size)?;
         if let Some((extrinsics, intrinsics)) = cameras {
             let views = size[0];
             if extrinsics.size() != [views, 4, 4] || intrinsics.size() != [views, 3, 3] {
@@ -238,11 +239,35 @@ impl Engine {
         self.capabilities.check(cameras.is_some(), options)?;
         if self.shards(size[0], size[2], size[3]) {
             let lease = self.runners.lease_all();
-            let runners = lease.workers();
-            return Runner::forward_sharded(&runners, images, cameras, &request_of(options), keep_trace);
+            return Runner::forward_sharded(&lease.workers(), images, cameras, &request_of(options), keep_trace);
         }
-        let mut runner = self.runners.lease();
-        runner.forward(images, cameras, &request_of(options), keep_trace)
+        self.runners.lease().forward(images, cameras, &request_of(options), keep_trace)
+    }
+
+    /// Preprocessing and checks of one scene: views into the network input, cameras
+    /// validated, the request checked against what the model can do.
+    fn prepare(&self, scene: &Scene<'_>, options: &CheckedOptions) -> Result<PreparedScene> {
+        let threads = self.preprocess_threads;
+        // Files are decoded first; then the cameras are checked, before any resizing.
+        let decoded: Option<Vec<RgbImage>> = match scene.views {
+            Views::Files(paths) => Some(paths.iter().map(|p| preprocess::load_image(p)).collect::<Result<_>>()?),
+            _ => None,
+        };
+        let views = match scene.views {
+            Views::Images(images) => images.len(),
+            Views::Rgb(images) => images.len(),
+            Views::Files(paths) => paths.len(),
+            Views::Preprocessed { views, .. } => views,
+        };
+        let known = scene.cameras.as_ref().map(|c| c.validate(views)).transpose()?;
+        let processed = match scene.views {
+            Views::Images(images) => preprocess::process_image_views(images, options.preprocess(), threads)?,
+            Views::Rgb(images) => preprocess::process_views(images, options.preprocess(), threads)?,
+            Views::Files(_) => preprocess::process_views(decoded.as_deref().unwrap_or_default(), options.preprocess(), threads)?,
+            Views::Preprocessed { data, views, height, width } => preprocessed_input(data, views, height, width)?,
+        };
+        self.capabilities.check(known.is_some(), options.forward())?;
+        Ok(PreparedScene { processed, known })
     }
 
     /// Whether a scene of `views` images of `height` x `width` network-input pixels is split
@@ -255,45 +280,11 @@ impl Engine {
             Placement::Replicate => false,
             Placement::Shard => true,
             Placement::Auto => {
-                let Device::Cuda(index) = self.device else { return false };
-                let Some((free, _)) = runtime::cuda_memory_info(index) else { return false };
+                let Device::Cuda(index) = self.devices[0] else { return false };
+                let Some((free, _)) = gpu::cuda_memory_info(index) else { return false };
                 self.scene_memory.bytes(views, height, width) > free
             }
         }
-    }
-
-    /// Runs independent scenes, each its own forward (no attention across scenes), spread over
-    /// the replicas; returns one result per scene, in input order. A scene's failure (bad
-    /// input, out of memory, ...) is that scene's result only. Scenes are decoded and resized
-    /// outside the replicas, overlapping the forwards. Each scene runs on one replica, except
-    /// under `Placement::Shard` (forced), where they run one after the other, each split over
-    /// all replicas.
-    pub fn infer_scenes(&self, scenes: &[SceneInput<'_>], options: &InferOptions) -> Vec<Result<Prediction>> {
-        if let Err(e) = options.validate() {
-            let message = match &e {
-                Error::InvalidArgument(m) => m.clone(),
-                other => other.to_string(),
-            };
-            return scenes.iter().map(|_| Err(Error::InvalidArgument(message.clone()))).collect();
-        }
-        if self.runners.len() > 1 && self.placement() == Placement::Shard {
-            return scenes.iter().map(|s| self.infer_with_cameras(&s.images, s.cameras.as_ref(), options)).collect();
-        }
-        self.runners.run_batch(
-            scenes.iter().collect(),
-            |scene| {
-                let known = scene.cameras.as_ref().map(|c| c.validate(scene.images.len())).transpose()?;
-                Ok((preprocess::process_image_views(&scene.images, options)?, known))
-            },
-            |runner, (processed, known)| {
-                self.capabilities.check(known.is_some(), options)?;
-                let device = runner.device();
-                run_scene(&processed, known, options, device, |images, cameras| {
-                    runner.forward(images, cameras, &request_of(options), false)
-                })
-            },
-            |panic| Error::Torch(format!("a scene panicked: {panic}")),
-        )
     }
 
     /// How single scenes use several replicas.
@@ -314,7 +305,7 @@ impl Engine {
 
     /// The replicas' devices, e.g. `["cuda:0", "cuda:1"]`.
     pub fn device_names(&self) -> Vec<String> {
-        self.devices.iter().map(|&d| runtime::device_name(d)).collect()
+        self.devices.iter().map(|&d| gpu::device_name(d)).collect()
     }
 
     /// What the loaded model predicts and accepts (cameras, confidence, sky, metric depth,
@@ -323,35 +314,19 @@ impl Engine {
         self.capabilities.clone()
     }
 
-    /// The network on caller-preprocessed views: `images` holds `views` x 3 x `height` x
-    /// `width` floats (RGB planes normalised as the official `InputProcessor` does, height and
-    /// width multiples of 14). No resize: depth and intrinsics are in these pixels.
-    pub fn infer_preprocessed(&self, images: &[f32], views: usize, height: u32, width: u32, options: &InferOptions) -> Result<Prediction> {
-        let expected = views.checked_mul(3 * height as usize * width as usize);
-        if views == 0 || height == 0 || width == 0 || expected != Some(images.len()) {
-            return Err(Error::InvalidArgument(format!(
-                "images: {} floats for {views} views of 3 x {height} x {width}",
-                images.len()
-            )));
-        }
-        let batch = Tensor::from_slice(images).reshape([views as i64, 3, height as i64, width as i64]);
-        let out = self.forward(&batch, options, false)?;
-        to_prediction_sized(height, width, &out)
-    }
-
     /// Caching-allocator statistics of the model's GPU; `Error::Unsupported` on the CPU or
     /// when the CUDA support library is missing.
-    pub fn memory_stats(&self) -> Result<crate::cuda_support::MemoryStats> {
-        crate::cuda_support::memory_stats(self.cuda_index()?)
+    pub fn memory_stats(&self) -> Result<gpu::support::MemoryStats> {
+        gpu::support::memory_stats(self.cuda_index()?)
     }
 
     /// Starts a new peak for `memory_stats` from the current usage.
     pub fn reset_peak_memory(&self) -> Result<()> {
-        crate::cuda_support::reset_peak_memory(self.cuda_index()?)
+        gpu::support::reset_peak_memory(self.cuda_index()?)
     }
 
     fn cuda_index(&self) -> Result<usize> {
-        match self.device {
+        match self.devices[0] {
             Device::Cuda(index) => Ok(index),
             _ => Err(Error::Unsupported(format!("memory statistics: the model runs on {}, not a GPU", self.device_name()))),
         }
@@ -369,7 +344,12 @@ impl Engine {
 
     /// Device the model runs on (the first replica's), e.g. `cpu` or `cuda:0`.
     pub fn device_name(&self) -> String {
-        runtime::device_name(self.device)
+        gpu::device_name(self.devices[0])
+    }
+
+    /// Whether the model runs on the CPU (no GPU statistics then).
+    pub fn runs_on_cpu(&self) -> bool {
+        self.devices[0] == Device::Cpu
     }
 
     /// The precision actually used (never `Auto`).
@@ -380,25 +360,48 @@ impl Engine {
     pub fn use_accelerate(&self) -> bool {
         self.use_accelerate
     }
+}
 
-    /// Whether the model runs on the CPU (its first replica's device; replicas never mix CPU
-    /// and CUDA).
-    pub fn runs_on_cpu(&self) -> bool {
-        matches!(self.device, Device::Cpu)
+impl PreparedScene {
+    fn shape(&self) -> (i64, i64, i64) {
+        let s = self.processed.images.size();
+        (s[0], s[2], s[3])
     }
 }
 
-/// The network (`forward`) on a preprocessed scene, then the prediction: with known
-/// cameras, conditioned on them and aligned back to them (the official `inference()`).
-/// `device` is where `forward` runs.
-fn run_scene(
-    processed: &Processed,
-    known: Option<KnownCameras>,
-    options: &InferOptions,
+/// `(S, 3, H, W)` with S > 0 and H, W multiples of 14, or why not.
+fn check_network_input(size: &[i64]) -> Result<()> {
+    let patch = preprocess::PATCH_SIZE as i64;
+    if size.len() != 4 || size[1] != 3 || size[2] % patch != 0 || size[3] % patch != 0 || size[0] == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "network input must be (S>0, 3, H, W) with H and W multiples of 14, got {size:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Caller-normalised views as the network input (no resize, no grid change).
+fn preprocessed_input(data: &[f32], views: usize, height: u32, width: u32) -> Result<Processed> {
+    let expected = views.checked_mul(3 * height as usize * width as usize);
+    if views == 0 || height == 0 || width == 0 || expected != Some(data.len()) {
+        return Err(Error::InvalidArgument(format!("images: {} floats for {views} views of 3 x {height} x {width}", data.len())));
+    }
+    let images = Tensor::f_from_slice(data)?.f_reshape([views as i64, 3, height as i64, width as i64])?;
+    check_network_input(&images.size())?;
+    Ok(Processed { images, height, width, grid_changes: vec![Vec::new(); views] })
+}
+
+/// The network (`forward`) on a prepared scene, then the prediction: with known cameras,
+/// conditioned on them and aligned back to them (the official `inference()`). `device` is
+/// where `forward` runs (the extrinsics are normalised there, as the official does).
+fn run_prepared(
+    prepared: &PreparedScene,
+    options: &CheckedOptions,
     device: Device,
     forward: impl FnOnce(&Tensor, Option<(&Tensor, &Tensor)>) -> Result<NetOutput>,
 ) -> Result<Prediction> {
-    let Some(known) = known else {
+    let processed = &prepared.processed;
+    let Some(known) = &prepared.known else {
         let out = forward(&processed.images, None)?;
         return to_prediction(processed, &out);
     };
@@ -410,11 +413,11 @@ fn run_scene(
     let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
     let out = forward(&processed.images, Some((&normalized, &intrinsics_t)))?;
     let mut prediction = to_prediction(processed, &out)?;
-    align_prediction(&mut prediction, &known, &intrinsics, options.align_to_input_ext_scale)?;
+    align_prediction(&mut prediction, known, &intrinsics, options.alignment().to_input_scale)?;
     Ok(prediction)
 }
 
-fn request_of(options: &InferOptions) -> ForwardRequest<'_> {
+fn request_of(options: &ForwardOptions) -> ForwardRequest<'_> {
     ForwardRequest {
         ref_view_strategy: options.ref_view_strategy,
         cameras: None,
@@ -427,7 +430,9 @@ fn request_of(options: &InferOptions) -> ForwardRequest<'_> {
 /// `to_device` then `Vec::try_from` would copy twice).
 fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
     let n = t.numel();
-    let mut out = vec![0f32; n];
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).map_err(|_| Error::OutOfMemory(format!("{n} floats of output could not be allocated on the host")))?;
+    out.resize(n, 0f32);
     if n == 0 {
         return Ok(out);
     }
@@ -435,12 +440,12 @@ fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
         // SAFETY: `dst` views exactly `out`'s n contiguous floats, `out` is neither moved nor
         // touched while `dst` lives, and `dst` is dropped at the end of this block.
         let mut dst = unsafe { Tensor::f_from_blob(out.as_mut_ptr() as *const u8, &[n as i64], &[1], Kind::Float, Device::Cpu)? };
-        let flat = t.reshape([-1]);
+        let flat = t.f_reshape([-1])?;
         // Through page-locked memory when the output is on a GPU (see
-        // `runtime::with_pinned_staging`); a synchronous copy that converts the kind when the
+        // `gpu::with_pinned_staging`); a synchronous copy that converts the kind when the
         // output is not float32.
         let staged = flat.device().is_cuda().then(|| {
-            runtime::with_pinned_staging(n * std::mem::size_of::<f32>(), |ptr| -> Result<()> {
+            gpu::with_pinned_staging(n * std::mem::size_of::<f32>(), |ptr| -> Result<()> {
                 // SAFETY: the staging buffer holds at least n floats and is ours while this runs.
                 let mut staging =
                     unsafe { Tensor::f_from_blob(ptr as *const u8, &[n as i64], &[1], Kind::Float, Device::Cpu)? };
@@ -460,10 +465,6 @@ fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
-    to_prediction_sized(processed.height, processed.width, out)
-}
-
-fn to_prediction_sized(height: u32, width: u32, out: &NetOutput) -> Result<Prediction> {
     let features = out
         .exported_features
         .iter()
@@ -475,8 +476,8 @@ fn to_prediction_sized(height: u32, width: u32, out: &NetOutput) -> Result<Predi
     let optional = |t: &Option<Tensor>| t.as_ref().map(host_f32).transpose();
     Ok(Prediction {
         views: out.depth.size()[0] as usize,
-        height: height as usize,
-        width: width as usize,
+        height: processed.height as usize,
+        width: processed.width as usize,
         depth: host_f32(&out.depth)?,
         confidence: optional(&out.depth_conf)?.unwrap_or_default(),
         extrinsics: optional(&out.extrinsics)?,
@@ -504,4 +505,3 @@ fn align_prediction(prediction: &mut Prediction, known: &KnownCameras, intrinsic
     prediction.alignment_scale = Some(aligned.scale as f32);
     Ok(())
 }
-

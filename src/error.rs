@@ -29,19 +29,80 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
-    /// libtorch reported an error (out of memory, kernel failure, ...).
+    /// libtorch reported an error (a kernel failure, an unsupported operation, ...).
     #[error("libtorch error: {0}")]
     Torch(String),
 
-    /// A broken internal invariant: a bug in libda3, not the caller's fault.
+    /// A broken invariant of the library itself (a bug to report), e.g. a caught panic.
     #[error("internal error: {0}; please report this bug")]
     Internal(String),
+
+    /// Memory ran out on a device (a GPU, or the host for CPU work): the call failed, the model
+    /// stays usable, a smaller request (fewer views, a lower resolution) may succeed.
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
 }
 
+impl Error {
+    /// The same error with `operation` (what was being done, e.g. "the forward on cuda:0")
+    /// in front of its message.
+    pub fn during(self, operation: &str) -> Error {
+        match self {
+            Error::Torch(m) => Error::Torch(format!("{operation}: {m}")),
+            Error::OutOfMemory(m) => Error::OutOfMemory(format!("{operation}: {m}")),
+            other => other,
+        }
+    }
+}
+
+/// libtorch's messages carry the C++ backtrace after the first line ("Exception raised from
+/// ...", "frame #0: ..."): a host gets the first line, the debug log the whole text.
 impl From<tch::TchError> for Error {
     fn from(e: tch::TchError) -> Self {
-        Error::Torch(e.to_string())
+        torch_error(&e.to_string())
     }
+}
+
+/// The error for a libtorch message: `OutOfMemory` when an allocator ran out (CUDA's caching
+/// allocator, or the CPU allocator), else `Torch`; the message reduced to its first line.
+pub fn torch_error(message: &str) -> Error {
+    let summary = torch_message_summary(message);
+    if summary.len() < message.trim_end().len() {
+        crate::log::debug(&format!("libtorch error, whole message: {message}"));
+    }
+    if is_out_of_memory(&summary) {
+        Error::OutOfMemory(summary)
+    } else {
+        Error::Torch(summary)
+    }
+}
+
+/// The first line of a libtorch message (tch prefixes `Internal torch error: `, dropped).
+pub fn torch_message_summary(message: &str) -> String {
+    let first = message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let first = first.strip_prefix("Internal torch error:").map(str::trim).unwrap_or(first);
+    // c10's "[enforce fail at alloc_cpu.cpp:127] " names a source line, not the problem.
+    match first.strip_prefix("[enforce fail at ").and_then(|rest| rest.split_once("] ")) {
+        Some((_, rest)) => rest.to_owned(),
+        None => first.to_owned(),
+    }
+}
+
+/// Whether a libtorch message reports an allocation failure: CUDA's "CUDA out of memory",
+/// the CPU allocator's "not enough memory", cuBLAS/cuDNN's allocation statuses.
+fn is_out_of_memory(summary: &str) -> bool {
+    let lower = summary.to_ascii_lowercase();
+    [
+        "out of memory",
+        "not enough memory",
+        "can't allocate memory",
+        "cannot allocate memory",
+        "cublas_status_alloc_failed",
+        "cudnn_status_alloc_failed",
+        "failed to allocate",
+    ]
+        .iter()
+        .any(|needle| lower.contains(needle))
 }
 
 /// Result alias used throughout the crate.
@@ -56,5 +117,32 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "unknown panic".to_owned()
+    }
+}
+
+/// Runs `work` for `operation` (e.g. "the forward on cuda:0"), putting the operation in front
+/// of a libtorch error's message. A panic is caught as a backstop: a libtorch error that
+/// reached a panicking tch method becomes its `Torch`/`OutOfMemory` error (first line only),
+/// anything else `Internal`.
+pub fn guard<T>(operation: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(result) => result.map_err(|e| e.during(operation)),
+        Err(payload) => Err(from_panic(&panic_message(&*payload)).during(operation)),
+    }
+}
+
+/// The error for a caught panic's text: tch's `unwrap` of a libtorch error reads
+/// `called `Result::unwrap()` on an `Err` value: Torch("<message>")`.
+fn from_panic(text: &str) -> Error {
+    const TORCH: &str = "Torch(\"";
+    match text.find(TORCH) {
+        Some(start) => {
+            let quoted = &text[start + TORCH.len()..];
+            // The Debug form escapes newlines: the first line ends at the first `\n`.
+            let first = quoted.split("\\n").next().unwrap_or(quoted).trim_end_matches("\")");
+            crate::log::debug(&format!("libtorch error caught as a panic: {text}"));
+            torch_error(first)
+        }
+        None => Error::Internal(format!("a panic: {text}")),
     }
 }

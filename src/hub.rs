@@ -21,22 +21,6 @@ impl Checkpoint {
     }
 }
 
-/// Hugging Face cache roots in the order `huggingface_hub` uses them.
-fn cache_roots() -> Vec<PathBuf> {
-    let mut roots = Vec::new();
-    if let Some(dir) = std::env::var_os("HF_HUB_CACHE") {
-        roots.push(PathBuf::from(dir));
-    }
-    if let Some(home) = std::env::var_os("HF_HOME") {
-        roots.push(PathBuf::from(home).join("hub"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        roots.push(PathBuf::from(home).join(".cache").join("huggingface").join("hub"));
-    }
-    roots.dedup();
-    roots
-}
-
 /// `org/name` -> the snapshot directory of that repo in `root`, if it holds both files.
 fn find_in_cache(root: &Path, repo_id: &str) -> Option<PathBuf> {
     let repo = root.join(format!("models--{}", repo_id.replace('/', "--")));
@@ -67,8 +51,9 @@ fn looks_like_repo_id(s: &str) -> bool {
         })
 }
 
-/// Finds the checkpoint named by `model` and reads its configuration.
-pub fn resolve(model: &str) -> Result<Checkpoint> {
+/// Finds the checkpoint named by `model` (a directory, or a repo id looked up in
+/// `cache_roots`, e.g. `Settings::model_cache_roots`) and reads its configuration.
+pub fn resolve(model: &str, cache_roots: &[PathBuf]) -> Result<Checkpoint> {
     if model.is_empty() {
         return Err(Error::InvalidArgument("model must be a checkpoint directory or a repo id, got an empty string".into()));
     }
@@ -77,7 +62,7 @@ pub fn resolve(model: &str) -> Result<Checkpoint> {
     let dir = if as_path.is_dir() {
         Some(as_path.to_path_buf())
     } else if looks_like_repo_id(model) {
-        let roots = cache_roots();
+        let roots = cache_roots;
         tried.extend(roots.iter().map(|r| r.join(format!("models--{}", model.replace('/', "--"))).display().to_string()));
         roots.iter().find_map(|r| find_in_cache(r, model))
     } else {
@@ -155,16 +140,16 @@ mod tests {
     fn a_directory_resolves_to_its_preset() {
         let dir = tempfile::tempdir().unwrap();
         write_checkpoint(dir.path(), "da3-base");
-        let ckpt = resolve(dir.path().to_str().unwrap()).unwrap();
+        let ckpt = resolve(dir.path().to_str().unwrap(), &[]).unwrap();
         assert_eq!(ckpt.config.preset, "da3-base");
     }
 
     #[test]
     fn not_found_names_every_place_tried_and_how_to_download() {
-        let err = resolve("nobody/NO-SUCH-MODEL").unwrap_err().to_string();
+        let err = resolve("nobody/NO-SUCH-MODEL", &[PathBuf::from("/nonexistent/hub")]).unwrap_err().to_string();
         assert!(err.contains("models--nobody--NO-SUCH-MODEL"), "{err}");
         assert!(err.contains("hf download nobody/NO-SUCH-MODEL"), "{err}");
-        let err = resolve("/no/such/dir").unwrap_err().to_string();
+        let err = resolve("/no/such/dir", &[]).unwrap_err().to_string();
         assert!(err.contains("/no/such/dir"), "{err}");
     }
 
@@ -172,7 +157,7 @@ mod tests {
     fn unknown_preset_is_a_checkpoint_error() {
         let dir = tempfile::tempdir().unwrap();
         write_checkpoint(dir.path(), "da3-huge");
-        let err = resolve(dir.path().to_str().unwrap()).unwrap_err();
+        let err = resolve(dir.path().to_str().unwrap(), &[]).unwrap_err();
         assert!(matches!(err, Error::Checkpoint(_)), "{err}");
         assert!(err.to_string().contains("da3-huge"));
     }
@@ -186,10 +171,10 @@ mod tests {
             "head": {"__object__": {"name": "DualDPT"}, "dim_in": 1536, "output_dim": 2, "features": 128, "out_channels": [96, 192, 384, 768]},
             "cam_enc": {"dim_out": 768}, "cam_dec": {"dim_in": 1536}}"#;
         std::fs::write(dir.path().join(OFFICIAL_CONFIG_FILE), official).unwrap();
-        let ckpt = resolve(dir.path().to_str().unwrap()).unwrap();
+        let ckpt = resolve(dir.path().to_str().unwrap(), &[]).unwrap();
         assert_eq!(ckpt.config.preset, "da3-custom");
         assert_eq!(ckpt.config, ModelConfig { preset: "da3-custom", ..ModelConfig::da3_base() });
         std::fs::write(dir.path().join(OFFICIAL_CONFIG_FILE), "{").unwrap();
-        assert!(matches!(resolve(dir.path().to_str().unwrap()), Err(Error::Checkpoint(m)) if m.contains("not valid JSON")));
+        assert!(matches!(resolve(dir.path().to_str().unwrap(), &[]), Err(Error::Checkpoint(m)) if m.contains("not valid JSON")));
     }
 }

@@ -6,6 +6,9 @@
 
 pub mod camera_input;
 pub mod engine;
+pub mod gpu;
+pub mod log;
+pub mod settings;
 pub mod error;
 pub mod ffi;
 pub mod image_input;
@@ -13,15 +16,15 @@ pub mod options;
 pub mod prediction;
 pub mod visualize;
 
-pub use engine::Engine;
+pub use engine::{Engine, LoadOptions, Scene, Views};
+pub use settings::Settings;
 pub use error::{Error, Result};
 pub use image_input::{ImageView, PixelFormat, RgbImage};
-pub use options::{InferOptions, Precision, RefViewStrategy, ResizeMethod};
+pub use options::{CheckedOptions, InferOptions, Precision, RefViewStrategy, ResizeMethod};
 pub use camera_input::CameraInput;
 pub use prediction::{FeatureMap, Prediction};
 pub mod accuracy;
 pub mod config;
-pub mod cuda_support;
 pub mod model;
 pub mod nn;
 pub mod weights;
@@ -29,5 +32,4 @@ pub mod hub;
 pub mod preprocess;
 pub mod runner;
 pub mod scheduler;
-pub mod runtime;
 pub mod utils;

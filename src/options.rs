@@ -123,7 +123,9 @@ impl InferOptions {
     /// interpolation and memory use stop making sense for this model family.
     pub const MAX_PROCESS_RES: u32 = 4096;
 
-    pub fn validate(&self) -> Result<()> {
+    /// Checks the options once, at the boundary, and splits them into what each stage needs.
+    /// The engine takes only the checked form, so nothing below re-validates.
+    pub fn check(&self) -> Result<CheckedOptions> {
         if self.process_res < 14 || self.process_res > Self::MAX_PROCESS_RES {
             return Err(Error::InvalidArgument(format!(
                 "process_res must be between 14 and {}, got {}",
@@ -136,6 +138,71 @@ impl InferOptions {
                 return Err(Error::InvalidArgument(format!("export_feat_layers lists block {layer} twice")));
             }
         }
-        Ok(())
+        Ok(CheckedOptions {
+            preprocess: PreprocessOptions { process_res: self.process_res, resize_method: self.resize_method },
+            forward: ForwardOptions {
+                ref_view_strategy: self.ref_view_strategy,
+                use_ray_pose: self.use_ray_pose,
+                export_feat_layers: self.export_feat_layers.clone(),
+            },
+            alignment: AlignmentOptions { to_input_scale: self.align_to_input_ext_scale },
+        })
+    }
+}
+
+/// What preprocessing needs: the official `process_res` and `process_res_method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreprocessOptions {
+    pub process_res: u32,
+    pub resize_method: ResizeMethod,
+}
+
+/// What the forward needs (the official forward's keyword arguments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardOptions {
+    pub ref_view_strategy: RefViewStrategy,
+    pub use_ray_pose: bool,
+    /// Distinct backbone blocks (checked against the model's depth by `Capabilities::check`).
+    pub export_feat_layers: Vec<usize>,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        InferOptions::default().check().expect("the defaults are valid").forward
+    }
+}
+
+/// What the alignment to known cameras needs (`align_to_input_ext_scale`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlignmentOptions {
+    pub to_input_scale: bool,
+}
+
+/// `InferOptions` after `InferOptions::check`: the only form the engine takes. Built only by
+/// `check`, so holding one means the options were validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedOptions {
+    preprocess: PreprocessOptions,
+    forward: ForwardOptions,
+    alignment: AlignmentOptions,
+}
+
+impl CheckedOptions {
+    pub fn preprocess(&self) -> &PreprocessOptions {
+        &self.preprocess
+    }
+
+    pub fn forward(&self) -> &ForwardOptions {
+        &self.forward
+    }
+
+    pub fn alignment(&self) -> AlignmentOptions {
+        self.alignment
+    }
+}
+
+impl Default for CheckedOptions {
+    fn default() -> Self {
+        InferOptions::default().check().expect("the defaults are valid")
     }
 }

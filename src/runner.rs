@@ -12,13 +12,14 @@
 //! `accuracy::ACCELERATED_BF16_BOUND` (README, "Accuracy of the accelerated runner").
 use tch::{Device, Kind, Tensor};
 
-use crate::cuda_support::CudaGraph;
-use crate::error::{panic_message, Error, Result};
+use crate::error::{guard, Error, Result};
+use crate::gpu::support::CudaGraph;
 use crate::hub::Checkpoint;
 use crate::model::da3::Head;
 use crate::model::dinov2::BlockPlacement;
 use crate::model::{load_network, ForwardRequest, NetOutput, Network};
-use crate::options::{InferOptions, RefViewStrategy};
+use crate::options::{ForwardOptions, RefViewStrategy};
+use crate::settings::{AttentionChoice, Settings};
 
 /// Captured graphs kept per runner (least recently used goes first). Each holds its
 /// activations' memory pool, so this bounds the memory too.
@@ -36,41 +37,36 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Loads the weights of `checkpoint` onto `device`, matrix weights in `kind`.
-    pub fn load(checkpoint: &Checkpoint, device: Device, kind: Kind) -> Result<Runner> {
-        Self::load_with(checkpoint, device, kind, false)
-    }
-
-    /// `load`, with the accelerated path when `accelerate` and `device` is a GPU.
-    pub fn load_with(checkpoint: &Checkpoint, device: Device, kind: Kind, accelerate: bool) -> Result<Runner> {
-        let mut net = std::panic::catch_unwind(|| {
+    /// Loads the weights of `checkpoint` onto `device`, matrix weights in `kind`, with the
+    /// accelerated path when `accelerate` (see the module doc; `settings` holds its
+    /// measurement switches).
+    pub fn load(checkpoint: &Checkpoint, device: Device, kind: Kind, accelerate: bool, settings: &Settings) -> Result<Runner> {
+        let on = crate::gpu::device_name(device);
+        let mut net = guard(&format!("loading onto {on}"), || {
             tch::no_grad(|| load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind))
-        })
-        // tch panics on libtorch errors (e.g. out of device memory): report them as errors.
-        .map_err(|panic| Error::Torch(panic_message(&*panic)))??;
+        })?;
         // The reference view chosen on the device applies everywhere (same view, no wait);
         // CUDA graphs only on a GPU.
         net.set_reference_on_device(accelerate);
-        let env = |name: &str| std::env::var(name).unwrap_or_default();
-        if accelerate && kind != Kind::Float && env("DA3_ACCEL_HEAD") != "fp32" {
+        if accelerate && kind != Kind::Float && !settings.accelerated_head_fp32 {
             // The depth head's convolutions in the compute kind (the official runs them in
             // fp32), 4 views per head pass instead of 8 (half the head's peak memory);
             // DA3_ACCEL_HEAD=fp32 keeps the official head. Within the documented bound.
             // Channels-last convolutions (DA3_ACCEL_NHWC=0: NCHW) and the backbone's features
             // kept in the compute kind (DA3_ACCEL_FEATURES=fp32: fp32) go with it.
-            let nhwc = env("DA3_ACCEL_NHWC") != "0";
-            if tch::no_grad(|| net.convert_dualdpt_head(kind, ACCELERATED_HEAD_CHUNK_VIEWS, nhwc)) && env("DA3_ACCEL_FEATURES") != "fp32" {
+            let nhwc = settings.accelerated_head_nhwc;
+            if tch::no_grad(|| net.convert_dualdpt_head(kind, ACCELERATED_HEAD_CHUNK_VIEWS, nhwc)) && !settings.accelerated_features_fp32 {
                 net.set_features_kind(Some(kind));
             }
         }
         let accelerate = accelerate && device.is_cuda();
         if accelerate {
-            crate::runtime::use_one_intra_op_thread_for_gpu_work();
+            crate::gpu::backend::use_one_intra_op_thread_for_gpu_work();
         }
         if accelerate && kind != Kind::Float {
             // cuDNN's fused attention called directly (DA3_ATTENTION=sdpa: libtorch's SDPA
             // picks the kernel, as without acceleration).
-            net.set_cudnn_attention(env("DA3_ATTENTION") != "sdpa");
+            net.set_cudnn_attention(settings.attention == AttentionChoice::Cudnn);
         }
         Ok(Runner { net, preset: checkpoint.config.preset, device, accelerate, graphs: GraphCache::default() })
     }
@@ -119,24 +115,20 @@ impl Runner {
         keep_trace: bool,
     ) -> Result<NetOutput> {
         let device = self.device;
-        let images = images.to_device(device).to_kind(Kind::Float);
-        let cameras = cameras.map(|(e, k)| (e.to_device(device).to_kind(Kind::Float), k.to_device(device).to_kind(Kind::Float)));
+        let (images, cameras) = to_device_f32(device, images, cameras)?;
         let request = ForwardRequest { cameras: cameras.as_ref().map(|(e, k)| (e, k)), ..*request };
         if self.accelerate && !keep_trace && self.graphable(&request) {
             let key = GraphKey { shape: images.size(), strategy: request.ref_view_strategy };
             if !self.graphs.failed.contains(&key) {
                 let net = &self.net;
                 let graphs = &mut self.graphs;
-                let out = tch::no_grad(|| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| graphs.run(net, device, key, &images, &request)))
-                });
-                return out.map_err(|panic| Error::Torch(panic_message(&*panic)))?;
+                let operation = format!("the forward on {}", crate::gpu::device_name(device));
+                return guard(&operation, || tch::no_grad(|| graphs.run(net, device, key, &images, &request)));
             }
         }
         let net = &self.net;
-        let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_with(&images, &request, keep_trace))));
-        // tch panics on libtorch errors (e.g. out of memory): report them as errors.
-        out.map_err(|panic| Error::Torch(panic_message(&*panic)))?
+        let operation = format!("the forward on {}", crate::gpu::device_name(device));
+        guard(&operation, || tch::no_grad(|| net.forward_with(&images, &request, keep_trace)))
     }
 
     /// One scene split over several runners (replicas of one checkpoint on different
@@ -156,16 +148,13 @@ impl Runner {
             return Err(Error::InvalidArgument("a sharded forward needs replicas of one checkpoint".into()));
         }
         let device = first.device;
-        let images = images.to_device(device).to_kind(Kind::Float);
-        let cameras = cameras.map(|(e, k)| (e.to_device(device).to_kind(Kind::Float), k.to_device(device).to_kind(Kind::Float)));
+        let (images, cameras) = to_device_f32(device, images, cameras)?;
         let request = ForwardRequest { cameras: cameras.as_ref().map(|(e, k)| (e, k)), ..*request };
         let placement =
             BlockPlacement::even(runners.iter().map(|r| &r.net.any_view().backbone.pretrained).collect());
         let net = &first.net;
-        let out = tch::no_grad(|| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_placed(&images, &request, keep_trace, &placement)))
-        });
-        out.map_err(|panic| Error::Torch(panic_message(&*panic)))?
+        let operation = format!("the sharded forward over {} devices", runners.len());
+        guard(&operation, || tch::no_grad(|| net.forward_placed(&images, &request, keep_trace, &placement)))
     }
 
     /// What the memory estimate of a scene depends on (see `SceneMemory::bytes`).
@@ -178,6 +167,18 @@ impl Runner {
             nested: matches!(self.net, Network::Nested(_)),
         }
     }
+}
+
+/// The network input and the cameras as float32 on `device` (one copy each when elsewhere).
+fn to_device_f32(device: Device, images: &Tensor, cameras: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
+    let move_to = |t: &Tensor| -> Result<Tensor> {
+        t.f_to_device(device)?.f_to_kind(Kind::Float).map_err(|e| Error::from(e).during(&format!("copying the input to {}", crate::gpu::device_name(device))))
+    };
+    let cameras = match cameras {
+        Some((e, k)) => Some((move_to(e)?, move_to(k)?)),
+        None => None,
+    };
+    Ok((move_to(images)?, cameras))
 }
 
 /// The sizes a scene's memory estimate depends on.
@@ -278,15 +279,11 @@ impl GraphCache {
                     let oldest = (0..self.entries.len()).min_by_key(|&i| self.entries[i].last_use).expect("cache is full");
                     self.entries.swap_remove(oldest);
                 }
-                if std::env::var_os("DA3_LOG_GRAPHS").is_some() {
-                    eprintln!("libda3: captured a CUDA graph for {key:?}");
-                }
+                crate::log::info(&format!("captured a CUDA graph for {key:?}"));
                 self.entries.push(GraphEntry { key, graph, input, output, last_use: clock });
             }
             Err(error) => {
-                if std::env::var_os("DA3_LOG_GRAPHS").is_some() {
-                    eprintln!("libda3: CUDA graph capture for {key:?} failed, running eagerly: {error}");
-                }
+                crate::log::info(&format!("CUDA graph capture for {key:?} failed, running eagerly: {error}"));
                 self.failed.push(key)
             }
         }
@@ -336,7 +333,7 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Whether a request (known cameras or not, and the options) can be served.
-    pub fn check(&self, with_cameras: bool, options: &InferOptions) -> Result<()> {
+    pub fn check(&self, with_cameras: bool, options: &ForwardOptions) -> Result<()> {
         if with_cameras && !self.camera_encoder {
             return Err(Error::Unsupported(format!("{} has no camera encoder: it cannot take known cameras", self.preset)));
         }
@@ -376,20 +373,20 @@ mod tests {
             metric_depth: false,
             canonical_metric_depth: false,
         };
-        let plain = InferOptions::default();
+        let plain = ForwardOptions::default();
         assert!(depth_only.check(false, &plain).is_ok());
         match depth_only.check(true, &plain) {
             Err(Error::Unsupported(m)) => assert!(m.contains("no camera encoder"), "{m}"),
             other => panic!("{other:?}"),
         }
-        let ray = InferOptions { use_ray_pose: true, ..InferOptions::default() };
+        let ray = ForwardOptions { use_ray_pose: true, ..ForwardOptions::default() };
         match depth_only.check(false, &ray) {
             Err(Error::Unsupported(m)) => assert!(m.contains("use_ray_pose"), "{m}"),
             other => panic!("{other:?}"),
         }
         let full = Capabilities { preset: "any-view", camera_encoder: true, ray_head: true, pose: true, confidence: true, sky: false, ..depth_only };
         assert!(full.check(true, &ray).is_ok());
-        let deep = InferOptions { export_feat_layers: vec![23, 24], ..InferOptions::default() };
+        let deep = ForwardOptions { export_feat_layers: vec![23, 24], ..ForwardOptions::default() };
         assert!(matches!(full.check(false, &deep), Err(Error::InvalidArgument(m)) if m.contains("block 24")));
     }
 }

@@ -9,7 +9,7 @@
 //!   (`da3::accuracy::ACCELERATED_BF16_BOUND`) of the fp32 reference on the sample photos.
 
 use da3::accuracy::{compare, ACCELERATED_BF16_BOUND};
-use da3::{Engine, InferOptions, Precision, RgbImage};
+use da3::{Engine, InferOptions, LoadOptions, Precision, RgbImage, Scene, Views};
 
 fn checkpoint() -> String {
     let path = std::env::var("DA3_TEST_CHECKPOINT")
@@ -47,14 +47,15 @@ fn accelerated_path_on_the_cpu_matches_and_stays_within_the_bound() {
     let ck = checkpoint();
     let views = photos();
     let options = InferOptions { process_res: 196, ..InferOptions::default() };
-    let reference = Engine::load(&ck, false, Precision::Fp32).unwrap().infer_rgb(&views, &options).unwrap();
+    let infer = |engine: Engine| engine.infer(&Scene::new(Views::Rgb(&views)), &options.check().unwrap()).unwrap();
+    let reference = infer(Engine::load(&ck, LoadOptions::new(false, Precision::Fp32)).unwrap());
 
-    let fp32_accel = Engine::load(&ck, true, Precision::Fp32).unwrap().infer_rgb(&views, &options).unwrap();
+    let fp32_accel = infer(Engine::load(&ck, LoadOptions::new(true, Precision::Fp32)).unwrap());
     assert_eq!(fp32_accel.depth, reference.depth, "fp32: accelerate on must not change the numbers");
     assert_eq!(fp32_accel.extrinsics, reference.extrinsics);
     assert_eq!(fp32_accel.confidence, reference.confidence);
 
-    let bf16_accel = Engine::load(&ck, true, Precision::Bf16).unwrap().infer_rgb(&views, &options).unwrap();
+    let bf16_accel = infer(Engine::load(&ck, LoadOptions::new(true, Precision::Bf16)).unwrap());
     let deviation = compare(&reference, &bf16_accel).unwrap();
     println!("bf16 + accelerate vs fp32 reference (CPU, {} views): {deviation:?}", views.len());
     assert!(deviation.depth_rel_median > 0.0, "bf16 should differ from fp32 somewhere: {deviation:?}");

@@ -3,7 +3,7 @@
 //! Uses the oracle's da3-small checkpoint (see tests/parity.rs).
 use std::path::{Path, PathBuf};
 
-use da3::{Engine, Error, Precision};
+use da3::{Engine, Error, LoadOptions, Precision};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
@@ -31,7 +31,7 @@ fn edited_checkpoint(model_name: &str, edit: impl FnOnce(&mut Vec<(String, Tenso
 
 fn load_error(dir: &Path) -> Error {
     std::env::set_var("DA3_DEVICE", "cpu");
-    match Engine::load(dir.to_str().unwrap(), false, Precision::Fp32) {
+    match Engine::load(dir.to_str().unwrap(), LoadOptions::new(false, Precision::Fp32)) {
         Ok(_) => panic!("{} loaded but should not", dir.display()),
         Err(e) => e,
     }
@@ -43,7 +43,7 @@ const SMALL_PAD: [u8; 40] = [0; 40];
 fn the_unmodified_checkpoint_loads() {
     let dir = edited_checkpoint("da3-small", |_| {});
     std::env::set_var("DA3_DEVICE", "cpu");
-    Engine::load(dir.path().to_str().unwrap(), false, Precision::Fp32).expect("loads");
+    Engine::load(dir.path().to_str().unwrap(), LoadOptions::new(false, Precision::Fp32)).expect("loads");
 }
 
 #[test]
@@ -107,5 +107,5 @@ fn the_shared_layer_norm_may_be_stored_under_any_of_its_names() {
         }
     });
     std::env::set_var("DA3_DEVICE", "cpu");
-    Engine::load(dir.path().to_str().unwrap(), false, Precision::Fp32).expect("alias loads");
+    Engine::load(dir.path().to_str().unwrap(), LoadOptions::new(false, Precision::Fp32)).expect("alias loads");
 }

@@ -3,17 +3,17 @@
 //! Uses the oracle's da3-small checkpoint (see tests/parity.rs); inputs are kept small.
 use std::path::PathBuf;
 
-use da3::engine::{Placement, SceneInput};
-use da3::{Engine, ImageView, InferOptions, PixelFormat, Precision, Prediction};
+use da3::engine::Placement;
+use da3::{CheckedOptions, Engine, ImageView, InferOptions, LoadOptions, PixelFormat, Precision, Prediction, Scene, Views};
 use tch::Device;
 
-fn checkpoint() -> da3::hub::Checkpoint {
+fn checkpoint() -> String {
     let root = std::env::var_os("DA3_ORACLE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("oracle"));
     let dir = root.join("da3-small").join("checkpoint");
     assert!(dir.is_dir(), "{} missing: run tests/oracle/run_oracle.sh da3-small first", dir.display());
-    da3::hub::resolve(dir.to_str().unwrap()).expect("checkpoint")
+    dir.to_str().unwrap().to_owned()
 }
 
 /// A deterministic RGB8 test pattern, different per `seed`.
@@ -35,8 +35,13 @@ fn views<'a>(buffers: &'a [Vec<u8>]) -> Vec<ImageView<'a>> {
     buffers.iter().map(|b| ImageView::new(b, W, H, (W * 3) as usize, PixelFormat::Rgb8).unwrap()).collect()
 }
 
-fn options() -> InferOptions {
-    InferOptions { process_res: 84, ..InferOptions::default() }
+fn options() -> CheckedOptions {
+    InferOptions { process_res: 84, ..InferOptions::default() }.check().unwrap()
+}
+
+/// One scene of `views` (no known cameras).
+fn scene<'a>(views: &'a [ImageView<'a>]) -> Scene<'a> {
+    Scene::new(Views::Images(views))
 }
 
 /// Largest difference between two predictions relative to the range of `b`, over depth,
@@ -66,8 +71,8 @@ const TOLERANCE: f64 = 1e-6;
 #[test]
 fn two_cpu_replicas_serve_batches_concurrent_callers_and_sharded_scenes_like_one() {
     let ckpt = checkpoint();
-    let single = Engine::load_checkpoint_on_devices(&ckpt, &[Device::Cpu], true, Precision::Fp32).unwrap();
-    let pair = Engine::load_checkpoint_on_devices(&ckpt, &[Device::Cpu, Device::Cpu], true, Precision::Fp32).unwrap();
+    let single = Engine::load(&ckpt, LoadOptions::new(true, Precision::Fp32).on_devices(&[Device::Cpu])).unwrap();
+    let pair = Engine::load(&ckpt, LoadOptions::new(true, Precision::Fp32).on_devices(&[Device::Cpu, Device::Cpu])).unwrap();
     assert_eq!(pair.replica_count(), 2);
     assert_eq!(pair.device_names(), vec!["cpu", "cpu"]);
     let opts = options();
@@ -75,9 +80,10 @@ fn two_cpu_replicas_serve_batches_concurrent_callers_and_sharded_scenes_like_one
     // Scenes of 1, 2 and 3 views (3 runs the reference-view selection), and one bad scene.
     let buffers: Vec<Vec<Vec<u8>>> =
         [1u32, 2, 3].iter().enumerate().map(|(s, &n)| (0..n).map(|v| pattern(W, H, 10 * s as u32 + v)).collect()).collect();
-    let expected: Vec<Prediction> = buffers.iter().map(|b| single.infer(&views(b), &opts).unwrap()).collect();
-    let mut scenes: Vec<SceneInput<'_>> = buffers.iter().map(|b| SceneInput { images: views(b), cameras: None }).collect();
-    scenes.insert(1, SceneInput { images: Vec::new(), cameras: None });
+    let view_sets: Vec<Vec<ImageView<'_>>> = buffers.iter().map(|b| views(b)).collect();
+    let expected: Vec<Prediction> = view_sets.iter().map(|v| single.infer(&scene(v), &opts).unwrap()).collect();
+    let mut scenes: Vec<Scene<'_>> = view_sets.iter().map(|v| scene(v)).collect();
+    scenes.insert(1, scene(&[]));
 
     // Batch over the two replicas: in input order, the bad scene fails alone.
     pair.set_placement(Placement::Replicate);
@@ -94,11 +100,11 @@ fn two_cpu_replicas_serve_batches_concurrent_callers_and_sharded_scenes_like_one
         (0..3).flat_map(|v| [1.0, 0.0, 0.0, 0.1 * v as f32, 0.0, 1.0, 0.0, 0.05 * (v * v) as f32, 0.0, 0.0, 1.0, 0.02 * v as f32]).collect();
     let intrinsics: Vec<f32> = (0..3).flat_map(|_| [80.0, 0.0, 42.0, 0.0, 80.0, 35.0, 0.0, 0.0, 1.0]).collect();
     let cameras = || da3::CameraInput { extrinsics: &extrinsics, intrinsics: &intrinsics };
-    let want = single.infer_with_cameras(&views(&buffers[2]), Some(&cameras()), &opts).unwrap();
+    let want = single.infer(&scene(&view_sets[2]).with_cameras(Some(cameras())), &opts).unwrap();
     assert!(want.alignment_scale.is_some());
     let with_cameras = [
-        SceneInput { images: views(&buffers[0]), cameras: None },
-        SceneInput { images: views(&buffers[2]), cameras: Some(cameras()) },
+        scene(&view_sets[0]),
+        scene(&view_sets[2]).with_cameras(Some(cameras())),
     ];
     let results = pair.infer_scenes(&with_cameras, &opts);
     assert!(max_relative_difference(results[0].as_ref().unwrap(), &expected[0]) <= TOLERANCE);
@@ -109,11 +115,11 @@ fn two_cpu_replicas_serve_batches_concurrent_callers_and_sharded_scenes_like_one
     // Concurrent callers on the pair.
     std::thread::scope(|scope| {
         for caller in 0..4 {
-            let (pair, buffers, expected, opts) = (&pair, &buffers, &expected, &opts);
+            let (pair, view_sets, expected, opts) = (&pair, &view_sets, &expected, &opts);
             scope.spawn(move || {
                 for round in 0..2 {
-                    let s = (caller + round) % buffers.len();
-                    let got = pair.infer(&views(&buffers[s]), opts).unwrap();
+                    let s = (caller + round) % view_sets.len();
+                    let got = pair.infer(&scene(&view_sets[s]), opts).unwrap();
                     let d = max_relative_difference(&got, &expected[s]);
                     assert!(d <= TOLERANCE, "caller {caller}: differs by {d}");
                 }
@@ -123,8 +129,8 @@ fn two_cpu_replicas_serve_batches_concurrent_callers_and_sharded_scenes_like_one
 
     // One scene split over the two replicas (blocks in two shares): same result.
     pair.set_placement(Placement::Shard);
-    for (b, want) in buffers.iter().zip(&expected) {
-        let got = pair.infer(&views(b), &opts).unwrap();
+    for (v, want) in view_sets.iter().zip(&expected) {
+        let got = pair.infer(&scene(v), &opts).unwrap();
         let d = max_relative_difference(&got, want);
         assert!(d <= TOLERANCE, "sharded scene differs by {d}");
     }
@@ -135,16 +141,16 @@ fn two_cpu_replicas_serve_batches_concurrent_callers_and_sharded_scenes_like_one
     assert!(d <= TOLERANCE, "sharded batch scene differs by {d}");
     // Auto on the CPU: there is no free-memory figure, so scenes are replicated.
     pair.set_placement(Placement::Auto);
-    let got = pair.infer(&views(&buffers[2]), &opts).unwrap();
+    let got = pair.infer(&scene(&view_sets[2]), &opts).unwrap();
     assert!(max_relative_difference(&got, &expected[2]) <= TOLERANCE);
 }
 
 #[test]
 fn device_lists_are_checked() {
     let ckpt = checkpoint();
-    let err = Engine::load_checkpoint_on_devices(&ckpt, &[], false, Precision::Fp32).err().expect("empty list");
+    let err = Engine::load(&ckpt, LoadOptions::new(false, Precision::Fp32).on_devices(&[])).err().expect("empty list");
     assert!(err.to_string().contains("empty"), "{err}");
-    let err = da3::runtime::parse_device_list("cpu,gpu").expect_err("unknown device");
+    let err = da3::gpu::parse_device_list("cpu,gpu").expect_err("unknown device");
     assert!(err.to_string().contains("gpu"), "{err}");
-    assert_eq!(da3::runtime::parse_device_list("cpu, cpu").unwrap(), vec![Device::Cpu, Device::Cpu]);
+    assert_eq!(da3::gpu::parse_device_list("cpu, cpu").unwrap(), vec![Device::Cpu, Device::Cpu]);
 }

@@ -26,7 +26,7 @@ use da3::model::utils::alignment::{
 };
 use da3::model::NetOutput;
 use da3::prediction::Warning;
-use da3::{Engine, InferOptions};
+use da3::{Engine, InferOptions, Scene, Views};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
@@ -457,7 +457,8 @@ fn run_model(model: &str) {
                 .map(|p| resolve_image(p.as_str().unwrap(), &dir.join("images")))
                 .collect();
             let images: Vec<da3::RgbImage> = paths.iter().map(|p| da3::preprocess::load_image(p).unwrap()).collect();
-            let processed = da3::preprocess::process_views(&images, &opts).expect("preprocessing");
+            let checked = opts.check().expect("valid options");
+            let processed = da3::preprocess::process_views(&images, checked.preprocess(), 2).expect("preprocessing");
             let hw = Vec::<i64>::try_from(t("processed_hw")).unwrap();
             let same_size = hw == [processed.height as i64, processed.width as i64];
             c.check(&tag("processed size equal"), 0.0, same_size, &format!("{hw:?}"));
@@ -466,16 +467,16 @@ fn run_model(model: &str) {
             }
             let input_err = (&processed.images - t("input")).abs().max().double_value(&[]);
             c.check(&tag("input max abs diff"), input_err, input_err <= 1e-6, "<= 1e-6");
-            let pred = engine.infer_files(&paths, &opts).expect("inference");
+            let pred = engine.infer(&Scene::new(Views::Files(&paths)), &checked).expect("inference");
             let shape = [pred.views as i64, pred.height as i64, pred.width as i64];
             compare_prediction(&mut c, &tag, &r, &pred, &shape);
             if r.meta.get("sampled").is_some_and(|s| s == "1") {
                 // The official output is random here: explain it from the traced network.
-                let out = engine.forward(&processed.images, &opts, true).expect("forward");
+                let out = engine.forward(&processed.images, None, checked.forward(), true).expect("forward");
                 explain_sampled(&mut c, &tag, &r, &out);
             }
         } else {
-            let out = engine.forward(t("input"), &opts, true).expect("forward");
+            let out = engine.forward(t("input"), None, opts.check().expect("valid options").forward(), true).expect("forward");
             compare_model_level(&mut c, &tag, &r, &out);
             if let Some(rgb) = r.case.get("fill_rgb") {
                 // The same uniform image through the whole library: decoding aside, what a
@@ -485,7 +486,10 @@ fn run_model(model: &str) {
                 let views = r.case["views"].as_u64().unwrap() as usize;
                 let image = da3::RgbImage { width: w, height: h, data: rgb.repeat((w * h) as usize) };
                 let opts = InferOptions { process_res: w.max(h), ..opts.clone() };
-                let pred = engine.infer_rgb(&vec![image; views], &opts).expect("an all-sky scene is no error");
+                let images = vec![image; views];
+                let pred = engine
+                    .infer(&Scene::new(Views::Rgb(&images)), &opts.check().expect("valid options"))
+                    .expect("an all-sky scene is no error");
                 let tag = |q: &str| format!("{model} {name} infer(blue image) {q}");
                 compare_prediction(&mut c, &tag, &r, &pred, &[views as i64, h as i64, w as i64]);
             }

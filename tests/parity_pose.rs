@@ -18,7 +18,7 @@ use da3::camera_input::normalize_extrinsics;
 use da3::model::reference_view_selector::original_order;
 use da3::preprocess::{adjust_intrinsics, load_image, process_views};
 use da3::utils::rng::NumpyGenerator;
-use da3::{CameraInput, Engine, Error, InferOptions};
+use da3::{CameraInput, Engine, Error, InferOptions, Scene, Views};
 use tch::{Kind, Tensor};
 
 /// Model level (identical input tensors): every output within this relative error.
@@ -125,7 +125,7 @@ fn model_case(engine: &Engine, r: &Reference, tag: &dyn Fn(&str) -> String, c: &
     if let Some(raw) = r.tensors.get("raw_extrinsics") {
         c.rel(&tag("normalised extrinsics"), &normalize_extrinsics(raw), t("extrinsics_in"), INPUT_TOL);
     }
-    let out = engine.forward_with_cameras(t("input"), cameras, &opts, true).expect("forward");
+    let out = engine.forward(t("input"), cameras, opts.check().expect("valid options").forward(), true).expect("forward");
     let trace = out.trace.as_ref().unwrap();
     let want_ref = t("ref_view").int64_value(&[0]);
     let got_ref = trace.reference_view.unwrap_or(-1);
@@ -173,7 +173,7 @@ fn pipeline_case(engine: &Engine, dir: &Path, r: &Reference, tag: &dyn Fn(&str) 
     let paths: Vec<PathBuf> = (0..views).map(|i| dir.join("images").join(format!("{name}_{i}.png"))).collect();
     let opts = pose_options_of(&r.case);
     let images: Vec<da3::RgbImage> = paths.iter().map(|p| load_image(p).unwrap()).collect();
-    let processed = process_views(&images, &opts).expect("preprocessing");
+    let processed = process_views(&images, opts.check().expect("valid options").preprocess(), 2).expect("preprocessing");
     let hw = Vec::<i64>::try_from(t("processed_hw")).unwrap();
     let same_size = hw == [processed.height as i64, processed.width as i64];
     c.check(&tag("processed size equal"), 0.0, same_size, &format!("{hw:?}"));
@@ -208,7 +208,8 @@ fn pipeline_case(engine: &Engine, dir: &Path, r: &Reference, tag: &dyn Fn(&str) 
         c.check(&tag(&format!("RANSAC subsets equal ({} draws)", draws.len())), draws.len() as f64, same && draws.len() == expected_draws, "equal");
     }
 
-    let pred = engine.infer_files_with_cameras(&paths, cameras.as_ref(), &opts).expect("inference");
+    let scene = Scene::new(Views::Files(&paths)).with_cameras(cameras);
+    let pred = engine.infer(&scene, &opts.check().expect("valid options")).expect("inference");
     let depth = Tensor::from_slice(&pred.depth).reshape(t("depth").size());
     let e = rel_err(&depth, t("depth"));
     c.check(&tag("depth rel err"), e, e <= PIPELINE_TOL, &format!("<= {PIPELINE_TOL:.0e}"));
@@ -320,16 +321,19 @@ fn invalid_pose_requests_are_rejected() {
     };
     let options = InferOptions { process_res: 28, ..InferOptions::default() };
     let depth = 12; // da3-small and da3-base have 12 blocks
+    let infer = |options: &InferOptions, cameras: Option<CameraInput<'_>>| {
+        engine.infer(&Scene::new(Views::Rgb(&images)).with_cameras(cameras), &options.check()?)
+    };
     let too_deep = InferOptions { export_feat_layers: vec![3, depth], ..options.clone() };
-    assert!(invalid(engine.infer_rgb(&images, &too_deep)).contains(&format!("block {depth} does not exist")));
+    assert!(invalid(infer(&too_deep, None)).contains(&format!("block {depth} does not exist")));
     let repeated = InferOptions { export_feat_layers: vec![3, 3], ..options.clone() };
-    assert!(invalid(engine.infer_rgb(&images, &repeated)).contains("twice"));
+    assert!(invalid(infer(&repeated, None)).contains("twice"));
     let eye: Vec<f32> = [1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.].repeat(2);
     let k: Vec<f32> = [20., 0., 14., 0., 20., 14., 0., 0., 1.].repeat(3);
     let two_cameras = CameraInput { extrinsics: &eye, intrinsics: &k };
-    assert!(invalid(engine.infer_rgb_with_cameras(&images, Some(&two_cameras), &options)).contains("extrinsics holds 32 floats"));
+    assert!(invalid(infer(&options, Some(two_cameras))).contains("extrinsics holds 32 floats"));
     // Three cameras at the same place: no similarity to align the prediction with.
     let same: Vec<f32> = [1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.].repeat(3);
     let coincident = CameraInput { extrinsics: &same, intrinsics: &k };
-    assert!(invalid(engine.infer_rgb_with_cameras(&images, Some(&coincident), &options)).contains("collinear or coincide"));
+    assert!(invalid(infer(&options, Some(coincident))).contains("collinear or coincide"));
 }

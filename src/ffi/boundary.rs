@@ -73,7 +73,9 @@ pub enum da3_status {
     /// without a ray head: see `da3_model_capabilities`), or `da3_options` comes from a newer
     /// `da3.h` than the loaded library.
     DA3_ERR_UNSUPPORTED = 7,
-    /// libtorch reported an error (out of memory, kernel failure, ...).
+    /// libtorch reported an error (a kernel failure, an unsupported operation, ...); out of
+    /// memory has its own status, `DA3_ERR_OUT_OF_MEMORY`. The message is libtorch's first
+    /// line after the operation that failed (`DA3_LOG=debug` writes the whole text to stderr).
     DA3_ERR_TORCH = 8,
     /// The requested output is not in this result (e.g. cameras from a model without a camera
     /// head, an alignment scale without known cameras); see `da3_result_has_cameras`.
@@ -82,6 +84,11 @@ pub enum da3_status {
     /// API boundary. The handles involved stay valid but their state is unspecified; please
     /// report the message.
     DA3_ERR_PANIC = 10,
+    /// Memory ran out on the model's device (GPU memory, or host memory for CPU work) while
+    /// preprocessing or running the network. The call failed without side effects: the model
+    /// handle stays usable and a smaller request (fewer views, a lower `process_res`) may
+    /// succeed. The message names the operation and the device.
+    DA3_ERR_OUT_OF_MEMORY = 11,
 }
 
 pub(super) use da3_status::*;
@@ -98,6 +105,7 @@ fn status_of(error: &Error) -> da3_status {
         Error::Unsupported(_) => DA3_ERR_UNSUPPORTED,
         Error::Torch(_) => DA3_ERR_TORCH,
         Error::Internal(_) => DA3_ERR_PANIC,
+        Error::OutOfMemory(_) => DA3_ERR_OUT_OF_MEMORY,
     }
 }
 
@@ -114,6 +122,7 @@ fn status_name(status: c_int) -> &'static CStr {
         8 => c"DA3_ERR_TORCH",
         9 => c"DA3_ERR_NOT_AVAILABLE",
         10 => c"DA3_ERR_PANIC",
+        11 => c"DA3_ERR_OUT_OF_MEMORY",
         _ => c"DA3_UNKNOWN_STATUS",
     }
 }

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::mem::size_of;
 use std::ptr;
 
-use crate::engine::SceneInput;
+use crate::engine::{Scene, Views};
 use crate::error::Error;
 use crate::image_input::ImageView;
 use crate::prediction::Prediction;
@@ -143,7 +143,8 @@ pub unsafe extern "C" fn da3_infer(
             views.iter().enumerate().map(|(i, view)| unsafe { image_arg(view, i) }).collect::<FfiResult<Vec<_>>>()?;
         let call = unsafe { options_arg(options) }?;
         let cameras = call.cameras.map(|c| unsafe { c.slices(images.len()) }).transpose()?;
-        into_result(model.engine.infer_with_cameras(&images, cameras.as_ref(), &call.options)?, out)
+        let scene = Scene::new(Views::Images(&images)).with_cameras(cameras);
+        into_result(model.engine.infer(&scene, &call.options)?, out)
     })
 }
 
@@ -184,7 +185,8 @@ pub unsafe extern "C" fn da3_infer_files(
             .collect::<FfiResult<Vec<_>>>()?;
         let call = unsafe { options_arg(options) }?;
         let cameras = call.cameras.map(|c| unsafe { c.slices(paths.len()) }).transpose()?;
-        into_result(model.engine.infer_files_with_cameras(&paths, cameras.as_ref(), &call.options)?, out)
+        let scene = Scene::new(Views::Files(&paths)).with_cameras(cameras);
+        into_result(model.engine.infer(&scene, &call.options)?, out)
     })
 }
 
@@ -258,16 +260,17 @@ pub unsafe extern "C" fn da3_infer_scenes(
                 .collect();
             let valid: Vec<usize> = (0..scene_count).filter(|&i| checked[i].is_ok()).collect();
             let mut outcomes: Vec<FfiResult<*mut da3_result>> = Vec::with_capacity(scene_count);
-            let mut inputs = Vec::with_capacity(valid.len());
+            let mut images_of = Vec::with_capacity(valid.len());
             for c in checked {
                 match c {
                     Ok(images) => {
-                        inputs.push(SceneInput { images, cameras: None });
+                        images_of.push(images);
                         outcomes.push(Ok(ptr::null_mut()));
                     }
                     Err(e) => outcomes.push(Err(e)),
                 }
             }
+            let inputs: Vec<Scene<'_>> = images_of.iter().map(|images| Scene::new(Views::Images(images))).collect();
             let predictions = model.engine.infer_scenes(&inputs, &options);
             for (&i, prediction) in valid.iter().zip(predictions) {
                 outcomes[i] = prediction
@@ -365,6 +368,7 @@ pub unsafe extern "C" fn da3_infer_preprocessed(
         if options.cameras.is_some() {
             return Err(FfiError::invalid("options: known cameras are taken by da3_infer and da3_infer_files only"));
         }
-        into_result(model.engine.infer_preprocessed(images, n_views, height, width, &options.options)?, out)
+        let scene = Scene::new(Views::Preprocessed { data: images, views: n_views, height, width });
+        into_result(model.engine.infer(&scene, &options.options)?, out)
     })
 }

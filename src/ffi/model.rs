@@ -4,7 +4,7 @@ use std::ffi::{c_char, CString};
 use std::mem::size_of;
 use std::ptr;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, LoadOptions};
 use crate::error::Error;
 use crate::runner::Capabilities;
 
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn da3_create(
         // SAFETY: per the caller.
         let model = utf8_arg(unsafe { cstr_arg(model, "model") }?, "model")?;
         let precision = precision_from_c(precision, "precision")?;
-        let engine = Engine::load(model, use_accelerate, precision)?;
+        let engine = Engine::load(model, LoadOptions::from_env(use_accelerate, precision)?)?;
         *out = model_handle(engine)?.into_raw();
         Ok(())
     })
@@ -154,11 +154,12 @@ pub unsafe extern "C" fn da3_create_on_devices(
         let model = utf8_arg(unsafe { cstr_arg(model, "model") }?, "model")?;
         let precision = precision_from_c(precision, "precision")?;
         let list = utf8_arg(unsafe { cstr_arg(devices, "devices") }?, "devices")?;
-        let devices = crate::runtime::parse_device_list(list).map_err(|e| match e {
+        let devices = crate::gpu::parse_device_list(list).map_err(|e| match e {
             Error::InvalidArgument(m) => FfiError::invalid(format!("devices: {m}")),
             other => other.into(),
         })?;
-        let engine = Engine::load_on_devices(model, &devices, use_accelerate, precision)?;
+        // The caller's list wins over DA3_DEVICE / DA3_DEVICES; the other settings apply.
+        let engine = Engine::load(model, LoadOptions::from_env(use_accelerate, precision)?.on_devices(&devices))?;
         *out = model_handle(engine)?.into_raw();
         Ok(())
     })

@@ -5,7 +5,7 @@ use std::ptr;
 
 use crate::camera_input::CameraInput;
 use crate::error::Error;
-use crate::options::InferOptions;
+use crate::options::{CheckedOptions, InferOptions};
 
 use super::args::flag_from_c;
 use super::boundary::{da3_status, status_call, FfiError, FfiResult, DA3_ERR_NULL_POINTER, DA3_ERR_UNSUPPORTED};
@@ -128,7 +128,7 @@ pub(super) struct RawCameras {
 /// What a call's `da3_options` asks for: the core's options plus the borrowed cameras.
 #[derive(Debug)]
 pub(super) struct CallOptions {
-    pub(super) options: InferOptions,
+    pub(super) options: CheckedOptions,
     pub(super) cameras: Option<RawCameras>,
 }
 
@@ -263,7 +263,8 @@ pub(super) unsafe fn options_from_raw(raw: &da3_options) -> FfiResult<CallOption
         align_to_input_ext_scale: flag_from_c(raw.align_to_input_ext_scale, "options.align_to_input_ext_scale")?,
         export_feat_layers,
     };
-    options.validate().map_err(|e| match e {
+    // Checked once here; the engine takes only the checked form.
+    let options = options.check().map_err(|e| match e {
         // The core's wording ("process_res must be ...") already names the field.
         Error::InvalidArgument(m) => FfiError::invalid(format!("options.{m}")),
         other => other.into(),

@@ -5,7 +5,7 @@ use std::ptr;
 
 use crate::error::Error;
 use crate::image_input::PixelFormat;
-use crate::options::{InferOptions, RefViewStrategy, ResizeMethod};
+use crate::options::{CheckedOptions, InferOptions, RefViewStrategy, ResizeMethod};
 use crate::prediction::{Prediction, Warning};
 use crate::runner::Capabilities;
 
@@ -93,7 +93,7 @@ fn option_flags_must_be_zero_or_one() {
     let mut o = da3_options::from_core(&InferOptions::default());
     assert_eq!(o.align_to_input_ext_scale, 1);
     o.use_ray_pose = 1;
-    assert!(unsafe { options_from_raw(&o) }.unwrap().options.use_ray_pose);
+    assert!(unsafe { options_from_raw(&o) }.unwrap().options.forward().use_ray_pose);
     o.use_ray_pose = 2;
     let err = unsafe { options_from_raw(&o) }.unwrap_err();
     assert_eq!(err.status, DA3_ERR_INVALID_ARGUMENT);
@@ -109,12 +109,13 @@ fn version_matches_cargo() {
 
 #[test]
 fn status_names_cover_every_code() {
-    for code in 0..=10 {
+    for code in 0..=11 {
         let name = unsafe { CStr::from_ptr(da3_status_name(code)) }.to_str().unwrap();
         assert!(name.starts_with("DA3_OK") || name.starts_with("DA3_ERR_"), "{code}: {name}");
     }
     assert_eq!(unsafe { CStr::from_ptr(da3_status_name(DA3_ERR_PANIC as c_int)) }, c"DA3_ERR_PANIC");
-    assert_eq!(unsafe { CStr::from_ptr(da3_status_name(11)) }, c"DA3_UNKNOWN_STATUS");
+    assert_eq!(unsafe { CStr::from_ptr(da3_status_name(DA3_ERR_OUT_OF_MEMORY as c_int)) }, c"DA3_ERR_OUT_OF_MEMORY");
+    assert_eq!(unsafe { CStr::from_ptr(da3_status_name(12)) }, c"DA3_UNKNOWN_STATUS");
     assert_eq!(unsafe { CStr::from_ptr(da3_status_name(-1)) }, c"DA3_UNKNOWN_STATUS");
 }
 
@@ -281,8 +282,8 @@ fn options_default_validate_and_enum_checks() {
     assert_eq!(o.ref_view_strategy, DA3_REF_VIEW_SADDLE_BALANCED);
     assert_eq!(o.align_to_input_ext_scale, 1);
     assert!(o.extrinsics.is_null() && o.intrinsics.is_null() && o.export_feat_layers.is_null());
-    assert_eq!(unsafe { options_arg(&o) }.unwrap().options, InferOptions::default());
-    assert_eq!(unsafe { options_arg(ptr::null()) }.unwrap().options, InferOptions::default());
+    assert_eq!(unsafe { options_arg(&o) }.unwrap().options, CheckedOptions::default());
+    assert_eq!(unsafe { options_arg(ptr::null()) }.unwrap().options, CheckedOptions::default());
     assert_eq!(unsafe { da3_options_validate(ptr::null()) }, DA3_OK);
 
     let mut all = o;
@@ -290,9 +291,9 @@ fn options_default_validate_and_enum_checks() {
     all.ref_view_strategy = DA3_REF_VIEW_SADDLE_SIM_RANGE;
     all.process_res = 280;
     let core = unsafe { options_arg(&all) }.unwrap().options;
-    assert_eq!(core.resize_method, ResizeMethod::LowerBoundCrop);
-    assert_eq!(core.ref_view_strategy, RefViewStrategy::SaddleSimRange);
-    assert_eq!(core.process_res, 280);
+    assert_eq!(core.preprocess().resize_method, ResizeMethod::LowerBoundCrop);
+    assert_eq!(core.forward().ref_view_strategy, RefViewStrategy::SaddleSimRange);
+    assert_eq!(core.preprocess().process_res, 280);
 
     let expect = |opts: da3_options, status: da3_status, words: &[&str]| {
         assert_eq!(unsafe { da3_options_validate(&opts) }, status);
@@ -357,12 +358,12 @@ fn older_options_struct_gets_defaults_for_missing_fields() {
         assert_eq!(old[1], 504);
         // `bytes` may be misaligned for da3_options; options_arg reads bytes only.
         let call = unsafe { options_arg(opts) }.unwrap();
-        assert_eq!(call.options, InferOptions::default());
+        assert_eq!(call.options, CheckedOptions::default());
         assert!(call.cameras.is_none());
         if size == OPTIONS_V2_SIZE {
             // The 24-byte version already carries the flags.
             bytes[16..20].copy_from_slice(&1u32.to_ne_bytes()); // use_ray_pose
-            assert!(unsafe { options_arg(opts) }.unwrap().options.use_ray_pose);
+            assert!(unsafe { options_arg(opts) }.unwrap().options.forward().use_ray_pose);
         }
     }
 }
@@ -401,13 +402,13 @@ fn option_pointers_are_checked() {
     );
 
     let call = unsafe { options_arg(&da3_options { extrinsics_rows: 3, export_feat_layers: layers.as_ptr(), export_feat_layer_count: 2, ..both }) }.unwrap();
-    assert_eq!(call.options.export_feat_layers, vec![3, 7]);
+    assert_eq!(call.options.forward().export_feat_layers, vec![3, 7]);
     let cameras = unsafe { call.cameras.unwrap().slices(2) }.unwrap();
     assert_eq!((cameras.extrinsics.len(), cameras.intrinsics.len()), (24, 18));
     let call = unsafe { options_arg(&da3_options { extrinsics_rows: 4, ..both }) }.unwrap();
     assert_eq!(unsafe { call.cameras.unwrap().slices(2) }.unwrap().extrinsics.len(), 32);
     // A count with a NULL list is an error, but an unused list with count 0 is fine.
-    assert!(unsafe { options_arg(&da3_options { export_feat_layers: layers.as_ptr(), ..base }) }.unwrap().options.export_feat_layers.is_empty());
+    assert!(unsafe { options_arg(&da3_options { export_feat_layers: layers.as_ptr(), ..base }) }.unwrap().options.forward().export_feat_layers.is_empty());
 }
 
 #[test]

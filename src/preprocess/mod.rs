@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::image_input::{ImageView, PixelFormat, RgbImage};
-use crate::options::{InferOptions, ResizeMethod};
+use crate::options::{PreprocessOptions, ResizeMethod};
 
 pub const PATCH_SIZE: u32 = 14;
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -223,17 +223,17 @@ impl ViewPlan {
     }
 }
 
-/// All views through the official pipeline into one (S, 3, H, W) tensor.
-pub fn process_views(images: &[RgbImage], options: &InferOptions) -> Result<Processed> {
-    options.validate()?;
+/// All views through the official pipeline into one (S, 3, H, W) tensor, on up to `threads`
+/// threads (the caller's among them).
+pub fn process_views(images: &[RgbImage], options: &PreprocessOptions, threads: usize) -> Result<Processed> {
     let sources = images.iter().map(Rgb8::packed).collect::<Result<Vec<_>>>()?;
-    process_rgb8(&sources, options)
+    process_rgb8(&sources, options, Workers::new(threads))
 }
 
 /// `process_views` on caller-owned pixel buffers (any supported format and stride). RGB8
 /// buffers are read in place; other formats are converted first.
-pub fn process_image_views(views: &[ImageView<'_>], options: &InferOptions) -> Result<Processed> {
-    options.validate()?;
+pub fn process_image_views(views: &[ImageView<'_>], options: &PreprocessOptions, threads: usize) -> Result<Processed> {
+    let workers = Workers::new(threads);
     // The fields are public: check what `ImageView::new` checks before reading rows in place.
     for v in views {
         ImageView::new(v.data, v.width, v.height, v.stride, v.format)?;
@@ -245,7 +245,7 @@ pub fn process_image_views(views: &[ImageView<'_>], options: &InferOptions) -> R
         .filter(|(v, _)| v.format != PixelFormat::Rgb8)
         .map(|(v, out)| Box::new(move || *out = Some(v.to_rgb8())) as Task)
         .collect();
-    run_tasks(tasks);
+    workers.run(tasks);
     let sources: Vec<Rgb8> = views
         .iter()
         .zip(&converted)
@@ -254,62 +254,72 @@ pub fn process_image_views(views: &[ImageView<'_>], options: &InferOptions) -> R
             None => Rgb8 { data: v.data, width: v.width as usize, height: v.height as usize, stride: v.stride },
         })
         .collect();
-    process_rgb8(&sources, options)
+    process_rgb8(&sources, options, workers)
 }
 
 /// A unit of preprocessing work (one band of rows of one view), run on any thread.
 type Task<'a> = Box<dyn FnOnce() + Send + 'a>;
 
-/// Threads for preprocessing: `DA3_PREPROCESS_THREADS` if set (1 = on the calling thread),
-/// else every core (the network does not run while the views are prepared).
-fn worker_count() -> usize {
-    static COUNT: once_cell::sync::Lazy<usize> = once_cell::sync::Lazy::new(|| {
-        std::env::var("DA3_PREPROCESS_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n| n >= 1)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-    });
-    *COUNT
-}
+/// The threads preprocessing may use (`Settings::preprocess_threads`, passed down by the
+/// engine; the network does not run while the views are prepared).
+#[derive(Clone, Copy, Debug)]
+struct Workers(usize);
 
-/// Runs `tasks` on up to `worker_count()` scoped threads (the caller's among them), each
-/// taking the next task from a shared queue. A panicking task propagates to the caller.
-fn run_tasks(tasks: Vec<Task<'_>>) {
-    let workers = worker_count().min(tasks.len());
-    if workers <= 1 {
-        tasks.into_iter().for_each(|t| t());
-        return;
+impl Workers {
+    fn new(threads: usize) -> Workers {
+        Workers(threads.max(1))
     }
-    let queue = Mutex::new(tasks.into_iter());
-    let work = || loop {
-        // The guard is dropped at the end of this statement, before the task runs.
-        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-        match next {
-            Some(task) => task(),
-            None => break,
+
+    /// Runs `tasks` on up to this many scoped threads (the caller's among them), each taking
+    /// the next task from a shared queue. A panicking task propagates to the caller.
+    fn run(self, tasks: Vec<Task<'_>>) {
+        let workers = self.0.min(tasks.len());
+        if workers <= 1 {
+            tasks.into_iter().for_each(|t| t());
+            return;
         }
-    };
-    std::thread::scope(|s| {
-        for _ in 1..workers {
-            s.spawn(work);
-        }
-        work();
-    });
+        let queue = Mutex::new(tasks.into_iter());
+        let work = || loop {
+            // The guard is dropped at the end of this statement, before the task runs.
+            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+            match next {
+                Some(task) => task(),
+                None => break,
+            }
+        };
+        std::thread::scope(|s| {
+            for _ in 1..workers {
+                s.spawn(work);
+            }
+            work();
+        });
+    }
+
+    /// Rows per task: about four tasks per worker over all views, at least 8 rows.
+    fn band_rows(self, total_rows: usize) -> usize {
+        total_rows.div_ceil(4 * self.0).max(8)
+    }
 }
 
-/// Rows per task: about four tasks per worker over all views, at least 8 rows.
-fn band_rows(total_rows: usize) -> usize {
-    total_rows.div_ceil(4 * worker_count()).max(8)
+/// A zeroed byte buffer, or `Error::OutOfMemory` instead of aborting the process.
+fn zeroed_bytes(len: usize, what: &str) -> Result<Vec<u8>> {
+    let mut buffer = Vec::new();
+    buffer
+        .try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory(format!("preprocessing: {len} bytes for {what} could not be allocated")))?;
+    buffer.resize(len, 0);
+    Ok(buffer)
 }
 
 /// One resize stage for every view that has one: `plans[v]` maps `inputs[v]` into a new
 /// buffer, in row bands on the worker threads. Views without one get `None`.
-fn resize_stage(inputs: &[Rgb8<'_>], plans: &[Option<&cv_resize::Resize>]) -> Vec<Option<Vec<u8>>> {
-    let mut outputs: Vec<Option<Vec<u8>>> =
-        plans.iter().map(|p| p.map(|r| vec![0u8; r.dst_width() * r.dst_height() * 3])).collect();
+fn resize_stage(inputs: &[Rgb8<'_>], plans: &[Option<&cv_resize::Resize>], workers: Workers) -> Result<Vec<Option<Vec<u8>>>> {
+    let mut outputs: Vec<Option<Vec<u8>>> = plans
+        .iter()
+        .map(|p| p.map(|r| zeroed_bytes(r.dst_width() * r.dst_height() * 3, "a resized view")).transpose())
+        .collect::<Result<_>>()?;
     let rows: usize = plans.iter().flatten().map(|r| r.dst_height()).sum();
-    let band = band_rows(rows);
+    let band = workers.band_rows(rows);
     let mut tasks: Vec<Task> = Vec::new();
     for ((input, plan), out) in inputs.iter().zip(plans).zip(&mut outputs) {
         let (Some(plan), Some(out)) = (plan, out.as_mut()) else { continue };
@@ -319,8 +329,8 @@ fn resize_stage(inputs: &[Rgb8<'_>], plans: &[Option<&cv_resize::Resize>]) -> Ve
             tasks.push(Box::new(move || plan.rows(input.data, input.stride, i * band, chunk)));
         }
     }
-    run_tasks(tasks);
-    outputs
+    workers.run(tasks);
+    Ok(outputs)
 }
 
 /// ToTensor then Normalize, in float32 like torchvision: `(v / 255 - mean) / std`, tabulated
@@ -334,7 +344,7 @@ fn normalisation_table() -> &'static [[f32; 256]; 3] {
 
 /// The views, planned and resized, centre-cropped to a common size and normalised straight
 /// into the network input tensor.
-fn process_rgb8(sources: &[Rgb8<'_>], options: &InferOptions) -> Result<Processed> {
+fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Workers) -> Result<Processed> {
     if sources.is_empty() {
         return Err(Error::InvalidArgument("at least one view is needed".into()));
     }
@@ -342,14 +352,14 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &InferOptions) -> Result<Processe
         .iter()
         .map(|s| ViewPlan::new(s.width, s.height, options.process_res, options.resize_method))
         .collect::<Result<Vec<_>>>()?;
-    let first = resize_stage(sources, &plans.iter().map(|p| p.first.as_ref()).collect::<Vec<_>>());
+    let first = resize_stage(sources, &plans.iter().map(|p| p.first.as_ref()).collect::<Vec<_>>(), workers)?;
     let mids: Vec<Rgb8> = sources
         .iter()
         .zip(&first)
         .zip(&plans)
         .map(|((s, f), p)| f.as_deref().map_or(*s, |data| Rgb8::of(data, p.mid_w, p.mid_h)))
         .collect();
-    let second = resize_stage(&mids, &plans.iter().map(|p| p.second.as_ref()).collect::<Vec<_>>());
+    let second = resize_stage(&mids, &plans.iter().map(|p| p.second.as_ref()).collect::<Vec<_>>(), workers)?;
     let lasts: Vec<Rgb8> = mids
         .iter()
         .zip(&second)
@@ -367,14 +377,15 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &InferOptions) -> Result<Processe
     }
     let views = sources.len();
     let hw = height * width;
-    let images = Tensor::empty([views as i64, 3, height as i64, width as i64], (Kind::Float, Device::Cpu));
+    let images = Tensor::f_empty([views as i64, 3, height as i64, width as i64], (Kind::Float, Device::Cpu))
+        .map_err(|e| Error::from(e).during("preprocessing: the network input"))?;
     {
         // SAFETY: `images` is a new contiguous float32 CPU tensor of exactly `views * 3 * hw`
         // elements that nothing else references; the slice is dropped at the end of this block,
         // before the tensor is moved or read.
         let data: &mut [f32] = unsafe { std::slice::from_raw_parts_mut(images.data_ptr() as *mut f32, views * 3 * hw) };
         let table = normalisation_table();
-        let band = band_rows(views * height);
+        let band = workers.band_rows(views * height);
         let mut planes = data.chunks_mut(hw);
         let mut tasks: Vec<Task> = Vec::new();
         for (img, plan) in lasts.iter().zip(&plans) {
@@ -397,7 +408,7 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &InferOptions) -> Result<Processe
                 }));
             }
         }
-        run_tasks(tasks);
+        workers.run(tasks);
     }
     let grid_changes = plans.into_iter().map(|p| p.changes).collect();
     Ok(Processed { images, height: height as u32, width: width as u32, grid_changes })
@@ -423,15 +434,15 @@ mod tests {
         RgbImage { width, height, data: vec![128; (width * height * 3) as usize] }
     }
 
-    fn options(process_res: u32, resize_method: ResizeMethod) -> InferOptions {
-        InferOptions { process_res, resize_method, ..InferOptions::default() }
+    fn options(process_res: u32, resize_method: ResizeMethod) -> PreprocessOptions {
+        PreprocessOptions { process_res, resize_method }
     }
 
     #[test]
     fn intrinsics_follow_resize_and_crop() {
         let k = [1200.0f32, 0.5, 640.0, 0.0, 1100.0, 360.0, 0.0, 0.0, 1.0];
         // 1280x720 -> 504x284 (longest side) -> 504x280 (nearest multiple of 14).
-        let p = process_views(&[grey(1280, 720)], &options(504, ResizeMethod::UpperBoundResize)).unwrap();
+        let p = process_views(&[grey(1280, 720)], &options(504, ResizeMethod::UpperBoundResize), 2).unwrap();
         assert_eq!((p.width, p.height), (504, 280));
         let got = adjust_intrinsics(&k, &p.grid_changes[0]);
         let (sx, sy) = (504.0 / 1280.0, (284.0 / 720.0) * (280.0 / 284.0));
@@ -440,7 +451,7 @@ mod tests {
             assert!((*g as f64 - w).abs() < 1e-3, "{got:?} vs {want:?}");
         }
         // Crop method: 1280x720 -> 504x284, then a centre crop to 504x280 moves cy by 2.
-        let p = process_views(&[grey(1280, 720)], &options(504, ResizeMethod::UpperBoundCrop)).unwrap();
+        let p = process_views(&[grey(1280, 720)], &options(504, ResizeMethod::UpperBoundCrop), 2).unwrap();
         assert_eq!((p.width, p.height), (504, 280));
         let got = adjust_intrinsics(&k, &p.grid_changes[0]);
         let s = 504.0 / 1280.0;
@@ -453,7 +464,7 @@ mod tests {
     fn mixed_sizes_shift_the_principal_point_of_the_larger_views() {
         // 640x480 -> 504x378 -> 504x378; 500x333 -> 504x336 -> 504x336. Unified to 504x336:
         // the first view loses (378 - 336) / 2 = 21 rows at the top.
-        let p = process_views(&[grey(640, 480), grey(500, 333)], &options(504, ResizeMethod::UpperBoundResize)).unwrap();
+        let p = process_views(&[grey(640, 480), grey(500, 333)], &options(504, ResizeMethod::UpperBoundResize), 2).unwrap();
         assert_eq!((p.width, p.height), (504, 336));
         let k = [500.0f32, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0];
         let first = adjust_intrinsics(&k, &p.grid_changes[0]);
@@ -483,7 +494,7 @@ mod tests {
         let images = [noise(640, 480, 1), noise(200, 150, 2), noise(504, 378, 3)];
         for method in [ResizeMethod::UpperBoundResize, ResizeMethod::LowerBoundCrop] {
             let opts = options(504, method);
-            let want = process_views(&images, &opts).unwrap();
+            let want = process_views(&images, &opts, 2).unwrap();
             for format in [PixelFormat::Rgb8, PixelFormat::Rgba8, PixelFormat::Bgr8, PixelFormat::Bgra8] {
                 let bpp = format.bytes_per_pixel();
                 let buffers: Vec<(Vec<u8>, usize)> = images
@@ -510,7 +521,7 @@ mod tests {
                     .zip(&images)
                     .map(|((buf, stride), img)| ImageView::new(buf, img.width, img.height, *stride, format).unwrap())
                     .collect();
-                let got = process_image_views(&views, &opts).unwrap();
+                let got = process_image_views(&views, &opts, 2).unwrap();
                 assert_eq!((got.width, got.height), (want.width, want.height));
                 assert_eq!(got.grid_changes, want.grid_changes);
                 assert!(got.images.equal(&want.images), "{format:?} {method:?}");
@@ -521,7 +532,7 @@ mod tests {
     #[test]
     fn normalisation_is_torchvision_in_float32() {
         let img = RgbImage { width: 14, height: 14, data: (0..14 * 14 * 3).map(|i| (i * 7 % 256) as u8).collect() };
-        let p = process_views(std::slice::from_ref(&img), &options(14, ResizeMethod::UpperBoundResize)).unwrap();
+        let p = process_views(std::slice::from_ref(&img), &options(14, ResizeMethod::UpperBoundResize), 2).unwrap();
         let got = Vec::<f32>::try_from(&p.images.reshape([-1])).unwrap();
         for (i, px) in img.data.chunks_exact(3).enumerate() {
             for c in 0..3 {
@@ -534,6 +545,6 @@ mod tests {
     #[test]
     fn a_short_buffer_is_an_error_not_a_panic() {
         let img = RgbImage { width: 10, height: 10, data: vec![0; 299] };
-        assert!(matches!(process_views(&[img], &InferOptions::default()), Err(Error::InvalidArgument(_))));
+        assert!(matches!(process_views(&[img], &options(504, ResizeMethod::UpperBoundResize), 2), Err(Error::InvalidArgument(_))));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use da3::{Engine, InferOptions, Precision, RefViewStrategy, ResizeMethod};
+use da3::{Engine, InferOptions, LoadOptions, Precision, RefViewStrategy, ResizeMethod};
 use tch::{Kind, Tensor};
 
 /// Pearson correlation of two tensors, in f64.
@@ -46,5 +46,5 @@ pub fn options_of(case: &serde_json::Value) -> InferOptions {
 /// Loads the oracle's checkpoint in `dir` in fp32 (a preset, or the reduced test model through
 /// its `official_config.json`).
 pub fn load_oracle_checkpoint(dir: &std::path::Path) -> Engine {
-    Engine::load(dir.to_str().unwrap(), false, Precision::Fp32).expect("checkpoint loads")
+    Engine::load(dir.to_str().unwrap(), LoadOptions::new(false, Precision::Fp32).with_settings(da3::Settings::from_env().expect("settings"))).expect("checkpoint loads")
 }

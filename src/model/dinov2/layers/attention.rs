@@ -54,7 +54,7 @@ impl Attention {
         let kind = self.compute_kind;
         let (q, k, v) = (q.to_kind(kind), k.to_kind(kind), v.to_kind(kind));
         let fused = if self.cudnn.load(std::sync::atomic::Ordering::Relaxed) {
-            crate::cuda_support::cudnn_attention(&q, &k, &v)
+            crate::gpu::support::cudnn_attention(&q, &k, &v)
                 .map_err(|error| {
                     if std::env::var_os("DA3_LOG_GRAPHS").is_some() {
                         eprintln!("libda3: cuDNN attention unavailable, using SDPA: {error}");

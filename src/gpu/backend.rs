@@ -1,4 +1,5 @@
-//! Device and precision selection, and loading libtorch's CUDA backend at run time.
+//! Loading libtorch's CUDA backend at run time, and what the library takes straight from the
+//! CUDA runtime (free memory, page-locked staging memory).
 //!
 //! The PyPI torch wheel splits CUDA support into `libtorch_cuda.so`, which the linker
 //! drops because nothing references it directly. Opening it once, next to the
@@ -7,10 +8,6 @@
 use std::ffi::{CStr, CString};
 
 use once_cell::sync::Lazy;
-use tch::{Device, Kind};
-
-use crate::error::{Error, Result};
-use crate::options::Precision;
 
 /// Outcome of loading the CUDA backend: Ok, or why not (for messages).
 static CUDA_BACKEND: Lazy<std::result::Result<(), String>> = Lazy::new(load_cuda_backend);
@@ -72,50 +69,9 @@ pub fn cuda_unavailable_reason() -> String {
     }
 }
 
-/// The device a new model goes to: `DA3_DEVICE` (`cpu`, `cuda`, `cuda:N`) if set, else the
-/// first GPU if any, else the CPU.
-pub fn select_device() -> Result<Device> {
-    match std::env::var("DA3_DEVICE") {
-        Ok(spec) => parse_device(&spec),
-        Err(_) => Ok(if cuda_available() { Device::Cuda(0) } else { Device::Cpu }),
-    }
-}
-
-/// The devices of a model's replicas, one replica each:
-/// - `DA3_DEVICES` (a comma-separated list, e.g. `cuda:0,cuda:1` or `cpu,cpu`) if set;
-/// - else, with `use_accelerate`, every visible CUDA device (`CUDA_VISIBLE_DEVICES`, read by
-///   CUDA itself, decides which are visible and renumbers them from 0), or the CPU when
-///   none is visible; `DA3_DEVICE` still picks a single device when set;
-/// - else the one device of `select_device`.
-pub fn select_devices(use_accelerate: bool) -> Result<Vec<Device>> {
-    if let Ok(list) = std::env::var("DA3_DEVICES") {
-        return parse_device_list(&list).map_err(|e| match e {
-            Error::InvalidArgument(m) => Error::InvalidArgument(format!("DA3_DEVICES: {m}")),
-            other => other,
-        });
-    }
-    if use_accelerate && std::env::var_os("DA3_DEVICE").is_none() && cuda_available() {
-        return Ok((0..tch::Cuda::device_count() as usize).map(Device::Cuda).collect());
-    }
-    Ok(vec![select_device()?])
-}
-
-/// A comma-separated device list (`cpu`, `cuda`, `cuda:N`; repeats allowed, e.g. `cpu,cpu`
-/// for two CPU replicas); all of one kind, since they share one precision.
-pub fn parse_device_list(list: &str) -> Result<Vec<Device>> {
-    let devices: Vec<Device> = list.split(',').map(parse_device).collect::<Result<_>>()?;
-    if devices.is_empty() {
-        return Err(Error::InvalidArgument(format!("'{list}' names no device")));
-    }
-    if devices.iter().any(|d| d.is_cuda() != devices[0].is_cuda()) {
-        return Err(Error::InvalidArgument(format!("'{list}' mixes CPU and CUDA devices: replicas share one precision")));
-    }
-    Ok(devices)
-}
-
 /// A function of the CUDA runtime, found among the loaded objects (libtorch_cuda was opened
 /// with RTLD_GLOBAL, and with it the CUDA runtime it links).
-fn cuda_runtime_symbol(name: &str) -> Option<*mut libc::c_void> {
+pub(crate) fn cuda_runtime_symbol(name: &str) -> Option<*mut libc::c_void> {
     let name = CString::new(name).ok()?;
     // SAFETY: dlsym only looks the name up.
     let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
@@ -150,62 +106,6 @@ pub fn cuda_memory_info(index: usize) -> Option<(u64, u64)> {
         let rc = info(&mut free, &mut total);
         set(previous);
         (rc == 0).then_some((free as u64, total as u64))
-    }
-}
-
-fn parse_device(spec: &str) -> Result<Device> {
-    let spec = spec.trim();
-    if spec == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let index = match spec.strip_prefix("cuda") {
-        Some("") => 0,
-        Some(rest) => rest
-            .strip_prefix(':')
-            .and_then(|i| i.parse::<usize>().ok())
-            .ok_or_else(|| Error::InvalidArgument(format!("DA3_DEVICE='{spec}': expected cpu, cuda or cuda:N")))?,
-        None => return Err(Error::InvalidArgument(format!("DA3_DEVICE='{spec}': expected cpu, cuda or cuda:N"))),
-    };
-    if !cuda_available() {
-        return Err(Error::Unsupported(format!("DA3_DEVICE='{spec}' but {}", cuda_unavailable_reason())));
-    }
-    let count = tch::Cuda::device_count() as usize;
-    if index >= count {
-        return Err(Error::InvalidArgument(format!("DA3_DEVICE='{spec}' but only {count} CUDA device(s) are visible")));
-    }
-    Ok(Device::Cuda(index))
-}
-
-/// Human-readable device name: `cpu` or `cuda:N`.
-pub fn device_name(device: Device) -> String {
-    match device {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}").to_lowercase(),
-    }
-}
-
-/// The concrete precision for `device`: `Auto` is bf16 on a GPU that computes in bf16
-/// (compute capability 8.0 and later), fp16 on older GPUs, fp32 on the CPU. When the
-/// capability cannot be queried (CUDA support library missing) it assumes bf16.
-pub fn resolve_precision(precision: Precision, device: Device) -> Precision {
-    match (precision, device) {
-        (Precision::Auto, Device::Cpu) => Precision::Fp32,
-        (Precision::Auto, Device::Cuda(index)) => match crate::cuda_support::supports_bf16(index) {
-            Ok(false) => Precision::Fp16,
-            Ok(true) | Err(_) => Precision::Bf16,
-        },
-        (Precision::Auto, _) => Precision::Bf16,
-        (p, _) => p,
-    }
-}
-
-/// Compute kind of the transformer's matrix products for a resolved precision.
-pub fn compute_kind(precision: Precision) -> Kind {
-    match precision {
-        Precision::Fp16 => Kind::Half,
-        Precision::Bf16 => Kind::BFloat16,
-        Precision::Fp32 | Precision::Auto => Kind::Float,
     }
 }
 

@@ -2,16 +2,19 @@
 //! caching allocator's statistics and device capabilities, which tch does not expose.
 //!
 //! The shim links libtorch's CUDA libraries, so it is opened at run time, after the CUDA
-//! backend (`runtime::cuda_available`), never at load time: libda3 keeps loading on machines
+//! backend (`backend::cuda_available`), never at load time: libda3 keeps loading on machines
 //! without CUDA, and everything here then reports why it is unavailable.
-//! Looked up in order: `DA3_CUDA_SUPPORT_LIB` (a path), the directory of the loaded libda3,
-//! the path where the build left it.
+//! Looked up in order: `Settings::cuda_support_lib` (`DA3_CUDA_SUPPORT_LIB`, handed over by the
+//! first model load through `configure`), the directory of the loaded libda3, the path where
+//! the build left it.
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
-use once_cell::sync::Lazy;
+use std::path::PathBuf;
 
-use crate::error::{Error, Result};
-use crate::runtime;
+use once_cell::sync::{Lazy, OnceCell};
+
+use super::backend;
+use crate::error::{torch_error, Error, Result};
 
 const LIBRARY_NAME: &str = "libda3_cuda_support.so";
 const ABI_VERSION: c_int = 2;
@@ -35,6 +38,16 @@ struct Shim {
 
 static SHIM: Lazy<std::result::Result<Shim, String>> = Lazy::new(load_shim);
 
+/// The caller's path of the library (`Settings::cuda_support_lib`), fixed by the first
+/// `configure` (the library is loaded once per process).
+static CONFIGURED_PATH: OnceCell<Option<PathBuf>> = OnceCell::new();
+
+/// Hands over where the library is looked for first; only the first call before the library
+/// is loaded counts (later models share the loaded library).
+pub fn configure(path: Option<PathBuf>) {
+    let _ = CONFIGURED_PATH.set(path);
+}
+
 /// Directory of the object this code was linked into (libda3.so, or a test binary).
 fn own_directory() -> Option<String> {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
@@ -50,8 +63,8 @@ fn own_directory() -> Option<String> {
 
 fn candidates() -> Vec<String> {
     let mut paths = Vec::new();
-    if let Ok(path) = std::env::var("DA3_CUDA_SUPPORT_LIB") {
-        paths.push(path);
+    if let Some(Some(path)) = CONFIGURED_PATH.get() {
+        paths.push(path.display().to_string());
     }
     if let Some(dir) = own_directory() {
         paths.push(format!("{dir}/{LIBRARY_NAME}"));
@@ -63,8 +76,8 @@ fn candidates() -> Vec<String> {
 }
 
 fn load_shim() -> std::result::Result<Shim, String> {
-    if !runtime::cuda_available() {
-        return Err(runtime::cuda_unavailable_reason());
+    if !backend::cuda_available() {
+        return Err(backend::cuda_unavailable_reason());
     }
     let mut tried = Vec::new();
     for path in candidates() {
@@ -76,7 +89,7 @@ fn load_shim() -> std::result::Result<Shim, String> {
         // SAFETY: loading a shared library by path; the handle is intentionally never closed.
         let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if handle.is_null() {
-            tried.push(format!("{path} ({})", runtime::dl_error()));
+            tried.push(format!("{path} ({})", backend::dl_error()));
             continue;
         }
         return resolve(handle).map_err(|e| format!("{path}: {e}"));
@@ -144,7 +157,7 @@ fn call(what: &str, f: impl FnOnce(ErrArgs) -> c_int) -> Result<()> {
     }
     // SAFETY: the shim always NUL-terminates within the buffer.
     let message = unsafe { CStr::from_ptr(buffer.as_ptr()) }.to_string_lossy().into_owned();
-    Err(Error::Torch(format!("{what}: {message}")))
+    Err(torch_error(&message).during(what))
 }
 
 /// Caching-allocator bytes of one device.
@@ -265,7 +278,7 @@ mod tests {
     /// Without a GPU everything here reports why instead of failing to load or crashing.
     #[test]
     fn without_cuda_every_call_says_why() {
-        if runtime::cuda_available() {
+        if backend::cuda_available() {
             return; // covered by the GPU runs (bench/)
         }
         assert!(availability().is_err());
