@@ -3,10 +3,10 @@
 random-weight checkpoints and the same inputs, and the issue's targets met or not.
 
     python3 bench/side_by_side.py --device cuda --checkpoints /tmp/ckpt --make-missing \\
-        --bench .carry-prep/da3_bench --out bench/RESULT.md
+        --bench .carry-prep/da3_bench --out bench/results/RESULT.md
     python3 bench/side_by_side.py --device cpu --cases da3-small:1,4 --modes e2e,libda3 \\
         --checkpoint da3-small=target/oracle/da3-small/checkpoint \\
-        --interleave target/release/libda3.so --warmup 1 --iters 10 --out bench/RESULT.md
+        --interleave target/release/libda3.so --warmup 1 --iters 10 --out bench/results/RESULT.md
 
 What is timed (wall clock; CUDA synchronised before the clock stops; median of --iters after
 --warmup untimed calls):

@@ -369,217 +369,248 @@ static void print_matrix(const char *name, const float *m, int rows, int cols) {
     }
 }
 
-int main(int argc, char **argv) {
-    const char *model_name = NULL;
-    const char *out_dir = "out";
-    bool accelerate = false, png = false;
-    unsigned long repeat = 1;
-    da3_precision precision = DA3_PRECISION_AUTO;
-    const char *extrinsics_path = NULL, *intrinsics_path = NULL;
-    float *given_extrinsics = NULL, *given_intrinsics = NULL;
-    uint32_t layers[64];
-    da3_options opts;
-    da3_status st = da3_options_default(&opts, sizeof opts);
-    if (st != DA3_OK) {
-        return fail("da3_options_default", st);
-    }
-    const char **images = calloc((size_t)argc, sizeof *images);
-    size_t n_images = 0;
-    if (images == NULL) {
-        return 1;
-    }
+/* What a step returns when the program goes on; otherwise it returns the exit status. */
+#define GO_ON (-1)
 
+/* What the command line asks for, besides the da3_options it sets directly. */
+struct invocation {
+    const char *model_name;
+    const char *out_dir;
+    bool accelerate, png;
+    unsigned long repeat;
+    da3_precision precision;
+    const char *extrinsics_path, *intrinsics_path;
+    const char **images; /* argc entries allocated, n_images used */
+    size_t n_images;
+    uint32_t layers[64]; /* options->export_feat_layers points here */
+};
+
+/* Known cameras read from .npy files (malloc'ed; NULL when none were given). */
+struct known_cameras {
+    float *extrinsics, *intrinsics;
+};
+
+/* What the report read from the result, for the files written after it. */
+struct outputs {
+    size_t views, height, width;
+    bool cameras, has_scale, has_alignment;
+    float *extrinsics, *intrinsics; /* views x 3x4 and views x 3x3, when `cameras` */
+    float scale, alignment;
+};
+
+/* Parses a --option's value into inv / opts; returns GO_ON, or 2 after a message. */
+static int parse_value(const char *a, const char *value, struct invocation *inv,
+                       da3_options *opts) {
+    int idx;
+    if (strcmp(a, "--model") == 0) {
+        inv->model_name = value;
+    } else if (strcmp(a, "--extrinsics") == 0) {
+        inv->extrinsics_path = value;
+    } else if (strcmp(a, "--intrinsics") == 0) {
+        inv->intrinsics_path = value;
+    } else if (strcmp(a, "--export-layers") == 0) {
+        if (parse_layers(value, inv->layers, &opts->export_feat_layer_count,
+                         (uint32_t)COUNT(inv->layers)) != 0) {
+            fprintf(stderr, "da3_infer: --export-layers needs block numbers like 3,7, got '%s'\n",
+                    value);
+            return 2;
+        }
+        opts->export_feat_layers = inv->layers;
+    } else if (strcmp(a, "--out") == 0) {
+        inv->out_dir = value;
+    } else if (strcmp(a, "--precision") == 0) {
+        if ((idx = lookup(value, PRECISION_NAMES, COUNT(PRECISION_NAMES))) < 0) {
+            fprintf(stderr, "da3_infer: unknown precision '%s'\n", value);
+            return 2;
+        }
+        inv->precision = PRECISION_VALUES[idx];
+    } else if (strcmp(a, "--resize-method") == 0) {
+        if ((idx = lookup(value, RESIZE_NAMES, COUNT(RESIZE_NAMES))) < 0) {
+            fprintf(stderr, "da3_infer: unknown resize method '%s'\n", value);
+            return 2;
+        }
+        opts->resize_method = RESIZE_VALUES[idx];
+    } else if (strcmp(a, "--ref-view") == 0) {
+        if ((idx = lookup(value, REF_VIEW_NAMES, COUNT(REF_VIEW_NAMES))) < 0) {
+            fprintf(stderr, "da3_infer: unknown reference-view strategy '%s'\n", value);
+            return 2;
+        }
+        opts->ref_view_strategy = REF_VIEW_VALUES[idx];
+    } else if (strcmp(a, "--repeat") == 0) {
+        char *end = NULL;
+        errno = 0;
+        inv->repeat = strtoul(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || inv->repeat == 0 ||
+            inv->repeat > 10000) {
+            fprintf(stderr, "da3_infer: --repeat needs a number from 1 to 10000, got '%s'\n",
+                    value);
+            return 2;
+        }
+    } else { /* --res */
+        char *end = NULL;
+        errno = 0;
+        unsigned long res = strtoul(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || res > UINT32_MAX) {
+            fprintf(stderr, "da3_infer: --res needs a number, got '%s'\n", value);
+            return 2;
+        }
+        opts->process_res = (uint32_t)res;
+    }
+    return GO_ON;
+}
+
+/* Step 1, the command line: fills inv and opts. Returns GO_ON; 0 after --help; 2 on a usage
+ * error (message and usage on stderr). */
+static int parse_args(int argc, char **argv, struct invocation *inv, da3_options *opts) {
+    /* The options that take a value (parse_value reads it). */
+    static const char *const WITH_VALUE[] = {
+        "--model", "--precision", "--res", "--repeat", "--resize-method", "--ref-view", "--out",
+        "--extrinsics", "--intrinsics", "--export-layers"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        int idx;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
-            free(images);
             return 0;
         } else if (strcmp(a, "--accelerate") == 0) {
-            accelerate = true;
+            inv->accelerate = true;
         } else if (strcmp(a, "--png") == 0) {
-            png = true;
+            inv->png = true;
         } else if (strcmp(a, "--ray-pose") == 0) {
-            opts.use_ray_pose = 1;
+            opts->use_ray_pose = 1;
         } else if (strcmp(a, "--no-align-scale") == 0) {
-            opts.align_to_input_ext_scale = 0;
-        } else if (strcmp(a, "--model") == 0 || strcmp(a, "--precision") == 0 ||
-                   strcmp(a, "--res") == 0 || strcmp(a, "--repeat") == 0 ||
-                   strcmp(a, "--resize-method") == 0 ||
-                   strcmp(a, "--ref-view") == 0 || strcmp(a, "--out") == 0 ||
-                   strcmp(a, "--extrinsics") == 0 || strcmp(a, "--intrinsics") == 0 ||
-                   strcmp(a, "--export-layers") == 0) {
+            opts->align_to_input_ext_scale = 0;
+        } else if (lookup(a, WITH_VALUE, COUNT(WITH_VALUE)) >= 0) {
             if (value == NULL) {
                 fprintf(stderr, "da3_infer: %s needs a value\n", a);
                 goto usage_error;
             }
             i++;
-            if (strcmp(a, "--model") == 0) {
-                model_name = value;
-            } else if (strcmp(a, "--extrinsics") == 0) {
-                extrinsics_path = value;
-            } else if (strcmp(a, "--intrinsics") == 0) {
-                intrinsics_path = value;
-            } else if (strcmp(a, "--export-layers") == 0) {
-                if (parse_layers(value, layers, &opts.export_feat_layer_count,
-                                 (uint32_t)COUNT(layers)) != 0) {
-                    fprintf(stderr, "da3_infer: --export-layers needs block numbers like 3,7, got '%s'\n",
-                            value);
-                    goto usage_error;
-                }
-                opts.export_feat_layers = layers;
-            } else if (strcmp(a, "--out") == 0) {
-                out_dir = value;
-            } else if (strcmp(a, "--precision") == 0) {
-                if ((idx = lookup(value, PRECISION_NAMES, COUNT(PRECISION_NAMES))) < 0) {
-                    fprintf(stderr, "da3_infer: unknown precision '%s'\n", value);
-                    goto usage_error;
-                }
-                precision = PRECISION_VALUES[idx];
-            } else if (strcmp(a, "--resize-method") == 0) {
-                if ((idx = lookup(value, RESIZE_NAMES, COUNT(RESIZE_NAMES))) < 0) {
-                    fprintf(stderr, "da3_infer: unknown resize method '%s'\n", value);
-                    goto usage_error;
-                }
-                opts.resize_method = RESIZE_VALUES[idx];
-            } else if (strcmp(a, "--ref-view") == 0) {
-                if ((idx = lookup(value, REF_VIEW_NAMES, COUNT(REF_VIEW_NAMES))) < 0) {
-                    fprintf(stderr, "da3_infer: unknown reference-view strategy '%s'\n", value);
-                    goto usage_error;
-                }
-                opts.ref_view_strategy = REF_VIEW_VALUES[idx];
-            } else if (strcmp(a, "--repeat") == 0) {
-                char *end = NULL;
-                errno = 0;
-                repeat = strtoul(value, &end, 10);
-                if (errno != 0 || end == value || *end != '\0' || repeat == 0 || repeat > 10000) {
-                    fprintf(stderr, "da3_infer: --repeat needs a number from 1 to 10000, got '%s'\n",
-                            value);
-                    goto usage_error;
-                }
-            } else { /* --res */
-                char *end = NULL;
-                errno = 0;
-                unsigned long res = strtoul(value, &end, 10);
-                if (errno != 0 || end == value || *end != '\0' || res > UINT32_MAX) {
-                    fprintf(stderr, "da3_infer: --res needs a number, got '%s'\n", value);
-                    goto usage_error;
-                }
-                opts.process_res = (uint32_t)res;
+            if (parse_value(a, value, inv, opts) != GO_ON) {
+                goto usage_error;
             }
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "da3_infer: unknown option %s\n", a);
             goto usage_error;
         } else {
-            images[n_images++] = a;
+            inv->images[inv->n_images++] = a;
         }
     }
-    if (model_name == NULL || n_images == 0) {
-        fprintf(stderr, "da3_infer: %s\n", model_name == NULL ? "--model is required"
-                                                             : "at least one image is required");
+    if (inv->model_name == NULL || inv->n_images == 0) {
+        fprintf(stderr, "da3_infer: %s\n",
+                inv->model_name == NULL ? "--model is required" : "at least one image is required");
         goto usage_error;
     }
-    if ((extrinsics_path == NULL) != (intrinsics_path == NULL)) {
+    if ((inv->extrinsics_path == NULL) != (inv->intrinsics_path == NULL)) {
         fprintf(stderr, "da3_infer: --extrinsics and --intrinsics go together\n");
         goto usage_error;
     }
-    if (extrinsics_path != NULL) {
-        size_t es[3], ks[3];
-        int en = 0, kn = 0;
-        given_extrinsics = read_npy(extrinsics_path, es, &en, 3);
-        given_intrinsics = given_extrinsics ? read_npy(intrinsics_path, ks, &kn, 3) : NULL;
-        if (given_intrinsics == NULL) {
-            free(given_extrinsics);
-            free(images);
-            return 2;
-        }
-        if (en != 3 || es[0] != n_images || (es[1] != 3 && es[1] != 4) || es[2] != 4 ||
-            kn != 3 || ks[0] != n_images || ks[1] != 3 || ks[2] != 3) {
-            fprintf(stderr,
-                    "da3_infer: with %zu images the cameras must be shaped (%zu,4,4) or (%zu,3,4) "
-                    "and (%zu,3,3)\n",
-                    n_images, n_images, n_images, n_images);
-            free(given_extrinsics);
-            free(given_intrinsics);
-            free(images);
-            return 2;
-        }
-        opts.extrinsics = given_extrinsics;
-        opts.extrinsics_rows = (uint32_t)es[1];
-        opts.intrinsics = given_intrinsics;
-    }
-    /* Report bad options (e.g. --res 0) before the slow model load. */
-    if ((st = da3_options_validate(&opts)) != DA3_OK) {
-        free(given_extrinsics);
-        free(given_intrinsics);
-        free(images);
-        return fail("da3_options_validate", st);
-    }
+    return GO_ON;
+usage_error:
+    usage(stderr);
+    return 2;
+}
 
+/* Step 2, known cameras: reads --extrinsics / --intrinsics (when given), checks their shapes
+ * against the image count and points opts at them. Returns GO_ON or 2. */
+static int read_known_cameras(const struct invocation *inv, da3_options *opts,
+                              struct known_cameras *cameras) {
+    if (inv->extrinsics_path == NULL) {
+        return GO_ON;
+    }
+    size_t es[3], ks[3], n = inv->n_images;
+    int en = 0, kn = 0;
+    cameras->extrinsics = read_npy(inv->extrinsics_path, es, &en, 3);
+    cameras->intrinsics =
+        cameras->extrinsics ? read_npy(inv->intrinsics_path, ks, &kn, 3) : NULL;
+    if (cameras->intrinsics == NULL) {
+        return 2;
+    }
+    if (en != 3 || es[0] != n || (es[1] != 3 && es[1] != 4) || es[2] != 4 || kn != 3 ||
+        ks[0] != n || ks[1] != 3 || ks[2] != 3) {
+        fprintf(stderr,
+                "da3_infer: with %zu images the cameras must be shaped (%zu,4,4) or (%zu,3,4) "
+                "and (%zu,3,3)\n",
+                n, n, n, n);
+        return 2;
+    }
+    opts->extrinsics = cameras->extrinsics;
+    opts->extrinsics_rows = (uint32_t)es[1];
+    opts->intrinsics = cameras->intrinsics;
+    return GO_ON;
+}
+
+/* Step 3, the options as a whole: bad ones (e.g. --res 0) are reported before the slow model
+ * load. Returns GO_ON or 1. */
+static int validate_options(const da3_options *opts) {
+    da3_status st = da3_options_validate(opts);
+    return st == DA3_OK ? GO_ON : fail("da3_options_validate", st);
+}
+
+/* Step 4, the model: loads it and prints what it is and can do. Returns GO_ON or 1. */
+static int load_model(const struct invocation *inv, da3_model **model) {
     printf("libda3 %s (header %d.%d.%d)\n", da3_version(), DA3_VERSION_MAJOR, DA3_VERSION_MINOR,
            DA3_VERSION_PATCH);
-    da3_model *model = NULL;
     double t0 = now_ms();
-    st = da3_create(model_name, accelerate, precision, &model);
+    da3_status st = da3_create(inv->model_name, inv->accelerate, inv->precision, model);
     if (st != DA3_OK) {
-        free(given_extrinsics);
-        free(given_intrinsics);
-        free(images);
         return fail("da3_create", st);
     }
-    printf("model %s: preset %s, device %s, precision %s, loaded in %.1f ms\n", model_name,
-           da3_model_preset(model), da3_model_device(model),
-           da3_precision_name(da3_model_precision(model)), now_ms() - t0);
-    print_capabilities(model);
+    printf("model %s: preset %s, device %s, precision %s, loaded in %.1f ms\n", inv->model_name,
+           da3_model_preset(*model), da3_model_device(*model),
+           da3_precision_name(da3_model_precision(*model)), now_ms() - t0);
+    print_capabilities(*model);
+    return GO_ON;
+}
 
-    /* With --repeat N the call runs N times (the first one pays for warm-up: kernel
-     * selection, allocator growth) and the last result is kept. */
-    da3_result *result = NULL;
+/* Step 5, inference on all images as one scene. With --repeat N the call runs N times (the
+ * first one pays for warm-up: kernel selection, allocator growth) and the last result is
+ * kept. Prints the sizes and the time. Returns GO_ON or 1. */
+static int run_inference(const da3_model *model, const struct invocation *inv,
+                         const da3_options *opts, da3_result **result) {
     double infer_ms = 0.0, first_ms = 0.0, best_ms = INFINITY;
-    for (unsigned long r = 0; r < repeat; r++) {
-        da3_result_free(result);
-        result = NULL;
-        t0 = now_ms();
-        st = da3_infer_files(model, images, n_images, &opts, &result);
+    for (unsigned long r = 0; r < inv->repeat; r++) {
+        da3_result_free(*result);
+        *result = NULL;
+        double t0 = now_ms();
+        da3_status st = da3_infer_files(model, inv->images, inv->n_images, opts, result);
         infer_ms = now_ms() - t0;
         if (st != DA3_OK) {
-            int rc = fail("da3_infer_files", st);
-            da3_free(model);
-            free(given_extrinsics);
-            free(given_intrinsics);
-            free(images);
-            return rc;
+            return fail("da3_infer_files", st);
         }
         if (r == 0) {
             first_ms = infer_ms;
         }
         best_ms = infer_ms < best_ms ? infer_ms : best_ms;
     }
-    if (repeat > 1) {
-        printf("%lu runs: first %.1f ms, last %.1f ms, best %.1f ms\n", repeat, first_ms, infer_ms,
-               best_ms);
+    if (inv->repeat > 1) {
+        printf("%lu runs: first %.1f ms, last %.1f ms, best %.1f ms\n", inv->repeat, first_ms,
+               infer_ms, best_ms);
     }
+    printf("%zu view(s), processed size %zux%zu (W x H), inference %.1f ms\n",
+           da3_result_view_count(*result), (size_t)da3_result_width(*result),
+           (size_t)da3_result_height(*result), infer_ms);
+    return GO_ON;
+}
 
-    size_t n = da3_result_view_count(result);
-    size_t h = da3_result_height(result), w = da3_result_width(result);
-    bool cameras = da3_result_has_cameras(result);
-    printf("%zu view(s), processed size %zux%zu (W x H), inference %.1f ms\n", n, w, h, infer_ms);
-
-    int rc = 0;
-    float *extrinsics = calloc(n * 12, sizeof(float));
-    float *intrinsics = calloc(n * 9, sizeof(float));
-    if (extrinsics == NULL || intrinsics == NULL) {
+/* Step 6, the report: per view depth min/mean/max and the cameras, then the metric scale,
+ * the alignment to known cameras and any warnings; fills out for the files. Returns GO_ON
+ * or 1. */
+static int report(const da3_result *result, const struct invocation *inv, const da3_options *opts,
+                  struct outputs *out) {
+    size_t n = out->views = da3_result_view_count(result);
+    size_t h = out->height = da3_result_height(result), w = out->width = da3_result_width(result);
+    out->cameras = da3_result_has_cameras(result);
+    out->extrinsics = calloc(n * 12, sizeof(float));
+    out->intrinsics = calloc(n * 9, sizeof(float));
+    if (out->extrinsics == NULL || out->intrinsics == NULL) {
         fprintf(stderr, "da3_infer: out of memory\n");
-        rc = 1;
-        goto done;
+        return 1;
     }
     for (size_t v = 0; v < n; v++) {
         const float *depth = da3_result_depth(result, v);
         if (depth == NULL) {
-            rc = fail("da3_result_depth", DA3_ERR_INVALID_ARGUMENT);
-            goto done;
+            return fail("da3_result_depth", DA3_ERR_INVALID_ARGUMENT);
         }
         double lo = INFINITY, hi = -INFINITY, sum = 0.0;
         size_t valid = 0;
@@ -593,105 +624,139 @@ int main(int argc, char **argv) {
             }
         }
         printf("view %zu (%s): depth min %.4f mean %.4f max %.4f (%zu finite of %zu)\n", v,
-               images[v], lo, valid ? sum / (double)valid : NAN, hi, valid, h * w);
-        if (cameras) {
-            if ((st = da3_result_extrinsics(result, v, extrinsics + v * 12)) != DA3_OK ||
-                (st = da3_result_intrinsics(result, v, intrinsics + v * 9)) != DA3_OK) {
-                rc = fail("reading cameras", st);
-                goto done;
+               inv->images[v], lo, valid ? sum / (double)valid : NAN, hi, valid, h * w);
+        if (out->cameras) {
+            da3_status st;
+            if ((st = da3_result_extrinsics(result, v, out->extrinsics + v * 12)) != DA3_OK ||
+                (st = da3_result_intrinsics(result, v, out->intrinsics + v * 9)) != DA3_OK) {
+                return fail("reading cameras", st);
             }
-            print_matrix("extrinsics (world to camera, 3x4)", extrinsics + v * 12, 3, 4);
-            print_matrix("intrinsics (3x3)", intrinsics + v * 9, 3, 3);
+            print_matrix("extrinsics (world to camera, 3x4)", out->extrinsics + v * 12, 3, 4);
+            print_matrix("intrinsics (3x3)", out->intrinsics + v * 9, 3, 3);
         }
     }
-    if (!cameras) {
+    if (!out->cameras) {
         printf("this model predicts no cameras: extrinsics.npy and intrinsics.npy are skipped\n");
     }
-    float scale = 0.0f, alignment = 0.0f;
-    bool has_scale = da3_result_scale_factor(result, &scale) == DA3_OK;
-    bool has_alignment = da3_result_alignment_scale(result, &alignment) == DA3_OK;
-    if (has_scale) {
-        printf("metric scale factor %.6f (depth and translations in metres)\n", (double)scale);
+    out->has_scale = da3_result_scale_factor(result, &out->scale) == DA3_OK;
+    out->has_alignment = da3_result_alignment_scale(result, &out->alignment) == DA3_OK;
+    if (out->has_scale) {
+        printf("metric scale factor %.6f (depth and translations in metres)\n", (double)out->scale);
     } else if (da3_result_is_metric(result)) {
         printf("depth in metres\n");
     }
-    if (has_alignment) {
-        printf("aligned to the given cameras: scale %.6f (%s)\n", (double)alignment,
-               opts.align_to_input_ext_scale ? "depth divided by it, given extrinsics returned"
-                                             : "predicted depth scale kept");
+    if (out->has_alignment) {
+        printf("aligned to the given cameras: scale %.6f (%s)\n", (double)out->alignment,
+               opts->align_to_input_ext_scale ? "depth divided by it, given extrinsics returned"
+                                              : "predicted depth scale kept");
     }
     for (size_t i = 0; i < da3_result_warning_count(result); i++) {
         printf("warning: %s\n", da3_result_warning(result, i));
     }
+    return GO_ON;
+}
 
-    if (make_dirs(out_dir) != 0) {
-        fprintf(stderr, "da3_infer: cannot create %s: %s\n", out_dir, strerror(errno));
-        rc = 1;
-        goto done;
+/* Step 7, the files: the .npy outputs the result has, exported features and, with --png, a
+ * depth PNG per view, into out_dir (created). Returns GO_ON or 1. */
+static int write_outputs(const da3_result *result, const struct invocation *inv,
+                         const struct outputs *out) {
+    const char *dir = inv->out_dir;
+    if (make_dirs(dir) != 0) {
+        fprintf(stderr, "da3_infer: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
     }
-    size_t maps[3] = {n, h, w}, ext[3] = {n, 3, 4}, intr[3] = {n, 3, 3}, one[1] = {1};
+    size_t n = out->views;
+    size_t maps[3] = {n, out->height, out->width}, ext[3] = {n, 3, 4}, intr[3] = {n, 3, 3},
+           one[1] = {1};
     /* Confidence and sky exist for some models only (NULL otherwise). */
     const float *conf = da3_result_confidence_all(result);
     const float *sky = da3_result_sky_all(result);
-    if (save_npy(out_dir, "depth.npy", da3_result_depth_all(result), maps, 3) != 0 ||
-        (conf != NULL && save_npy(out_dir, "conf.npy", conf, maps, 3) != 0) ||
-        (sky != NULL && save_npy(out_dir, "sky.npy", sky, maps, 3) != 0) ||
-        (cameras && (save_npy(out_dir, "extrinsics.npy", extrinsics, ext, 3) != 0 ||
-                     save_npy(out_dir, "intrinsics.npy", intrinsics, intr, 3) != 0)) ||
-        (has_scale && save_npy(out_dir, "scale_factor.npy", &scale, one, 1) != 0) ||
-        (has_alignment && save_npy(out_dir, "alignment_scale.npy", &alignment, one, 1) != 0)) {
-        rc = 1;
-        goto done;
+    if (save_npy(dir, "depth.npy", da3_result_depth_all(result), maps, 3) != 0 ||
+        (conf != NULL && save_npy(dir, "conf.npy", conf, maps, 3) != 0) ||
+        (sky != NULL && save_npy(dir, "sky.npy", sky, maps, 3) != 0) ||
+        (out->cameras && (save_npy(dir, "extrinsics.npy", out->extrinsics, ext, 3) != 0 ||
+                          save_npy(dir, "intrinsics.npy", out->intrinsics, intr, 3) != 0)) ||
+        (out->has_scale && save_npy(dir, "scale_factor.npy", &out->scale, one, 1) != 0) ||
+        (out->has_alignment &&
+         save_npy(dir, "alignment_scale.npy", &out->alignment, one, 1) != 0)) {
+        return 1;
     }
     for (size_t i = 0; i < da3_result_feature_count(result); i++) {
         uint32_t layer = 0;
         size_t shape[4];
         const float *data = da3_result_feature_data(result, i);
-        if ((st = da3_result_feature_info(result, i, &layer, shape)) != DA3_OK || data == NULL) {
-            rc = fail("reading features", st != DA3_OK ? st : DA3_ERR_INVALID_ARGUMENT);
-            goto done;
+        da3_status st = da3_result_feature_info(result, i, &layer, shape);
+        if (st != DA3_OK || data == NULL) {
+            return fail("reading features", st != DA3_OK ? st : DA3_ERR_INVALID_ARGUMENT);
         }
         char name[64];
         snprintf(name, sizeof name, "features_%u.npy", layer);
-        printf("features of block %u: %zu x %zu x %zu x %zu\n", layer, shape[0], shape[1], shape[2],
-               shape[3]);
-        if (save_npy(out_dir, name, data, shape, 4) != 0) {
-            rc = 1;
-            goto done;
+        printf("features of block %u: %zu x %zu x %zu x %zu\n", layer, shape[0], shape[1],
+               shape[2], shape[3]);
+        if (save_npy(dir, name, data, shape, 4) != 0) {
+            return 1;
         }
     }
-    for (size_t v = 0; png && v < n; v++) {
+    for (size_t v = 0; inv->png && v < n; v++) {
         char name[64];
         snprintf(name, sizeof name, "depth_%zu.png", v);
-        char *path = join(out_dir, name);
+        char *path = join(dir, name);
         if (path == NULL) {
-            rc = 1;
-            goto done;
+            return 1;
         }
-        st = da3_result_write_depth_png(result, v, path);
+        da3_status st = da3_result_write_depth_png(result, v, path);
         if (st != DA3_OK) {
             free(path);
-            rc = fail("da3_result_write_depth_png", st);
-            goto done;
+            return fail("da3_result_write_depth_png", st);
         }
         printf("wrote %s\n", path);
         free(path);
     }
+    return GO_ON;
+}
 
-done:
-    free(extrinsics);
-    free(intrinsics);
+int main(int argc, char **argv) {
+    da3_options opts;
+    da3_status st = da3_options_default(&opts, sizeof opts);
+    if (st != DA3_OK) {
+        return fail("da3_options_default", st);
+    }
+    struct invocation inv = {.out_dir = "out", .repeat = 1, .precision = DA3_PRECISION_AUTO};
+    inv.images = calloc((size_t)argc, sizeof *inv.images);
+    if (inv.images == NULL) {
+        return 1;
+    }
+    struct known_cameras cameras = {NULL, NULL};
+    struct outputs out = {0};
+    da3_model *model = NULL;
+    da3_result *result = NULL;
+
+    int rc = parse_args(argc, argv, &inv, &opts);
+    if (rc == GO_ON) {
+        rc = read_known_cameras(&inv, &opts, &cameras);
+    }
+    if (rc == GO_ON) {
+        rc = validate_options(&opts);
+    }
+    if (rc == GO_ON) {
+        rc = load_model(&inv, &model);
+    }
+    if (rc == GO_ON) {
+        rc = run_inference(model, &inv, &opts, &result);
+    }
+    if (rc == GO_ON) {
+        rc = report(result, &inv, &opts, &out);
+    }
+    if (rc == GO_ON) {
+        rc = write_outputs(result, &inv, &out);
+    }
+
+    free(out.extrinsics);
+    free(out.intrinsics);
     da3_result_free(result);
     da3_free(model);
-    free(given_extrinsics);
-    free(given_intrinsics);
-    free(images);
-    return rc;
-
-usage_error:
-    usage(stderr);
-    free(given_extrinsics);
-    free(given_intrinsics);
-    free(images);
-    return 2;
+    free(cameras.extrinsics);
+    free(cameras.intrinsics);
+    free(inv.images);
+    return rc == GO_ON ? 0 : rc;
 }

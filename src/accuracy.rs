@@ -21,7 +21,7 @@ pub struct Deviation {
 
 /// The documented bound of `use_accelerate` (bf16) against the fp32 reference, per metric.
 /// See README for how it was measured; `within` checks a deviation against it.
-/// Measured on an H100 (bench/2026-11-24-h100-accel3-accuracy-large.txt, random-weight
+/// Measured on an H100 (bench/results/2026-11-24-h100-accel3-accuracy-large.txt, random-weight
 /// da3-large, the two sample photos, 1 to 6 views): depth median 3.0e-3, p99 1.1e-2, max
 /// 2.2e-2, rotation 0.79 degrees, translation 1.8e-3, focal 1.9e-3. The official bf16
 /// autocast alone: depth median 1.4e-3, p99 4.8e-3, max 8.0e-3, the same camera numbers (the

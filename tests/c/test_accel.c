@@ -2,7 +2,8 @@
  * C tests of the benchmark-facing API: da3_infer_preprocessed (compared with da3_infer on an
  * image that needs no resize), da3_model_memory_stats and da3_model_reset_peak_memory
  * (DA3_ERR_NOT_AVAILABLE on the CPU; real numbers on a GPU). Usage: test_accel CHECKPOINT.
- * Prints one line per check and "N passed, M failed"; exit status 1 on any failure.
+ * Prints one line per check and "N passed, M failed, K skipped" (check.h); exit status 1 on any
+ * failure.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -11,28 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "da3.h"
 
-static int g_passed, g_failed;
-
 static double abs_d(double x) { return x < 0 ? -x : x; }
-
-static void check(const char *name, int cond, const char *detail) {
-    if (cond) {
-        g_passed++;
-        printf("ok      %s\n", name);
-    } else {
-        g_failed++;
-        printf("FAIL    %s%s%s (last error: \"%s\")\n", name, detail ? ": " : "", detail ? detail : "",
-               da3_last_error_message());
-    }
-}
-
-static void expect_status(const char *name, da3_status got, da3_status want, const char *word) {
-    char detail[512];
-    snprintf(detail, sizeof detail, "got %s, want %s", da3_status_name((int)got), da3_status_name((int)want));
-    check(name, got == want && (word == NULL || strstr(da3_last_error_message(), word) != NULL), detail);
-}
 
 /* 56 x 42: with process_res 56 and upper-bound resize both sides are already multiples of 14,
  * so da3_infer does no resize and its network input is exactly the normalised pixels. */
@@ -48,7 +31,7 @@ int main(int argc, char **argv) {
     }
     da3_model *model = NULL;
     da3_status st = da3_create(argv[1], true, DA3_PRECISION_FP32, &model);
-    expect_status("da3_create (use_accelerate, fp32)", st, DA3_OK, NULL);
+    CHECK_OK("da3_create (use_accelerate, fp32)", st);
     if (st != DA3_OK) return 1;
     int on_cpu = strcmp(da3_model_device(model), "cpu") == 0;
 
@@ -75,70 +58,73 @@ int main(int argc, char **argv) {
     o.process_res = W;
 
     da3_result *a = NULL, *b = NULL;
-    expect_status("da3_infer (56x42, process_res 56)", da3_infer(model, views, VIEWS, &o, &a), DA3_OK, NULL);
-    expect_status("da3_infer_preprocessed (same pixels, normalised)",
-                  da3_infer_preprocessed(model, planes, VIEWS, H, W, &o, &b), DA3_OK, NULL);
+    CHECK_OK("da3_infer (56x42, process_res 56)", da3_infer(model, views, VIEWS, &o, &a));
+    CHECK_OK("da3_infer_preprocessed (same pixels, normalised)",
+             da3_infer_preprocessed(model, planes, VIEWS, H, W, &o, &b));
     if (a && b) {
-        check("same size", da3_result_width(a) == W && da3_result_height(a) == H && da3_result_width(b) == W &&
-                               da3_result_height(b) == H && da3_result_view_count(b) == VIEWS,
-              NULL);
+        CHECK(da3_result_width(a) == W && da3_result_height(a) == H && da3_result_width(b) == W &&
+                  da3_result_height(b) == H && da3_result_view_count(b) == VIEWS,
+              "same size");
         const float *da = da3_result_depth_all(a), *db = da3_result_depth_all(b);
         double worst = 0;
         for (size_t i = 0; i < (size_t)VIEWS * W * H; i++) {
             double rel = abs_d((double)da[i] - (double)db[i]) / abs_d((double)da[i]);
             if (rel > worst) worst = rel;
         }
-        char detail[64];
-        snprintf(detail, sizeof detail, "largest relative difference %.3g", worst);
         /* Same network input, same device, same path: the same numbers (a GPU may pick other
          * kernels between calls, hence not bit equality). */
-        check("depth: da3_infer_preprocessed == da3_infer", worst <= (on_cpu ? 0.0 : 1e-5), detail);
+        CHECK(worst <= (on_cpu ? 0.0 : 1e-5),
+              "depth: da3_infer_preprocessed == da3_infer (largest relative difference %.3g)",
+              worst);
         if (da3_result_has_cameras(a)) {
             float ea[12], eb[12];
             da3_result_extrinsics(a, 1, ea);
             da3_result_extrinsics(b, 1, eb);
             double d = 0;
             for (int i = 0; i < 12; i++) if (abs_d((double)ea[i] - (double)eb[i]) > d) d = abs_d((double)ea[i] - (double)eb[i]);
-            check("extrinsics: da3_infer_preprocessed == da3_infer", d <= (on_cpu ? 0.0 : 1e-5), NULL);
+            CHECK(d <= (on_cpu ? 0.0 : 1e-5), "extrinsics: da3_infer_preprocessed == da3_infer");
         }
     }
     da3_result_free(a);
     da3_result_free(b);
 
     da3_result *r = NULL;
-    expect_status("preprocessed: height not a multiple of 14", da3_infer_preprocessed(model, planes, 1, 41, W, &o, &r),
-                  DA3_ERR_INVALID_ARGUMENT, "multiples of 14");
-    expect_status("preprocessed: zero views", da3_infer_preprocessed(model, planes, 0, H, W, &o, &r),
-                  DA3_ERR_INVALID_ARGUMENT, "n_views");
-    expect_status("preprocessed: NULL images", da3_infer_preprocessed(model, NULL, 1, H, W, &o, &r),
-                  DA3_ERR_NULL_POINTER, "images");
-    expect_status("preprocessed: NULL model", da3_infer_preprocessed(NULL, planes, 1, H, W, &o, &r),
-                  DA3_ERR_NULL_POINTER, "model");
-    check("preprocessed: no result after failures", r == NULL, NULL);
+    CHECK_STATUS("preprocessed: height not a multiple of 14",
+                 da3_infer_preprocessed(model, planes, 1, 41, W, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "multiples of 14");
+    CHECK_STATUS("preprocessed: zero views",
+                 da3_infer_preprocessed(model, planes, 0, H, W, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "n_views");
+    CHECK_STATUS("preprocessed: NULL images", da3_infer_preprocessed(model, NULL, 1, H, W, &o, &r),
+                 DA3_ERR_NULL_POINTER, "images");
+    CHECK_STATUS("preprocessed: NULL model", da3_infer_preprocessed(NULL, planes, 1, H, W, &o, &r),
+                 DA3_ERR_NULL_POINTER, "model");
+    CHECK(r == NULL, "preprocessed: no result after failures");
 
     da3_memory_stats mem;
     memset(&mem, 0, sizeof mem);
-    expect_status("memory stats: struct_size 0", da3_model_memory_stats(model, &mem), DA3_ERR_INVALID_ARGUMENT,
-                  "struct_size");
-    expect_status("memory stats: NULL out", da3_model_memory_stats(model, NULL), DA3_ERR_NULL_POINTER, "out");
+    CHECK_STATUS("memory stats: struct_size 0", da3_model_memory_stats(model, &mem),
+                 DA3_ERR_INVALID_ARGUMENT, "struct_size");
+    CHECK_STATUS("memory stats: NULL out", da3_model_memory_stats(model, NULL),
+                 DA3_ERR_NULL_POINTER, "out");
     mem.struct_size = sizeof mem;
     if (on_cpu) {
-        expect_status("memory stats on the CPU: not available", da3_model_memory_stats(model, &mem),
-                      DA3_ERR_NOT_AVAILABLE, "CPU");
-        check("memory stats on the CPU: nothing written", mem.struct_size == sizeof mem && mem.peak_allocated_bytes == 0,
-              NULL);
-        expect_status("reset peak on the CPU: not available", da3_model_reset_peak_memory(model),
-                      DA3_ERR_NOT_AVAILABLE, "CPU");
+        CHECK_STATUS("memory stats on the CPU: not available", da3_model_memory_stats(model, &mem),
+                     DA3_ERR_NOT_AVAILABLE, "CPU");
+        CHECK(mem.struct_size == sizeof mem && mem.peak_allocated_bytes == 0,
+              "memory stats on the CPU: nothing written");
+        CHECK_STATUS("reset peak on the CPU: not available", da3_model_reset_peak_memory(model),
+                     DA3_ERR_NOT_AVAILABLE, "CPU");
     } else {
-        expect_status("memory stats on the GPU", da3_model_memory_stats(model, &mem), DA3_OK, NULL);
-        check("memory stats: weights are allocated, peak >= current, reserved >= allocated",
-              mem.struct_size == sizeof mem && mem.allocated_bytes > 0 &&
-                  mem.peak_allocated_bytes >= mem.allocated_bytes && mem.reserved_bytes >= mem.allocated_bytes,
-              NULL);
-        expect_status("reset peak on the GPU", da3_model_reset_peak_memory(model), DA3_OK, NULL);
+        CHECK_OK("memory stats on the GPU", da3_model_memory_stats(model, &mem));
+        CHECK(mem.struct_size == sizeof mem && mem.allocated_bytes > 0 &&
+                  mem.peak_allocated_bytes >= mem.allocated_bytes &&
+                  mem.reserved_bytes >= mem.allocated_bytes,
+              "memory stats: weights are allocated, peak >= current, reserved >= allocated");
+        CHECK_OK("reset peak on the GPU", da3_model_reset_peak_memory(model));
     }
-    expect_status("reset peak: NULL model", da3_model_reset_peak_memory(NULL), DA3_ERR_NULL_POINTER, "model");
+    CHECK_STATUS("reset peak: NULL model", da3_model_reset_peak_memory(NULL),
+                 DA3_ERR_NULL_POINTER, "model");
     da3_free(model);
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed ? 1 : 0;
+    return check_summary();
 }

@@ -11,7 +11,7 @@
  *   DA3_TEST_METRIC_CHECKPOINT          da3metric-large (large: loaded once)
  * A group whose variable is unset is skipped, and says so.
  *
- * Prints "N passed, M failed, K skipped" last and exits non-zero on any failure.
+ * Prints "N passed, M failed, K skipped" last (check.h) and exits non-zero on any failure.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -20,45 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "da3.h"
-
-static int g_passed, g_failed, g_skipped;
-
-static void check(const char *name, int cond, const char *detail) {
-    if (cond) {
-        g_passed++;
-        printf("ok      %s\n", name);
-    } else {
-        g_failed++;
-        printf("FAIL    %s%s%s (last message: \"%s\")\n", name, detail ? ": " : "",
-               detail ? detail : "", da3_last_error_message());
-    }
-}
-
-/* Status and, for errors, every word in the thread's message. */
-static void expect(const char *name, da3_status got, da3_status want, const char *w1,
-                   const char *w2) {
-    const char *msg = da3_last_error_message();
-    char detail[1024];
-    if (got != want) {
-        snprintf(detail, sizeof detail, "got %s, want %s", da3_status_name((int)got),
-                 da3_status_name((int)want));
-        check(name, 0, detail);
-        return;
-    }
-    if (want != DA3_OK && ((w1 && !strstr(msg, w1)) || (w2 && !strstr(msg, w2)))) {
-        snprintf(detail, sizeof detail, "message lacks \"%s\" / \"%s\"", w1 ? w1 : "",
-                 w2 ? w2 : "");
-        check(name, 0, detail);
-        return;
-    }
-    check(name, 1, NULL);
-}
-
-static void skip(const char *group, const char *variable) {
-    g_skipped++;
-    printf("skipped group '%s': set %s\n", group, variable);
-}
 
 /* Largest |a - b| over the largest |b|: a relative error for maps of any scale. */
 static double rel_diff(const float *a, const float *b, size_t n) {
@@ -85,7 +48,7 @@ static da3_model *load(const char *path) {
     da3_status st = da3_create(path, false, DA3_PRECISION_FP32, &model);
     char name[256];
     snprintf(name, sizeof name, "da3_create(%s)", path);
-    expect(name, st, DA3_OK, NULL, NULL);
+    CHECK_OK(name, st);
     return st == DA3_OK ? model : NULL;
 }
 
@@ -93,10 +56,9 @@ static void expect_capabilities(const char *name, const da3_model *model, da3_ca
                                 uint32_t depth) {
     da3_capabilities flags = 0xffffffffu;
     da3_status st = da3_model_capabilities(model, &flags);
-    char detail[128];
-    snprintf(detail, sizeof detail, "flags 0x%x (want 0x%x), backbone %u (want %u)", flags, want,
-             da3_model_backbone_depth(model), depth);
-    check(name, st == DA3_OK && flags == want && da3_model_backbone_depth(model) == depth, detail);
+    CHECK(st == DA3_OK && flags == want && da3_model_backbone_depth(model) == depth,
+          "%s (flags 0x%x, want 0x%x; backbone of %u blocks, want %u)", name, flags, want,
+          da3_model_backbone_depth(model), depth);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -167,36 +129,31 @@ static void test_known_cameras(const da3_model *model) {
     o.extrinsics_rows = 4;
     o.intrinsics = g_intr;
     da3_result *r44 = NULL, *r34 = NULL, *off = NULL, *plain = NULL;
-    expect("known cameras 4x4, aligned to their scale", da3_infer(model, g_views, VIEWS, &o, &r44),
-           DA3_OK, NULL, NULL);
+    CHECK_OK("known cameras 4x4, aligned to their scale",
+             da3_infer(model, g_views, VIEWS, &o, &r44));
     o.extrinsics = g_ext34;
     o.extrinsics_rows = 3;
-    expect("known cameras 3x4", da3_infer(model, g_views, VIEWS, &o, &r34), DA3_OK, NULL, NULL);
+    CHECK_OK("known cameras 3x4", da3_infer(model, g_views, VIEWS, &o, &r34));
     o.align_to_input_ext_scale = 0;
-    expect("known cameras 3x4, predicted scale kept", da3_infer(model, g_views, VIEWS, &o, &off),
-           DA3_OK, NULL, NULL);
+    CHECK_OK("known cameras 3x4, predicted scale kept", da3_infer(model, g_views, VIEWS, &o, &off));
     da3_options none = base_options(RES);
-    expect("same scene without cameras", da3_infer(model, g_views, VIEWS, &none, &plain), DA3_OK,
-           NULL, NULL);
+    CHECK_OK("same scene without cameras", da3_infer(model, g_views, VIEWS, &none, &plain));
     if (!r44 || !r34 || !off || !plain) {
         goto done;
     }
     size_t n = (size_t)VIEWS * da3_result_width(r44) * da3_result_height(r44);
-    check("3x4 and 4x4 cameras give the same depth",
-          memcmp(da3_result_depth_all(r44), da3_result_depth_all(r34), n * sizeof(float)) == 0,
-          NULL);
+    CHECK(memcmp(da3_result_depth_all(r44), da3_result_depth_all(r34), n * sizeof(float)) == 0,
+          "3x4 and 4x4 cameras give the same depth");
     float s44 = -1, s34 = -2, soff = -3, sp = -4;
-    expect("alignment scale (4x4)", da3_result_alignment_scale(r44, &s44), DA3_OK, NULL, NULL);
-    expect("alignment scale (3x4)", da3_result_alignment_scale(r34, &s34), DA3_OK, NULL, NULL);
-    expect("alignment scale (scale kept)", da3_result_alignment_scale(off, &soff), DA3_OK, NULL,
-           NULL);
-    char detail[160];
-    snprintf(detail, sizeof detail, "%g, %g, %g", (double)s44, (double)s34, (double)soff);
-    check("alignment scale: positive, the same with the flag on or off",
-          s44 > 0 && s44 == s34 && s44 == soff, detail);
-    expect("no alignment scale without cameras", da3_result_alignment_scale(plain, &sp),
-           DA3_ERR_NOT_AVAILABLE, "no known cameras", NULL);
-    check("*out untouched when not available", sp == -4, NULL);
+    CHECK_OK("alignment scale (4x4)", da3_result_alignment_scale(r44, &s44));
+    CHECK_OK("alignment scale (3x4)", da3_result_alignment_scale(r34, &s34));
+    CHECK_OK("alignment scale (scale kept)", da3_result_alignment_scale(off, &soff));
+    CHECK(s44 > 0 && s44 == s34 && s44 == soff,
+          "alignment scale: positive, the same with the flag on or off (%g, %g, %g)", (double)s44,
+          (double)s34, (double)soff);
+    CHECK_STATUS("no alignment scale without cameras", da3_result_alignment_scale(plain, &sp),
+                 DA3_ERR_NOT_AVAILABLE, "no known cameras");
+    CHECK(sp == -4, "*out untouched when not available");
 
     /* align on: depth / s; off: the predicted depth. So off == on * s. */
     const float *don = da3_result_depth_all(r34), *doff = da3_result_depth_all(off);
@@ -205,8 +162,8 @@ static void test_known_cameras(const da3_model *model) {
         scaled[i] = don[i] * s34;
     }
     double e = scaled ? rel_diff(scaled, doff, n) : 1.0;
-    snprintf(detail, sizeof detail, "rel diff %.2e", e);
-    check("depth with the flag on, times the scale == depth with it off", e < 1e-5, detail);
+    CHECK(e < 1e-5, "depth with the flag on, times the scale == depth with it off (rel diff %.2e)",
+          e);
     free(scaled);
 
     /* align on: the given extrinsics come back as they were given. */
@@ -220,19 +177,19 @@ static void test_known_cameras(const da3_model *model) {
             moved = fmax(moved, fabs((double)kept[i] - g_ext34[v * 12 + i]));
         }
     }
-    snprintf(detail, sizeof detail, "max diff %.2e (flag off: %.2e)", worst, moved);
-    check("flag on: result extrinsics are the given ones; off: moved into the prediction's frame",
-          worst < 1e-5 && moved > 1e-3, detail);
+    CHECK(worst < 1e-5 && moved > 1e-3,
+          "flag on: result extrinsics are the given ones; off: moved into the prediction's frame "
+          "(max diff %.2e, flag off: %.2e)",
+          worst, moved);
 
     /* Intrinsics carried through the 2x downscale: focal 180 -> 90. */
     float k[9];
     da3_result_intrinsics(r34, 0, k);
-    snprintf(detail, sizeof detail, "fx %g fy %g", (double)k[0], (double)k[4]);
-    check("given intrinsics scaled to the processed image", fabs(k[0] - 90.0) < 1e-3 &&
-                                                                fabs(k[4] - 90.0) < 1e-3,
-          detail);
-    check("conditioning on cameras changes the prediction",
-          rel_diff(da3_result_depth_all(off), da3_result_depth_all(plain), n) > 1e-4, NULL);
+    CHECK(fabs(k[0] - 90.0) < 1e-3 && fabs(k[4] - 90.0) < 1e-3,
+          "given intrinsics scaled to the processed image (fx %g fy %g)", (double)k[0],
+          (double)k[4]);
+    CHECK(rel_diff(da3_result_depth_all(off), da3_result_depth_all(plain), n) > 1e-4,
+          "conditioning on cameras changes the prediction");
 done:
     da3_result_free(r44);
     da3_result_free(r34);
@@ -251,34 +208,35 @@ static void test_bad_cameras(const da3_model *model) {
     memcpy(e, g_ext34, sizeof e);
     memcpy(k, g_intr, sizeof k);
     e[2 * 12 + 5] = NAN;
-    expect("NaN in extrinsics of view 2", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "extrinsics of view 2", "non-finite");
+    CHECK_STATUS("NaN in extrinsics of view 2", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "extrinsics of view 2", "non-finite");
     memcpy(e, g_ext34, sizeof e);
     k[1 * 9 + 2] = INFINITY;
-    expect("infinite intrinsics of view 1", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "intrinsics of view 1", "non-finite");
+    CHECK_STATUS("infinite intrinsics of view 1", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "intrinsics of view 1", "non-finite");
     memcpy(k, g_intr, sizeof k);
     for (int i = 0; i < 3; i++) {
         e[3 * 12 + i * 4 + i] *= 2.0f; /* view 3: a scaled rotation block */
     }
-    expect("non-rigid extrinsics", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "view 3", "not a rotation");
+    CHECK_STATUS("non-rigid extrinsics", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "view 3", "not a rotation");
     memcpy(e, g_ext34, sizeof e);
     for (int i = 0; i < 12; i++) {
         e[i] = 0.0f; /* view 0: all zero, singular */
     }
-    expect("singular extrinsics", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "view 0", "not a rotation");
+    CHECK_STATUS("singular extrinsics", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "view 0", "not a rotation");
     memcpy(e, g_ext34, sizeof e);
     k[0] = 0.0f;
-    expect("zero focal length", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "intrinsics of view 0", "focal");
+    CHECK_STATUS("zero focal length", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "intrinsics of view 0", "focal");
     memcpy(k, g_intr, sizeof k);
     for (int v = 0; v < VIEWS; v++) { /* every camera at the same place */
         memcpy(&e[v * 12], g_ext34, 12 * sizeof(float));
     }
-    expect("coincident cameras cannot be aligned to", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "collinear or coincide", NULL);
+    CHECK_STATUS("coincident cameras cannot be aligned to",
+                 da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "collinear or coincide");
     memcpy(e, g_ext34, sizeof e);
 
     float e44[VIEWS * 16];
@@ -286,33 +244,33 @@ static void test_bad_cameras(const da3_model *model) {
     e44[16 + 12] = 1.0f;
     o.extrinsics = e44;
     o.extrinsics_rows = 4;
-    expect("4x4 with a bad last row", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "view 1", "last row");
+    CHECK_STATUS("4x4 with a bad last row", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "view 1", "last row");
     o.extrinsics = e;
     o.extrinsics_rows = 5;
-    expect("extrinsics_rows = 5", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "extrinsics_rows is 5", NULL);
+    CHECK_STATUS("extrinsics_rows = 5", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "extrinsics_rows is 5");
     o.extrinsics_rows = 0;
-    expect("extrinsics_rows unset", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "extrinsics_rows is 0", NULL);
+    CHECK_STATUS("extrinsics_rows unset", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "extrinsics_rows is 0");
     o.extrinsics_rows = 3;
     o.intrinsics = NULL;
-    expect("extrinsics without intrinsics", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_NULL_POINTER, "options.intrinsics is NULL", NULL);
-    expect("  ... also from da3_options_validate", da3_options_validate(&o),
-           DA3_ERR_NULL_POINTER, "options.intrinsics is NULL", NULL);
+    CHECK_STATUS("extrinsics without intrinsics", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_NULL_POINTER, "options.intrinsics is NULL");
+    CHECK_STATUS("  ... also from da3_options_validate", da3_options_validate(&o),
+                 DA3_ERR_NULL_POINTER, "options.intrinsics is NULL");
     o.intrinsics = k;
     o.extrinsics = NULL;
-    expect("intrinsics without extrinsics", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_NULL_POINTER, "options.extrinsics is NULL", NULL);
+    CHECK_STATUS("intrinsics without extrinsics", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_NULL_POINTER, "options.extrinsics is NULL");
     o.extrinsics = (const float *)((const char *)e + 2);
-    expect("misaligned extrinsics", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "aligned", NULL);
+    CHECK_STATUS("misaligned extrinsics", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "aligned");
     o.extrinsics = e;
     o.align_to_input_ext_scale = 2;
-    expect("align_to_input_ext_scale = 2", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "align_to_input_ext_scale is 2", NULL);
-    check("no result after the failures", r == NULL, NULL);
+    CHECK_STATUS("align_to_input_ext_scale = 2", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "align_to_input_ext_scale is 2");
+    CHECK(r == NULL, "no result after the failures");
 }
 
 static void test_features(const da3_model *model) {
@@ -321,41 +279,37 @@ static void test_features(const da3_model *model) {
     o.export_feat_layers = layers;
     o.export_feat_layer_count = 2;
     da3_result *r = NULL, *r7 = NULL;
-    expect("export features of blocks 7 and 3", da3_infer(model, g_views, 2, &o, &r), DA3_OK, NULL,
-           NULL);
+    CHECK_OK("export features of blocks 7 and 3", da3_infer(model, g_views, 2, &o, &r));
     o.export_feat_layers = &seven;
     o.export_feat_layer_count = 1;
-    expect("export block 7 alone", da3_infer(model, g_views, 2, &o, &r7), DA3_OK, NULL, NULL);
+    CHECK_OK("export block 7 alone", da3_infer(model, g_views, 2, &o, &r7));
     if (r && r7) {
         uint32_t layer = 99, layer7 = 99;
         size_t shape[4] = {0}, shape7[4] = {0};
-        check("feature count 2 (and 1)",
-              da3_result_feature_count(r) == 2 && da3_result_feature_count(r7) == 1, NULL);
-        expect("feature 0 info", da3_result_feature_info(r, 0, &layer, shape), DA3_OK, NULL, NULL);
+        CHECK(da3_result_feature_count(r) == 2 && da3_result_feature_count(r7) == 1,
+              "feature count 2 (and 1)");
+        CHECK_OK("feature 0 info", da3_result_feature_info(r, 0, &layer, shape));
         da3_result_feature_info(r7, 0, &layer7, shape7);
         uint32_t w = da3_result_width(r), h = da3_result_height(r);
-        char detail[160];
-        snprintf(detail, sizeof detail, "layer %u shape %zux%zux%zux%zu for %ux%u", layer, shape[0],
-                 shape[1], shape[2], shape[3], w, h);
-        check("features in request order, shaped (N, H/14, W/14, 384)",
-              layer == 7 && shape[0] == 2 && shape[1] == h / 14 && shape[2] == w / 14 &&
+        CHECK(layer == 7 && shape[0] == 2 && shape[1] == h / 14 && shape[2] == w / 14 &&
                   shape[3] == 384,
-              detail);
+              "features in request order, shaped (N, H/14, W/14, 384) (layer %u shape "
+              "%zux%zux%zux%zu for %ux%u)",
+              layer, shape[0], shape[1], shape[2], shape[3], w, h);
         size_t n = shape[0] * shape[1] * shape[2] * shape[3];
         const float *f = da3_result_feature_data(r, 0), *f7 = da3_result_feature_data(r7, 0);
-        check("features are finite and the same whatever else is exported",
-              f && f7 && all_finite(f, n) && memcmp(shape, shape7, sizeof shape) == 0 &&
+        CHECK(f && f7 && all_finite(f, n) && memcmp(shape, shape7, sizeof shape) == 0 &&
                   memcmp(f, f7, n * sizeof *f) == 0,
-              NULL);
-        expect("feature 1 info", da3_result_feature_info(r, 1, &layer, shape), DA3_OK, NULL, NULL);
-        check("feature 1 is block 3", layer == 3, NULL);
-        check("features of different blocks differ",
-              memcmp(da3_result_feature_data(r, 1), f, n * sizeof *f) != 0, NULL);
-        expect("feature index 2", da3_result_feature_info(r, 2, &layer, shape),
-               DA3_ERR_INVALID_ARGUMENT, "feature index 2", "out of range");
-        check("feature data index 2 is NULL", da3_result_feature_data(r, 2) == NULL, NULL);
-        expect("feature info: NULL shape", da3_result_feature_info(r, 0, &layer, NULL),
-               DA3_ERR_NULL_POINTER, "shape", NULL);
+              "features are finite and the same whatever else is exported");
+        CHECK_OK("feature 1 info", da3_result_feature_info(r, 1, &layer, shape));
+        CHECK(layer == 3, "feature 1 is block 3");
+        CHECK(memcmp(da3_result_feature_data(r, 1), f, n * sizeof *f) != 0,
+              "features of different blocks differ");
+        CHECK_STATUS("feature index 2", da3_result_feature_info(r, 2, &layer, shape),
+                     DA3_ERR_INVALID_ARGUMENT, "feature index 2", "out of range");
+        CHECK(da3_result_feature_data(r, 2) == NULL, "feature data index 2 is NULL");
+        CHECK_STATUS("feature info: NULL shape", da3_result_feature_info(r, 0, &layer, NULL),
+                     DA3_ERR_NULL_POINTER, "shape");
     }
     da3_result_free(r);
     da3_result_free(r7);
@@ -364,15 +318,15 @@ static void test_features(const da3_model *model) {
     uint32_t deep[2] = {3, 12}, twice[2] = {3, 3};
     o.export_feat_layers = deep;
     o.export_feat_layer_count = 2;
-    expect("feature block 12 of a 12-block backbone", da3_infer(model, g_views, 1, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "block 12 does not exist", "0 to 11");
+    CHECK_STATUS("feature block 12 of a 12-block backbone", da3_infer(model, g_views, 1, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "block 12 does not exist", "0 to 11");
     o.export_feat_layers = twice;
-    expect("feature block listed twice", da3_options_validate(&o), DA3_ERR_INVALID_ARGUMENT,
-           "block 3 twice", NULL);
+    CHECK_STATUS("feature block listed twice", da3_options_validate(&o),
+                 DA3_ERR_INVALID_ARGUMENT, "block 3 twice");
     o.export_feat_layers = NULL;
-    expect("feature count without a list", da3_infer(model, g_views, 1, &o, &r),
-           DA3_ERR_NULL_POINTER, "export_feat_layers is NULL", NULL);
-    check("no result after the failures", r == NULL, NULL);
+    CHECK_STATUS("feature count without a list", da3_infer(model, g_views, 1, &o, &r),
+                 DA3_ERR_NULL_POINTER, "export_feat_layers is NULL");
+    CHECK(r == NULL, "no result after the failures");
 }
 
 /* A rotation block of a 3x4 matrix is orthonormal. */
@@ -395,9 +349,9 @@ static void test_ray_pose(const da3_model *model) {
     da3_options o = base_options(RES);
     o.use_ray_pose = 1;
     da3_result *ray = NULL, *dec = NULL;
-    expect("ray pose", da3_infer(model, g_views, 3, &o, &ray), DA3_OK, NULL, NULL);
+    CHECK_OK("ray pose", da3_infer(model, g_views, 3, &o, &ray));
     o.use_ray_pose = 0;
-    expect("camera decoder pose", da3_infer(model, g_views, 3, &o, &dec), DA3_OK, NULL, NULL);
+    CHECK_OK("camera decoder pose", da3_infer(model, g_views, 3, &o, &dec));
     if (ray && dec) {
         int rigid = 1;
         double differ = 0;
@@ -410,12 +364,11 @@ static void test_ray_pose(const da3_model *model) {
                 differ = fmax(differ, fabs((double)a[i] - b[i]));
             }
         }
-        check("ray pose: rigid, finite cameras for every view", rigid, NULL);
-        check("ray pose differs from the camera decoder's", differ > 1e-4, NULL);
+        CHECK(rigid, "ray pose: rigid, finite cameras for every view");
+        CHECK(differ > 1e-4, "ray pose differs from the camera decoder's");
         size_t n = 3 * (size_t)da3_result_width(ray) * da3_result_height(ray);
-        check("ray pose leaves depth as it is",
-              memcmp(da3_result_depth_all(ray), da3_result_depth_all(dec), n * sizeof(float)) == 0,
-              NULL);
+        CHECK(memcmp(da3_result_depth_all(ray), da3_result_depth_all(dec), n * sizeof(float)) == 0,
+              "ray pose leaves depth as it is");
     }
     da3_result_free(ray);
     da3_result_free(dec);
@@ -427,7 +380,7 @@ static void test_old_option_sizes(const da3_model *model) {
     da3_options today = base_options(56);
     da3_result *want = NULL;
     if (da3_infer(model, g_views, 2, &today, &want) != DA3_OK) {
-        check("reference inference for the old option sizes", 0, NULL);
+        CHECK(0, "reference inference for the old option sizes");
         return;
     }
     size_t n = 2 * (size_t)da3_result_width(want) * da3_result_height(want);
@@ -435,30 +388,27 @@ static void test_old_option_sizes(const da3_model *model) {
         uint32_t *old = malloc(size);
         char name[128];
         snprintf(name, sizeof name, "da3_options_default with struct_size %zu", size);
-        expect(name, da3_options_default((da3_options *)(void *)old, size), DA3_OK, NULL, NULL);
-        check("  ... writes the defaults of that version",
-              old[0] == size && old[1] == 504 && (size == 16 || (old[4] == 0 && old[5] == 1)),
-              NULL);
+        CHECK_OK(name, da3_options_default((da3_options *)(void *)old, size));
+        CHECK(old[0] == size && old[1] == 504 && (size == 16 || (old[4] == 0 && old[5] == 1)),
+              "  ... writes the defaults of that version");
         old[1] = 56;
         da3_result *r = NULL;
         snprintf(name, sizeof name, "da3_infer with a %zu-byte da3_options", size);
-        expect(name, da3_infer(model, g_views, 2, (const da3_options *)(void *)old, &r), DA3_OK,
-               NULL, NULL);
-        check("  ... same depth as today's struct",
-              r && memcmp(da3_result_depth_all(r), da3_result_depth_all(want),
-                          n * sizeof(float)) == 0,
-              NULL);
-        check("  ... no features, no alignment", r && da3_result_feature_count(r) == 0, NULL);
+        CHECK_OK(name, da3_infer(model, g_views, 2, (const da3_options *)(void *)old, &r));
+        CHECK(r && memcmp(da3_result_depth_all(r), da3_result_depth_all(want),
+                  n * sizeof(float)) == 0,
+              "  ... same depth as today's struct");
+        CHECK(r && da3_result_feature_count(r) == 0, "  ... no features, no alignment");
         da3_result_free(r);
         free(old);
     }
     da3_options o = today;
     o.struct_size = 20;
-    expect("struct_size between versions", da3_options_validate(&o), DA3_ERR_INVALID_ARGUMENT,
-           "struct_size is 20", NULL);
+    CHECK_STATUS("struct_size between versions", da3_options_validate(&o),
+                 DA3_ERR_INVALID_ARGUMENT, "struct_size is 20");
     o.struct_size = (uint32_t)sizeof o + 8;
-    expect("struct_size from a newer header", da3_options_validate(&o), DA3_ERR_UNSUPPORTED,
-           "newer da3.h", NULL);
+    CHECK_STATUS("struct_size from a newer header", da3_options_validate(&o),
+                 DA3_ERR_UNSUPPORTED, "newer da3.h");
     da3_result_free(want);
 }
 
@@ -476,14 +426,12 @@ static void test_any_view(const char *path) {
     da3_options o = base_options(56);
     if (da3_infer(model, g_views, 1, &o, &r) == DA3_OK) {
         float scale;
-        check("any-view result: confidence, cameras, no sky",
-              da3_result_has_confidence(r) && da3_result_has_cameras(r) && !da3_result_has_sky(r) &&
+        CHECK(da3_result_has_confidence(r) && da3_result_has_cameras(r) && !da3_result_has_sky(r) &&
                   !da3_result_is_metric(r) &&
                   da3_result_scale_factor(r, &scale) == DA3_ERR_NOT_AVAILABLE,
-              NULL);
-        check("  ... sky accessor says why it is NULL",
-              da3_result_sky(r, 0) == NULL && strstr(da3_last_error_message(), "no sky head"),
-              NULL);
+              "any-view result: confidence, cameras, no sky");
+        CHECK(da3_result_sky(r, 0) == NULL && strstr(da3_last_error_message(), "no sky head"),
+              "  ... sky accessor says why it is NULL");
     }
     da3_result_free(r);
     test_known_cameras(model);
@@ -509,20 +457,19 @@ static void test_nested(const char *path) {
                         12);
     da3_options o = base_options(RES);
     da3_result *r = NULL;
-    expect("nested inference", da3_infer(model, g_views, 2, &o, &r), DA3_OK, NULL, NULL);
+    CHECK_OK("nested inference", da3_infer(model, g_views, 2, &o, &r));
     if (r) {
         float scale = 0;
         size_t n = 2 * (size_t)da3_result_width(r) * da3_result_height(r);
-        check("nested: metric, with a positive scale factor, no warning",
-              da3_result_is_metric(r) && da3_result_scale_factor(r, &scale) == DA3_OK &&
+        CHECK(da3_result_is_metric(r) && da3_result_scale_factor(r, &scale) == DA3_OK &&
                   scale > 0 && da3_result_warning_count(r) == 0,
-              NULL);
+              "nested: metric, with a positive scale factor, no warning");
         const float *sky = da3_result_sky_all(r), *conf = da3_result_confidence_all(r);
         int sky_ok = sky && conf && da3_result_has_sky(r) && all_finite(sky, n);
         for (size_t i = 0; sky_ok && i < n; i++) {
             sky_ok = sky[i] >= 0.0f && (sky[i] < 0.3f || conf[i] == 1.0f);
         }
-        check("nested: sky >= 0, sky pixels have confidence 1", sky_ok, NULL);
+        CHECK(sky_ok, "nested: sky >= 0, sky pixels have confidence 1");
     }
     da3_result_free(r);
     r = NULL;
@@ -531,12 +478,10 @@ static void test_nested(const char *path) {
     o.extrinsics_rows = 3;
     o.intrinsics = g_intr;
     float align = 0, scale = 0;
-    expect("nested with known cameras", da3_infer(model, g_views, VIEWS, &o, &r), DA3_OK, NULL,
-           NULL);
-    check("  ... aligned (scale reported) and metric",
-          r && da3_result_alignment_scale(r, &align) == DA3_OK && align > 0 &&
+    CHECK_OK("nested with known cameras", da3_infer(model, g_views, VIEWS, &o, &r));
+    CHECK(r && da3_result_alignment_scale(r, &align) == DA3_OK && align > 0 &&
               da3_result_scale_factor(r, &scale) == DA3_OK,
-          NULL);
+          "  ... aligned (scale reported) and metric");
     da3_result_free(r);
     da3_free(model);
 }
@@ -554,31 +499,27 @@ static void test_nested_allsky(const char *path) {
     da3_image view = {blue, W, H, W * 3, DA3_PIXEL_RGB8};
     da3_options o = base_options(W);
     da3_result *r = NULL;
-    expect("all-sky frame through the nested model is no error", da3_infer(model, &view, 1, &o, &r),
-           DA3_OK, NULL, NULL);
+    CHECK_OK("all-sky frame through the nested model is no error",
+             da3_infer(model, &view, 1, &o, &r));
     if (r) {
         float scale = -1;
         const char *text = da3_result_warning(r, 0);
-        check("all-sky: one warning, metric_alignment_skipped",
-              da3_result_warning_count(r) == 1 &&
+        CHECK(da3_result_warning_count(r) == 1 &&
                   da3_result_warning_code(r, 0) == DA3_WARNING_METRIC_ALIGNMENT_SKIPPED && text &&
                   strncmp(text, "metric_alignment_skipped: ", 26) == 0,
-              text);
-        check("all-sky: not metric, no scale factor",
-              !da3_result_is_metric(r) &&
+              "all-sky: one warning, metric_alignment_skipped (%s)", text ? text : "none");
+        CHECK(!da3_result_is_metric(r) &&
                   da3_result_scale_factor(r, &scale) == DA3_ERR_NOT_AVAILABLE && scale == -1,
-              NULL);
+              "all-sky: not metric, no scale factor");
         const float *sky = da3_result_sky_all(r);
         size_t non_sky = 0, n = (size_t)da3_result_width(r) * da3_result_height(r);
         for (size_t i = 0; sky && i < n; i++) {
             non_sky += sky[i] < 0.3f;
         }
-        check("all-sky: the sky map says sky (10 or fewer non-sky pixels)", sky && non_sky <= 10,
-              NULL);
-        check("warning index 1 is out of range",
-              da3_result_warning(r, 1) == NULL &&
+        CHECK(sky && non_sky <= 10, "all-sky: the sky map says sky (10 or fewer non-sky pixels)");
+        CHECK(da3_result_warning(r, 1) == NULL &&
                   da3_result_warning_code(r, 1) == DA3_WARNING_NONE,
-              NULL);
+              "warning index 1 is out of range");
     }
     da3_result_free(r);
     da3_free(model);
@@ -596,38 +537,35 @@ static void test_metric(const char *path) {
     o.extrinsics = g_ext34;
     o.extrinsics_rows = 3;
     o.intrinsics = g_intr;
-    expect("metric model with known cameras", da3_infer(model, g_views, VIEWS, &o, &r),
-           DA3_ERR_UNSUPPORTED, "no camera encoder", "known cameras");
+    CHECK_STATUS("metric model with known cameras", da3_infer(model, g_views, VIEWS, &o, &r),
+                 DA3_ERR_UNSUPPORTED, "no camera encoder", "known cameras");
     o = base_options(56);
     o.use_ray_pose = 1;
-    expect("metric model with ray pose", da3_infer(model, g_views, 1, &o, &r),
-           DA3_ERR_UNSUPPORTED, "no ray head", "use_ray_pose");
+    CHECK_STATUS("metric model with ray pose", da3_infer(model, g_views, 1, &o, &r),
+                 DA3_ERR_UNSUPPORTED, "no ray head", "use_ray_pose");
     o.use_ray_pose = 0;
     uint32_t too_deep = 24;
     o.export_feat_layers = &too_deep;
     o.export_feat_layer_count = 1;
-    expect("metric model, feature block 24", da3_infer(model, g_views, 1, &o, &r),
-           DA3_ERR_INVALID_ARGUMENT, "block 24 does not exist", NULL);
+    CHECK_STATUS("metric model, feature block 24", da3_infer(model, g_views, 1, &o, &r),
+                 DA3_ERR_INVALID_ARGUMENT, "block 24 does not exist");
     uint32_t last = 23;
     o.export_feat_layers = &last;
-    expect("metric inference (feature block 23)", da3_infer(model, g_views, 1, &o, &r), DA3_OK,
-           NULL, NULL);
+    CHECK_OK("metric inference (feature block 23)", da3_infer(model, g_views, 1, &o, &r));
     if (r) {
         float e[12], scale;
         uint32_t layer = 0;
         size_t shape[4] = {0};
-        check("metric result: sky, no confidence, no cameras, not nested-metric",
-              da3_result_has_sky(r) && !da3_result_has_confidence(r) && !da3_result_has_cameras(r) &&
-                  !da3_result_is_metric(r) &&
+        CHECK(da3_result_has_sky(r) && !da3_result_has_confidence(r) &&
+                  !da3_result_has_cameras(r) && !da3_result_is_metric(r) &&
                   da3_result_scale_factor(r, &scale) == DA3_ERR_NOT_AVAILABLE,
-              NULL);
-        expect("metric result: extrinsics", da3_result_extrinsics(r, 0, e), DA3_ERR_NOT_AVAILABLE,
-               "cameras", NULL);
-        check("metric result: confidence is NULL", da3_result_confidence(r, 0) == NULL, NULL);
-        check("metric result: block 23 features, ViT-L width",
-              da3_result_feature_info(r, 0, &layer, shape) == DA3_OK && layer == 23 &&
+              "metric result: sky, no confidence, no cameras, not nested-metric");
+        CHECK_STATUS("metric result: extrinsics", da3_result_extrinsics(r, 0, e),
+                     DA3_ERR_NOT_AVAILABLE, "cameras");
+        CHECK(da3_result_confidence(r, 0) == NULL, "metric result: confidence is NULL");
+        CHECK(da3_result_feature_info(r, 0, &layer, shape) == DA3_OK && layer == 23 &&
                   shape[3] == 1024,
-              NULL);
+              "metric result: block 23 features, ViT-L width");
     }
     da3_result_free(r);
     da3_free(model);
@@ -650,9 +588,8 @@ int main(void) {
         if (path != NULL && *path != '\0') {
             groups[i].run(path);
         } else {
-            skip(groups[i].group, groups[i].variable);
+            check_skip("group '%s': set %s", groups[i].group, groups[i].variable);
         }
     }
-    printf("%d passed, %d failed, %d skipped\n", g_passed, g_failed, g_skipped);
-    return g_failed == 0 ? 0 : 1;
+    return check_summary();
 }

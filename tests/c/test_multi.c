@@ -3,7 +3,7 @@
  * placements and da3_infer_scenes (order, partial failure, concurrent callers), on two CPU
  * replicas of the checkpoint in DA3_TEST_CHECKPOINT (required).
  *
- * Prints "N passed, M failed" last and exits non-zero on any failure.
+ * Prints "N passed, M failed, K skipped" last (check.h) and exits non-zero on any failure.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -13,19 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "da3.h"
-
-static int g_passed, g_failed;
-
-static void check(const char *name, int cond) {
-    if (cond) {
-        g_passed++;
-        printf("ok      %s\n", name);
-    } else {
-        g_failed++;
-        printf("FAIL    %s (last message: \"%s\")\n", name, da3_last_error_message());
-    }
-}
 
 static int message_has(const char *word) {
     return strstr(da3_last_error_message(), word) != NULL;
@@ -95,50 +84,52 @@ static void *concurrent_caller(void *arg) {
 int main(void) {
     make_images();
     da3_model *model = NULL;
-    check("create_on_devices: NULL devices",
-          da3_create_on_devices("x", true, DA3_PRECISION_FP32, NULL, &model) == DA3_ERR_NULL_POINTER &&
-              message_has("devices") && model == NULL);
-    check("create_on_devices: unknown device",
-          da3_create_on_devices("x", true, DA3_PRECISION_FP32, "cpu,gpu", &model) ==
+    CHECK(da3_create_on_devices("x", true, DA3_PRECISION_FP32, NULL, &model) ==
+                  DA3_ERR_NULL_POINTER &&
+              message_has("devices") && model == NULL,
+          "create_on_devices: NULL devices");
+    CHECK(da3_create_on_devices("x", true, DA3_PRECISION_FP32, "cpu,gpu", &model) ==
                   DA3_ERR_INVALID_ARGUMENT &&
-              message_has("gpu"));
+              message_has("gpu"),
+          "create_on_devices: unknown device");
     da3_result *results[3] = {(da3_result *)1, (da3_result *)1, (da3_result *)1};
     da3_status statuses[3] = {DA3_OK, DA3_OK, DA3_OK};
-    check("infer_scenes: NULL model fails every scene",
-          da3_infer_scenes(NULL, GOOD_SCENES, 2, NULL, results, statuses) == DA3_ERR_NULL_POINTER &&
+    CHECK(da3_infer_scenes(NULL, GOOD_SCENES, 2, NULL, results, statuses) == DA3_ERR_NULL_POINTER &&
               results[0] == NULL && results[1] == NULL && statuses[0] == DA3_ERR_NULL_POINTER &&
-              statuses[1] == DA3_ERR_NULL_POINTER);
-    check("infer_scenes: NULL results", da3_infer_scenes(NULL, GOOD_SCENES, 2, NULL, NULL, NULL) ==
-                                            DA3_ERR_NULL_POINTER && message_has("results"));
-    check("replica queries on NULL", da3_model_replica_count(NULL) == 0 &&
-                                         da3_model_replica_device(NULL, 0) == NULL);
+              statuses[1] == DA3_ERR_NULL_POINTER,
+          "infer_scenes: NULL model fails every scene");
+    CHECK(da3_infer_scenes(NULL, GOOD_SCENES, 2, NULL, NULL, NULL) == DA3_ERR_NULL_POINTER &&
+              message_has("results"),
+          "infer_scenes: NULL results");
+    CHECK(da3_model_replica_count(NULL) == 0 && da3_model_replica_device(NULL, 0) == NULL,
+          "replica queries on NULL");
 
     const char *checkpoint = getenv("DA3_TEST_CHECKPOINT");
     if (checkpoint == NULL) {
-        printf("FAIL    DA3_TEST_CHECKPOINT is not set\n");
-        return 1;
+        return check_give_up("DA3_TEST_CHECKPOINT is not set");
     }
     if (da3_create_on_devices(checkpoint, true, DA3_PRECISION_FP32, "cpu,cpu", &g_model) != DA3_OK) {
-        printf("FAIL    da3_create_on_devices: %s\n", da3_last_error_message());
-        return 1;
+        return check_give_up("da3_create_on_devices(%s, \"cpu,cpu\")", checkpoint);
     }
-    check("two replicas", da3_model_replica_count(g_model) == 2 &&
-                              strcmp(da3_model_replica_device(g_model, 1), "cpu") == 0 &&
-                              strcmp(da3_model_device(g_model), "cpu") == 0);
-    check("replica index out of range",
-          da3_model_replica_device(g_model, 2) == NULL && message_has("out of range"));
-    check("unknown placement", da3_model_set_placement(g_model, 7) == DA3_ERR_INVALID_ARGUMENT &&
-                                   message_has("placement"));
-    check("placement round trip",
-          da3_model_set_placement(g_model, DA3_PLACEMENT_REPLICATE) == DA3_OK &&
-              da3_model_placement(g_model) == DA3_PLACEMENT_REPLICATE);
+    CHECK(da3_model_replica_count(g_model) == 2 &&
+              strcmp(da3_model_replica_device(g_model, 1), "cpu") == 0 &&
+              strcmp(da3_model_device(g_model), "cpu") == 0,
+          "two replicas");
+    CHECK(da3_model_replica_device(g_model, 2) == NULL && message_has("out of range"),
+          "replica index out of range");
+    CHECK(da3_model_set_placement(g_model, 7) == DA3_ERR_INVALID_ARGUMENT &&
+              message_has("placement"),
+          "unknown placement");
+    CHECK(da3_model_set_placement(g_model, DA3_PLACEMENT_REPLICATE) == DA3_OK &&
+              da3_model_placement(g_model) == DA3_PLACEMENT_REPLICATE,
+          "placement round trip");
 
     da3_options_default(&g_options, sizeof g_options);
     g_options.process_res = 70;
     for (int s = 0; s < 2; s++) {
         da3_status st = da3_infer(g_model, GOOD_SCENES[s].views, GOOD_SCENES[s].view_count,
                                   &g_options, &g_expected[s]);
-        check("single-scene reference", st == DA3_OK);
+        CHECK(st == DA3_OK, "single-scene reference");
     }
 
     /* A batch with a bad scene in the middle: the others succeed, in order. */
@@ -146,21 +137,20 @@ int main(void) {
     bad_view.stride = 3; /* less than width * 3 */
     const da3_scene batch[3] = {GOOD_SCENES[0], {&bad_view, 1}, GOOD_SCENES[1]};
     da3_status st = da3_infer_scenes(g_model, batch, 3, &g_options, results, statuses);
-    check("partial failure: status and message of the failed scene",
-          st == DA3_ERR_INVALID_ARGUMENT && message_has("scenes[1]") && message_has("stride") &&
-              message_has("1 of 3"));
-    check("partial failure: per-scene statuses", statuses[0] == DA3_OK &&
-                                                    statuses[1] == DA3_ERR_INVALID_ARGUMENT &&
-                                                    statuses[2] == DA3_OK);
-    check("partial failure: results in order",
-          results[1] == NULL && depth_difference(results[0], g_expected[0]) <= 1e-6 &&
-              depth_difference(results[2], g_expected[1]) <= 1e-6);
+    CHECK(st == DA3_ERR_INVALID_ARGUMENT && message_has("scenes[1]") && message_has("stride") &&
+              message_has("1 of 3"),
+          "partial failure: status and message of the failed scene");
+    CHECK(statuses[0] == DA3_OK && statuses[1] == DA3_ERR_INVALID_ARGUMENT && statuses[2] == DA3_OK,
+          "partial failure: per-scene statuses");
+    CHECK(results[1] == NULL && depth_difference(results[0], g_expected[0]) <= 1e-6 &&
+              depth_difference(results[2], g_expected[1]) <= 1e-6,
+          "partial failure: results in order");
     for (int s = 0; s < 3; s++) {
         da3_result_free(results[s]);
     }
-    check("statuses may be NULL",
-          da3_infer_scenes(g_model, GOOD_SCENES, 2, &g_options, results, NULL) == DA3_OK &&
-              results[0] != NULL && results[1] != NULL);
+    CHECK(da3_infer_scenes(g_model, GOOD_SCENES, 2, &g_options, results, NULL) == DA3_OK &&
+              results[0] != NULL && results[1] != NULL,
+          "statuses may be NULL");
     da3_result_free(results[0]);
     da3_result_free(results[1]);
 
@@ -175,19 +165,18 @@ int main(void) {
         pthread_join(threads[t], NULL);
         all_ok &= ok[t];
     }
-    check("concurrent batches give the single-scene results", all_ok);
+    CHECK(all_ok, "concurrent batches give the single-scene results");
 
     /* One scene split over both replicas. */
     da3_result *sharded = NULL;
-    check("sharded scene", da3_model_set_placement(g_model, DA3_PLACEMENT_SHARD) == DA3_OK &&
-                               da3_infer(g_model, GOOD_SCENES[1].views, 3, &g_options, &sharded) ==
-                                   DA3_OK &&
-                               depth_difference(sharded, g_expected[1]) <= 1e-6);
+    CHECK(da3_model_set_placement(g_model, DA3_PLACEMENT_SHARD) == DA3_OK &&
+              da3_infer(g_model, GOOD_SCENES[1].views, 3, &g_options, &sharded) == DA3_OK &&
+              depth_difference(sharded, g_expected[1]) <= 1e-6,
+          "sharded scene");
     da3_result_free(sharded);
 
     da3_result_free(g_expected[0]);
     da3_result_free(g_expected[1]);
     da3_free(g_model);
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed == 0 ? 0 : 1;
+    return check_summary();
 }

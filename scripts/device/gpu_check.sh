@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the device tool's GPU machine, which has PyTorch but no Rust toolchain and no
 # network. Expects, carried from the build machine:
-#   .carry/libda3.so, .carry/da3_infer, .carry/parity   (scripts/prepare_device_carry.sh)
+#   .carry/libda3.so, .carry/da3_infer, .carry/parity   (scripts/device/prepare_carry.sh)
 #   .whl/*.whl   the official package and the few pure-Python packages its model code needs
 # Does:
 #   1. the official-package oracle for da3-large and da3-giant (model-level cases; the
@@ -11,7 +11,7 @@
 set -euo pipefail
 OUT=${OUT:-$PWD/out/device}
 mkdir -p "$OUT"
-source scripts/device_python_env.sh
+source scripts/device/python_env.sh
 export LD_LIBRARY_PATH=$PWD/.carry:$TORCH_LIB
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 date -u

@@ -3,12 +3,12 @@
 #
 # Here (build machine), fill a carry folder inside the checkout the device tool sends:
 #     cargo build --release --locked && make -C examples_c
-#     C=/work/main/.carry-prep; mkdir -p $C/bench $C/scripts $C/tests/oracle
+#     C=/work/main/.carry-prep; mkdir -p $C/bench $C/scripts/device $C/tests/oracle
 #     cp target/release/libda3.so target/release/libda3_cuda_support.so examples_c/da3_bench $C/
-#     cp bench/side_by_side.py $C/bench/; cp scripts/device_side_by_side.sh $C/scripts/
+#     cp bench/side_by_side.py $C/bench/; cp scripts/device/side_by_side.sh $C/scripts/device/
 #     cp tests/oracle/ref_stubs.py tests/oracle/make_checkpoint.py $C/tests/oracle/
 # There (run tool, carrying .carry-prep and .whl; kind nvidia-h100-x1):
-#     bash .carry-prep/scripts/device_side_by_side.sh [side_by_side.py arguments]
+#     bash .carry-prep/scripts/device/side_by_side.sh [side_by_side.py arguments]
 # Environment: CARRY (default .carry-prep), OUT (default ./out/device), CKPT (default /tmp/da3-ckpt).
 # Random-weight checkpoints (da3-large, da3-giant) are made under $CKPT in the same call
 # (the machine is handed back between calls). Writes $OUT/side_by_side.{md,json,log}.
@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 # Without OpenCV the official end-to-end rows fail (reported in the table); the model-only rows run.
 python3 -c 'import cv2' 2>/dev/null || echo "no OpenCV on this machine: official e2e rows will fail" >&2
-source scripts/device_python_env.sh
+source scripts/device/python_env.sh
 export LD_LIBRARY_PATH=$PWD/$CARRY:$TORCH_LIB
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c 'import cv2, torch; print("opencv", cv2.__version__, "torch", torch.__version__)' 2>/dev/null || true

@@ -3,14 +3,14 @@
 # the device tool's machine (16 CPU cores, no Rust, no network), fp32 on its CPU. Carry from the
 # build machine:
 #   .carry/parity_pose   cargo test --release --test parity_pose --no-run
-#   .whl/*.whl           the official package and its pure-Python needs (scripts/prepare_device_carry.sh)
+#   .whl/*.whl           the official package and its pure-Python needs (scripts/device/prepare_carry.sh)
 # Env: MODELS (default "da3-large da3-giant"), OUT (default out/device). Only the model-level cases
 # of tests/oracle/cases_pose.json run: the pipeline cases need the build machine's OpenCV (run in CI).
 set -euo pipefail
 MODELS=${MODELS:-da3-large da3-giant}
 OUT=${OUT:-$PWD/out/device}
 mkdir -p "$OUT"
-source scripts/device_python_env.sh
+source scripts/device/python_env.sh
 export LD_LIBRARY_PATH=$TORCH_LIB
 lscpu | grep -m1 "Model name"; date -u
 python3 -c 'import json; json.dump([c for c in json.load(open("tests/oracle/cases_pose.json")) if c["kind"] == "model"], open("/tmp/cases_pose_model.json", "w"))'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The multi-GPU proof, on the device tool's 2-GPU machine (PyTorch, no Rust, no network).
-# Expects, carried from the build machine (scripts/prepare_device_carry_multi.sh):
-#   $CARRY/libda3.so, $CARRY/da3_multi_gpu, $CARRY/device_multi_gpu.sh   (CARRY=.carry-multi)
+# Expects, carried from the build machine (scripts/device/prepare_carry_multi.sh):
+#   $CARRY/libda3.so, $CARRY/da3_multi_gpu, $CARRY/multi_gpu.sh   (CARRY=.carry-multi)
 #   .whl/*.whl   the official package and the pure-Python packages its model code needs
 # and tests/oracle/make_checkpoint.py in the working tree. Does, each step under a time cap:
 #   0. random-weight da3-large and da3-giant checkpoints made by the official package;
@@ -14,7 +14,7 @@
 #   3. equality: 2-GPU vs 1-GPU depth (the 64 scenes of step 1; a sharded giant scene vs
 #      the same scene on one GPU), max relative difference.
 # Prints everything; lines starting with RESULT are the table (see
-# scripts/prepare_device_carry_multi.sh for the device-tool command that keeps them).
+# scripts/device/prepare_carry_multi.sh for the device-tool command that keeps them).
 set -uo pipefail
 CARRY=${CARRY:-.carry-multi}
 OUT=${OUT:-$PWD/out/multi}
@@ -28,7 +28,7 @@ BUDGET_S=${BUDGET_S:-560}
 elapsed() { echo "[$(( $(date +%s) - T0 )) s]"; }
 cap() { local left=$(( BUDGET_S - ($(date +%s) - T0) )); [ "$left" -lt "$1" ] && echo "$left" || echo "$1"; }
 
-source scripts/device_python_env.sh
+source scripts/device/python_env.sh
 export LD_LIBRARY_PATH=$PWD/$CARRY:$TORCH_LIB
 nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv,noheader
 echo "CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-unset} NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-unset}"

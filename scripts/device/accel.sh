@@ -10,7 +10,7 @@ set -uo pipefail
 C=$PWD/.carry-accel
 OUT=${OUT:-$PWD/out/device-accel}
 mkdir -p "$OUT"
-source scripts/device_python_env.sh
+source scripts/device/python_env.sh
 export LD_LIBRARY_PATH=$C:$TORCH_LIB
 export PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; date -u; } | tee "$OUT/env.txt"

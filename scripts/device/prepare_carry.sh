@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds what scripts/device_gpu_check.sh needs on the GPU machine into .carry/ and .whl/
+# Builds what scripts/device/gpu_check.sh needs on the GPU machine into .carry/ and .whl/
 # (both ignored by git; name them in the device tool's `carry`).
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../env.sh"
 cd "$REPO_ROOT"
 cargo build --release --locked
 make -s -C examples_c

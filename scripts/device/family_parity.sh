@@ -2,7 +2,7 @@
 # Full-size parity of the metric / mono / nested models on the device tool's machine (16 CPU
 # cores, no Rust, no network), fp32 on its CPU. Carry from the build machine:
 #   .carry/parity   the parity test binary (cargo test --release --test parity --no-run)
-#   .whl/*.whl      the official package and its pure-Python needs (scripts/prepare_device_carry.sh)
+#   .whl/*.whl      the official package and its pure-Python needs (scripts/device/prepare_carry.sh)
 # Env: MODELS (default da3nested-giant-large), STEP (oracle | parity | all, default all),
 # OUT (default out/device). Only the model-level cases of each family's case file run (the
 # pipeline cases need the build machine's OpenCV; they run in CI on the CPU).
@@ -11,7 +11,7 @@ MODELS=${MODELS:-da3nested-giant-large}
 STEP=${STEP:-all}
 OUT=${OUT:-$PWD/out/device}
 mkdir -p "$OUT"
-source scripts/device_python_env.sh
+source scripts/device/python_env.sh
 export LD_LIBRARY_PATH=$TORCH_LIB
 lscpu | grep -m1 "Model name"; date -u
 
