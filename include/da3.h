@@ -38,6 +38,22 @@
  *   da3_pixel_format) are uint32_t with #define constants: any value may be passed, and
  *   unknown ones are rejected with DA3_ERR_INVALID_ARGUMENT rather than misread.
  * - Panics inside the library never unwind into C: they are reported as DA3_ERR_PANIC.
+ * - Environment: libda3 reads these variables once, when da3_create / da3_create_on_devices
+ *   loads a model (Rust: da3::Settings), never during a call. An explicit argument wins over
+ *   them (the device list of da3_create_on_devices); where one changes what an argument asked
+ *   for, its line says so.
+ *   DA3_DEVICE = cpu, cuda, cuda:N (default: first GPU, else CPU): the device of da3_create; overrides use_accelerate's every-GPU choice
+ *   DA3_DEVICES = comma-separated devices (default: unset): one replica per listed device for da3_create (not da3_create_on_devices)
+ *   DA3_PLACEMENT = auto, replicate, shard (default: auto): initial placement of scenes over replicas (da3_model_set_placement wins)
+ *   DA3_PREPROCESS_THREADS = N >= 1 (default: every core): threads that resize and normalise the views (1: the calling thread)
+ *   DA3_ATTENTION = sdpa (default: cuDNN): use_accelerate on a GPU: libtorch's SDPA instead of cuDNN attention
+ *   DA3_ACCEL_HEAD = fp32 (default: compute precision): use_accelerate: the official fp32 depth head (overrides precision there)
+ *   DA3_ACCEL_NHWC = 0 (default: 1): use_accelerate: NCHW instead of channels-last head convolutions
+ *   DA3_ACCEL_FEATURES = fp32 (default: compute precision): use_accelerate: fp32 backbone features into the head
+ *   DA3_LOG = off, error, warn, info, debug (default: warn): what libda3 writes to stderr (debug: libtorch backtraces)
+ *   DA3_LOG_GRAPHS = any (default: unset): same as DA3_LOG=info (CUDA graph captures and fallbacks)
+ *   DA3_CUDA_SUPPORT_LIB = a path (default: beside libda3): where libda3_cuda_support.so is looked for first
+ *   HF_HUB_CACHE, HF_HOME, HOME = directories (default: ~/.cache/huggingface/hub): where a repo id such as depth-anything/DA3-LARGE is looked up
  * - ABI: symbols and struct layouts are stable within a major version (for 0.x: within a
  *   minor version); da3_options may grow at its end (see its struct_size field).
  */

@@ -238,6 +238,11 @@ impl Settings {
         self.preprocess_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
+    /// `VARIABLES` as the lines of the header's comment (`cbindgen.toml`'s preamble).
+    pub fn header_lines() -> Vec<String> {
+        VARIABLES.iter().map(|v| format!(" *   {} = {} (default: {}): {}", v.name, v.values, v.default, v.effect)).collect()
+    }
+
     /// `VARIABLES` as a Markdown table (the README's).
     pub fn markdown_table() -> String {
         let mut table = String::from("| variable | values | default | effect |\n|---|---|---|---|\n");
@@ -307,6 +312,14 @@ mod tests {
             "README.md lacks the settings table; paste this:\n{}",
             Settings::markdown_table()
         );
+    }
+
+    #[test]
+    fn the_header_prints_the_table() {
+        let header = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/da3.h")).unwrap();
+        for line in Settings::header_lines() {
+            assert!(header.lines().any(|l| l == line), "include/da3.h (cbindgen.toml) lacks:\n{line}");
+        }
     }
 
     #[test]
