@@ -29,5 +29,6 @@ pub mod hub;
 pub mod preprocess;
 pub mod runner;
 pub mod scheduler;
+pub mod sharding;
 pub mod runtime;
 pub mod utils;

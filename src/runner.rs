@@ -12,13 +12,13 @@
 //! `accuracy::ACCELERATED_BF16_BOUND` (README, "Accuracy of the accelerated runner").
 use tch::{Device, Kind, Tensor};
 
-use crate::cuda_support::CudaGraph;
+use crate::cuda_support::{CudaGraph, CudnnAttention};
 use crate::error::{panic_message, Error, Result};
 use crate::hub::Checkpoint;
 use crate::model::da3::Head;
-use crate::model::dinov2::BlockPlacement;
-use crate::model::{load_network, ForwardRequest, NetOutput, Network};
+use crate::model::{load_network, AttentionKernel, Execution, ForwardRequest, NetOutput, Network};
 use crate::options::{InferOptions, RefViewStrategy};
+use crate::sharding::ShardedBlocks;
 
 /// Captured graphs kept per runner (least recently used goes first). Each holds its
 /// activations' memory pool, so this bounds the memory too.
@@ -32,7 +32,31 @@ pub struct Runner {
     preset: &'static str,
     device: Device,
     accelerate: bool,
+    /// How this runner's forwards run (see `Profile::execution`).
+    profile: Profile,
     graphs: GraphCache,
+}
+
+/// The runner's choice of execution profile, fixed at load.
+struct Profile {
+    /// Reference view chosen on the device (no read-back; same view).
+    reference_on_device: bool,
+    /// Kind of the features handed to a reduced-precision depth head.
+    features_kind: Option<Kind>,
+    /// cuDNN's fused attention, when used.
+    attention: Option<CudnnAttention>,
+}
+
+impl Profile {
+    /// The execution of one forward: every block here.
+    fn execution(&self) -> Execution<'_> {
+        Execution {
+            attention: self.attention.as_ref().map(|a| a as &dyn AttentionKernel),
+            reference_on_device: self.reference_on_device,
+            features_kind: self.features_kind,
+            blocks: None,
+        }
+    }
 }
 
 impl Runner {
@@ -50,7 +74,7 @@ impl Runner {
         .map_err(|panic| Error::Torch(panic_message(&*panic)))??;
         // The reference view chosen on the device applies everywhere (same view, no wait);
         // CUDA graphs only on a GPU.
-        net.set_reference_on_device(accelerate);
+        let mut profile = Profile { reference_on_device: accelerate, features_kind: None, attention: None };
         let env = |name: &str| std::env::var(name).unwrap_or_default();
         if accelerate && kind != Kind::Float && env("DA3_ACCEL_HEAD") != "fp32" {
             // The depth head's convolutions in the compute kind (the official runs them in
@@ -59,20 +83,20 @@ impl Runner {
             // Channels-last convolutions (DA3_ACCEL_NHWC=0: NCHW) and the backbone's features
             // kept in the compute kind (DA3_ACCEL_FEATURES=fp32: fp32) go with it.
             let nhwc = env("DA3_ACCEL_NHWC") != "0";
-            if tch::no_grad(|| net.convert_dualdpt_head(kind, ACCELERATED_HEAD_CHUNK_VIEWS, nhwc)) && env("DA3_ACCEL_FEATURES") != "fp32" {
-                net.set_features_kind(Some(kind));
+            if tch::no_grad(|| net.convert_dualdpt_head(kind, ACCELERATED_HEAD_CHUNK_VIEWS, nhwc))? && env("DA3_ACCEL_FEATURES") != "fp32" {
+                profile.features_kind = Some(kind);
             }
         }
         let accelerate = accelerate && device.is_cuda();
         if accelerate {
             crate::runtime::use_one_intra_op_thread_for_gpu_work();
         }
-        if accelerate && kind != Kind::Float {
+        if accelerate && kind != Kind::Float && env("DA3_ATTENTION") != "sdpa" {
             // cuDNN's fused attention called directly (DA3_ATTENTION=sdpa: libtorch's SDPA
             // picks the kernel, as without acceleration).
-            net.set_cudnn_attention(env("DA3_ATTENTION") != "sdpa");
+            profile.attention = Some(CudnnAttention::new(std::env::var_os("DA3_LOG_GRAPHS").is_some()));
         }
-        Ok(Runner { net, preset: checkpoint.config.preset, device, accelerate, graphs: GraphCache::default() })
+        Ok(Runner { net, preset: checkpoint.config.preset, device, accelerate, profile, graphs: GraphCache::default() })
     }
 
     /// Whether this runner uses CUDA graphs (`use_accelerate` on a GPU).
@@ -125,16 +149,18 @@ impl Runner {
         if self.accelerate && !keep_trace && self.graphable(&request) {
             let key = GraphKey { shape: images.size(), strategy: request.ref_view_strategy };
             if !self.graphs.failed.contains(&key) {
+                let exec = self.profile.execution();
                 let net = &self.net;
                 let graphs = &mut self.graphs;
                 let out = tch::no_grad(|| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| graphs.run(net, device, key, &images, &request)))
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| graphs.run(net, exec, device, key, &images, &request)))
                 });
                 return out.map_err(|panic| Error::Torch(panic_message(&*panic)))?;
             }
         }
+        let exec = self.profile.execution();
         let net = &self.net;
-        let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_with(&images, &request, keep_trace))));
+        let out = tch::no_grad(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward(&images, &request, exec, keep_trace))));
         // tch panics on libtorch errors (e.g. out of memory): report them as errors.
         out.map_err(|panic| Error::Torch(panic_message(&*panic)))?
     }
@@ -159,11 +185,11 @@ impl Runner {
         let images = images.to_device(device).to_kind(Kind::Float);
         let cameras = cameras.map(|(e, k)| (e.to_device(device).to_kind(Kind::Float), k.to_device(device).to_kind(Kind::Float)));
         let request = ForwardRequest { cameras: cameras.as_ref().map(|(e, k)| (e, k)), ..*request };
-        let placement =
-            BlockPlacement::even(runners.iter().map(|r| &r.net.any_view().backbone.pretrained).collect());
+        let blocks = ShardedBlocks::new(runners.iter().map(|r| &r.net.any_view().backbone.pretrained).collect())?;
+        let exec = Execution { blocks: Some(&blocks), ..first.profile.execution() };
         let net = &first.net;
         let out = tch::no_grad(|| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward_placed(&images, &request, keep_trace, &placement)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward(&images, &request, exec, keep_trace)))
         });
         out.map_err(|panic| Error::Torch(panic_message(&*panic)))?
     }
@@ -249,7 +275,15 @@ struct GraphCache {
 impl GraphCache {
     /// Replays the graph of `key`, or (first time) runs eagerly, which also warms up every
     /// lazily built table and library handle, and captures the graph for the next calls.
-    fn run(&mut self, net: &Network, device: Device, key: GraphKey, images: &Tensor, request: &ForwardRequest<'_>) -> Result<NetOutput> {
+    fn run(
+        &mut self,
+        net: &Network,
+        exec: Execution<'_>,
+        device: Device,
+        key: GraphKey,
+        images: &Tensor,
+        request: &ForwardRequest<'_>,
+    ) -> Result<NetOutput> {
         self.clock += 1;
         let clock = self.clock;
         if let Some(entry) = self.entries.iter_mut().find(|e| e.key == key) {
@@ -261,7 +295,7 @@ impl GraphCache {
             return Ok(copy_output(&entry.output));
         }
         let input = images.copy();
-        let eager = net.forward_with(&input, request, false)?;
+        let eager = net.forward(&input, request, exec, false)?;
         let index = match device {
             Device::Cuda(index) => index,
             _ => return Ok(eager),
@@ -269,7 +303,7 @@ impl GraphCache {
         // Without the support library (or on any capture failure) the eager result stands
         // and this shape stays eager.
         let captured = CudaGraph::new().and_then(|mut graph| {
-            let output = graph.capture(index, || net.forward_with(&input, request, false))?;
+            let output = graph.capture(index, || net.forward(&input, request, exec, false))?;
             Ok((graph, output))
         });
         match captured {
