@@ -163,3 +163,29 @@ pub fn copy(x: &Tensor) -> Result<Tensor> {
     out.f_copy_(x)?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tch::Device;
+
+    use super::*;
+    use crate::error::Error;
+
+    /// A libtorch failure inside a layer comes back as an error (no panic to catch).
+    #[test]
+    fn a_libtorch_error_is_an_error_not_a_panic() {
+        let options = (Kind::Float, Device::Cpu);
+        let tensors = BTreeMap::from([
+            ("l.weight".to_owned(), Tensor::ones([2, 3], options)),
+            ("l.bias".to_owned(), Tensor::zeros([2], options)),
+        ]);
+        let mut w = WeightLoader::from_tensors(tensors, Device::Cpu);
+        let linear = Linear::new(&mut w, "l", 3, 2, true, Kind::Float).unwrap();
+        w.finish().unwrap();
+        assert_eq!(linear.forward(&Tensor::ones([4, 3], options)).unwrap().size(), [4, 2]);
+        let mismatched = std::panic::catch_unwind(|| linear.forward(&Tensor::ones([4, 5], options)));
+        assert!(matches!(mismatched, Ok(Err(Error::Torch(_)))), "a shape mismatch is Err(Error::Torch)");
+    }
+}

@@ -27,24 +27,34 @@ impl<'a> ShardedBlocks<'a> {
         Ok(ShardedBlocks { replicas })
     }
 
-    /// Block `i` of `depth` runs on replica `i * n / depth`: consecutive shares, in order.
+    /// The replicas with their shares of `depth` blocks (see `block_shares`).
     fn shares(&self, depth: usize) -> Vec<(&'a DinoVisionTransformer, Range<usize>)> {
-        let n = self.replicas.len();
-        let mut shares: Vec<(&'a DinoVisionTransformer, Range<usize>)> = Vec::with_capacity(n);
-        for i in 0..depth {
-            let replica = i * n / depth;
-            match shares.last_mut() {
-                Some((_, range)) if (range.start * n / depth) == replica => range.end = i + 1,
-                _ => shares.push((self.replicas[replica], i..i + 1)),
-            }
-        }
-        shares
+        block_shares(depth, self.replicas.len()).into_iter().map(|(r, blocks)| (self.replicas[r], blocks)).collect()
     }
 
     /// The replica whose device keeps taken layer `k` of `taken`: equal shares in order.
     fn keeper_of(&self, k: usize, taken: usize) -> &'a DinoVisionTransformer {
-        self.replicas[k * self.replicas.len() / taken.max(1)]
+        self.replicas[keeper_index(k, taken, self.replicas.len())]
     }
+}
+
+/// (replica, blocks) for `depth` blocks over `replicas`: block `i` runs on replica
+/// `i * replicas / depth`, so each gets a consecutive, equal share, in order.
+fn block_shares(depth: usize, replicas: usize) -> Vec<(usize, Range<usize>)> {
+    let mut shares: Vec<(usize, Range<usize>)> = Vec::with_capacity(replicas);
+    for i in 0..depth {
+        let replica = i * replicas / depth;
+        match shares.last_mut() {
+            Some((last, blocks)) if *last == replica => blocks.end = i + 1,
+            _ => shares.push((replica, i..i + 1)),
+        }
+    }
+    shares
+}
+
+/// Replica keeping taken layer `k` of `taken`: `k * replicas / taken`.
+fn keeper_index(k: usize, taken: usize, replicas: usize) -> usize {
+    k * replicas / taken.max(1)
 }
 
 impl BlockRunner for ShardedBlocks<'_> {
@@ -70,5 +80,24 @@ impl BlockRunner for ShardedBlocks<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_and_taken_layers_go_in_equal_consecutive_shares() {
+        assert_eq!(block_shares(24, 1), vec![(0, 0..24)]);
+        assert_eq!(block_shares(24, 2), vec![(0, 0..12), (1, 12..24)]);
+        assert_eq!(block_shares(24, 3), vec![(0, 0..8), (1, 8..16), (2, 16..24)]);
+        assert_eq!(block_shares(5, 2), vec![(0, 0..3), (1, 3..5)]);
+        // More replicas than blocks: some get none.
+        assert_eq!(block_shares(2, 3), vec![(0, 0..1), (1, 1..2)]);
+        let keepers: Vec<usize> = (0..4).map(|k| keeper_index(k, 4, 2)).collect();
+        assert_eq!(keepers, [0, 0, 1, 1]);
+        let keepers: Vec<usize> = (0..4).map(|k| keeper_index(k, 4, 3)).collect();
+        assert_eq!(keepers, [0, 0, 1, 2]);
     }
 }
