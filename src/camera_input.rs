@@ -119,17 +119,17 @@ impl KnownCameras {
 /// `_normalize_extrinsics`: the scene in the first camera's frame, translations divided by
 /// the median camera distance from it (torch's median: the lower middle value), at least 0.1.
 /// `extrinsics`: (S, 4, 4) world-to-camera.
-pub fn normalize_extrinsics(extrinsics: &Tensor) -> Tensor {
-    let transform = affine_inverse(&extrinsics.narrow(0, 0, 1));
-    let normalized = extrinsics.matmul(&transform);
-    let c2w = affine_inverse(&normalized);
-    let dists = c2w.narrow(-2, 0, 3).select(-1, 3).norm_scalaropt_dim(2.0, [-1], false);
+pub fn normalize_extrinsics(extrinsics: &Tensor) -> Result<Tensor> {
+    let transform = affine_inverse(&extrinsics.f_narrow(0, 0, 1)?)?;
+    let normalized = extrinsics.f_matmul(&transform)?;
+    let c2w = affine_inverse(&normalized)?;
+    let dists = c2w.f_narrow(-2, 0, 3)?.f_select(-1, 3)?.f_norm_scalaropt_dim(2.0, [-1], false)?;
     const MIN_MEDIAN_DIST: f64 = 0.1;
-    let median = dists.median().clamp_min(MIN_MEDIAN_DIST);
-    let translation = normalized.narrow(-2, 0, 3).narrow(-1, 3, 1);
-    let scaled = &translation / &median;
-    normalized.narrow(-2, 0, 3).narrow(-1, 3, 1).copy_(&scaled);
-    normalized
+    let median = dists.f_median()?.f_clamp_min(MIN_MEDIAN_DIST)?;
+    let translation = normalized.f_narrow(-2, 0, 3)?.f_narrow(-1, 3, 1)?;
+    let scaled = translation.f_div(&median)?;
+    normalized.f_narrow(-2, 0, 3)?.f_narrow(-1, 3, 1)?.f_copy_(&scaled)?;
+    Ok(normalized)
 }
 
 /// The prediction brought back to the caller's cameras (`_align_to_input_extrinsics_intrinsics`).
@@ -250,7 +250,7 @@ mod tests {
             flat.extend_from_slice(&m);
         }
         let ext = Tensor::from_slice(&flat).reshape([3, 4, 4]);
-        let n = normalize_extrinsics(&ext);
+        let n = normalize_extrinsics(&ext).unwrap();
         let eye = Tensor::eye(4, (Kind::Float, Device::Cpu));
         assert!((n.get(0) - eye).abs().max().double_value(&[]) < 1e-6);
         // Distances 0, 2, 4: the median 2 becomes 1.

@@ -409,7 +409,7 @@ fn run_prepared(
     // camera encoder (the alignment below uses them as given).
     let intrinsics: Vec<[f32; 9]> =
         known.intrinsics.iter().zip(&processed.grid_changes).map(|(k, c)| preprocess::adjust_intrinsics(k, c)).collect();
-    let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(device)));
+    let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(device)))?;
     let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
     let out = forward(&processed.images, Some((&normalized, &intrinsics_t)))?;
     let mut prediction = to_prediction(processed, &out)?;

@@ -32,4 +32,5 @@ pub mod hub;
 pub mod preprocess;
 pub mod runner;
 pub mod scheduler;
+pub mod sharding;
 pub mod utils;

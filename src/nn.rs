@@ -2,8 +2,12 @@
 //!
 //! Mixed precision follows `torch.autocast`: matrix products and convolutions run in the
 //! layer's compute kind, normalisations in fp32 (their output is fp32).
+//!
+//! Every tensor operation here is tch's fallible form (`f_*`): a libtorch error (out of
+//! memory, a kernel failure) is returned, never a panic.
 use tch::{Kind, Tensor};
 
+use crate::error::Result;
 use crate::weights::WeightLoader;
 
 /// `nn.Linear(in, out, bias)`.
@@ -13,15 +17,15 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(w: &mut WeightLoader, prefix: &str, in_dim: i64, out_dim: i64, bias: bool, kind: Kind) -> Self {
-        Linear {
-            weight: w.take(&format!("{prefix}.weight"), &[out_dim, in_dim], kind),
-            bias: bias.then(|| w.take(&format!("{prefix}.bias"), &[out_dim], kind)),
-        }
+    pub fn new(w: &mut WeightLoader, prefix: &str, in_dim: i64, out_dim: i64, bias: bool, kind: Kind) -> Result<Self> {
+        Ok(Linear {
+            weight: w.take(&format!("{prefix}.weight"), &[out_dim, in_dim], kind)?,
+            bias: if bias { Some(w.take(&format!("{prefix}.bias"), &[out_dim], kind)?) } else { None },
+        })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.to_kind(self.weight.kind()).linear(&self.weight, self.bias.as_ref())
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_to_kind(self.weight.kind())?.f_linear(&self.weight, self.bias.as_ref())?)
     }
 }
 
@@ -35,18 +39,19 @@ pub struct Conv2d {
 
 /// The same values in channels-last memory order (NHWC strides, NCHW shape): cuDNN then runs
 /// its native NHWC tensor-core kernels and its outputs stay channels-last.
-pub fn channels_last(x: &Tensor) -> Tensor {
-    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+pub fn channels_last(x: &Tensor) -> Result<Tensor> {
+    Ok(x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?)
 }
 
 impl Conv2d {
     /// Stores the weights in `kind` (the layer then computes in it), channels-last if asked.
-    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
-        self.weight = self.weight.to_kind(kind);
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) -> Result<()> {
+        self.weight = self.weight.f_to_kind(kind)?;
         if nhwc {
-            self.weight = channels_last(&self.weight);
+            self.weight = channels_last(&self.weight)?;
         }
-        self.bias = self.bias.as_ref().map(|b| b.to_kind(kind));
+        self.bias = self.bias.as_ref().map(|b| b.f_to_kind(kind)).transpose()?;
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -60,24 +65,24 @@ impl Conv2d {
         padding: i64,
         bias: bool,
         kind: Kind,
-    ) -> Self {
-        Conv2d {
-            weight: w.take(&format!("{prefix}.weight"), &[out_ch, in_ch, kernel, kernel], kind),
-            bias: bias.then(|| w.take(&format!("{prefix}.bias"), &[out_ch], kind)),
+    ) -> Result<Self> {
+        Ok(Conv2d {
+            weight: w.take(&format!("{prefix}.weight"), &[out_ch, in_ch, kernel, kernel], kind)?,
+            bias: if bias { Some(w.take(&format!("{prefix}.bias"), &[out_ch], kind)?) } else { None },
             stride,
             padding,
-        }
+        })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.to_kind(self.weight.kind()).conv2d(
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_to_kind(self.weight.kind())?.f_conv2d(
             &self.weight,
             self.bias.as_ref(),
             [self.stride, self.stride],
             [self.padding, self.padding],
             [1, 1],
             1,
-        )
+        )?)
     }
 }
 
@@ -90,24 +95,25 @@ pub struct ConvTranspose2d {
 
 impl ConvTranspose2d {
     /// Stores the weights in `kind` (the layer then computes in it), channels-last if asked.
-    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
-        self.weight = self.weight.to_kind(kind);
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) -> Result<()> {
+        self.weight = self.weight.f_to_kind(kind)?;
         if nhwc {
-            self.weight = channels_last(&self.weight);
+            self.weight = channels_last(&self.weight)?;
         }
-        self.bias = self.bias.to_kind(kind);
+        self.bias = self.bias.f_to_kind(kind)?;
+        Ok(())
     }
 
-    pub fn new(w: &mut WeightLoader, prefix: &str, in_ch: i64, out_ch: i64, kernel: i64, stride: i64, kind: Kind) -> Self {
-        ConvTranspose2d {
-            weight: w.take(&format!("{prefix}.weight"), &[in_ch, out_ch, kernel, kernel], kind),
-            bias: w.take(&format!("{prefix}.bias"), &[out_ch], kind),
+    pub fn new(w: &mut WeightLoader, prefix: &str, in_ch: i64, out_ch: i64, kernel: i64, stride: i64, kind: Kind) -> Result<Self> {
+        Ok(ConvTranspose2d {
+            weight: w.take(&format!("{prefix}.weight"), &[in_ch, out_ch, kernel, kernel], kind)?,
+            bias: w.take(&format!("{prefix}.bias"), &[out_ch], kind)?,
             stride,
-        }
+        })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.to_kind(self.weight.kind()).conv_transpose2d(
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_to_kind(self.weight.kind())?.f_conv_transpose2d(
             &self.weight,
             Some(&self.bias),
             [self.stride, self.stride],
@@ -115,7 +121,7 @@ impl ConvTranspose2d {
             [0, 0],
             1,
             [1, 1],
-        )
+        )?)
     }
 }
 
@@ -131,22 +137,55 @@ impl LayerNorm {
     /// PyTorch's default epsilon.
     pub const DEFAULT_EPS: f64 = 1e-5;
 
-    pub fn new(w: &mut WeightLoader, prefix: &str, dim: i64, eps: f64) -> Self {
+    pub fn new(w: &mut WeightLoader, prefix: &str, dim: i64, eps: f64) -> Result<Self> {
         Self::new_shared(w, &[prefix.to_owned()], dim, eps)
     }
 
     /// A LayerNorm module that sits under several names (shared between parents).
-    pub fn new_shared(w: &mut WeightLoader, prefixes: &[String], dim: i64, eps: f64) -> Self {
+    pub fn new_shared(w: &mut WeightLoader, prefixes: &[String], dim: i64, eps: f64) -> Result<Self> {
         let names = |suffix: &str| prefixes.iter().map(|p| format!("{p}.{suffix}")).collect::<Vec<_>>();
-        LayerNorm {
-            weight: w.take_any(&names("weight"), &[dim], Kind::Float),
-            bias: w.take_any(&names("bias"), &[dim], Kind::Float),
+        Ok(LayerNorm {
+            weight: w.take_any(&names("weight"), &[dim], Kind::Float)?,
+            bias: w.take_any(&names("bias"), &[dim], Kind::Float)?,
             dim,
             eps,
-        }
+        })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.to_kind(Kind::Float).layer_norm([self.dim], Some(&self.weight), Some(&self.bias), self.eps, true)
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_to_kind(Kind::Float)?.f_layer_norm([self.dim], Some(&self.weight), Some(&self.bias), self.eps, true)?)
+    }
+}
+
+/// `Tensor::copy` (a new tensor with the same values), fallible.
+pub fn copy(x: &Tensor) -> Result<Tensor> {
+    let mut out = x.f_zeros_like()?;
+    out.f_copy_(x)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tch::Device;
+
+    use super::*;
+    use crate::error::Error;
+
+    /// A libtorch failure inside a layer comes back as an error (no panic to catch).
+    #[test]
+    fn a_libtorch_error_is_an_error_not_a_panic() {
+        let options = (Kind::Float, Device::Cpu);
+        let tensors = BTreeMap::from([
+            ("l.weight".to_owned(), Tensor::ones([2, 3], options)),
+            ("l.bias".to_owned(), Tensor::zeros([2], options)),
+        ]);
+        let mut w = WeightLoader::from_tensors(tensors, Device::Cpu);
+        let linear = Linear::new(&mut w, "l", 3, 2, true, Kind::Float).unwrap();
+        w.finish().unwrap();
+        assert_eq!(linear.forward(&Tensor::ones([4, 3], options)).unwrap().size(), [4, 2]);
+        let mismatched = std::panic::catch_unwind(|| linear.forward(&Tensor::ones([4, 5], options)));
+        assert!(matches!(mismatched, Ok(Err(Error::Torch(_)))), "a shape mismatch is Err(Error::Torch)");
     }
 }

@@ -54,37 +54,7 @@ impl ResizeMethod {
     }
 }
 
-/// Which view anchors the scene when there are three views or more (official `ref_view_strategy`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefViewStrategy {
-    SaddleBalanced,
-    First,
-    Middle,
-    SaddleSimRange,
-}
-
-impl RefViewStrategy {
-    pub fn official_name(self) -> &'static str {
-        match self {
-            RefViewStrategy::SaddleBalanced => "saddle_balanced",
-            RefViewStrategy::First => "first",
-            RefViewStrategy::Middle => "middle",
-            RefViewStrategy::SaddleSimRange => "saddle_sim_range",
-        }
-    }
-
-    pub fn from_official_name(name: &str) -> Result<Self> {
-        Ok(match name {
-            "saddle_balanced" => RefViewStrategy::SaddleBalanced,
-            "first" => RefViewStrategy::First,
-            "middle" => RefViewStrategy::Middle,
-            "saddle_sim_range" => RefViewStrategy::SaddleSimRange,
-            other => {
-                return Err(Error::InvalidArgument(format!("unknown reference-view strategy '{other}'")))
-            }
-        })
-    }
-}
+pub use crate::model::reference_view_selector::RefViewStrategy;
 
 /// Per-call options. `Default` gives the official defaults.
 #[derive(Clone, Debug, PartialEq)]

@@ -13,13 +13,13 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{guard, Error, Result};
-use crate::gpu::support::CudaGraph;
+use crate::gpu::support::{CudaGraph, CudnnAttention};
 use crate::hub::Checkpoint;
 use crate::model::da3::Head;
-use crate::model::dinov2::BlockPlacement;
-use crate::model::{load_network, ForwardRequest, NetOutput, Network};
+use crate::model::{load_network, AttentionKernel, Execution, ForwardRequest, NetOutput, Network};
 use crate::options::{ForwardOptions, RefViewStrategy};
 use crate::settings::{AttentionChoice, Settings};
+use crate::sharding::ShardedBlocks;
 
 /// Captured graphs kept per runner (least recently used goes first). Each holds its
 /// activations' memory pool, so this bounds the memory too.
@@ -33,7 +33,31 @@ pub struct Runner {
     preset: &'static str,
     device: Device,
     accelerate: bool,
+    /// How this runner's forwards run (see `Profile::execution`).
+    profile: Profile,
     graphs: GraphCache,
+}
+
+/// The runner's choice of execution profile, fixed at load.
+struct Profile {
+    /// Reference view chosen on the device (no read-back; same view).
+    reference_on_device: bool,
+    /// Kind of the features handed to a reduced-precision depth head.
+    features_kind: Option<Kind>,
+    /// cuDNN's fused attention, when used.
+    attention: Option<CudnnAttention>,
+}
+
+impl Profile {
+    /// The execution of one forward: every block here.
+    fn execution(&self) -> Execution<'_> {
+        Execution {
+            attention: self.attention.as_ref().map(|a| a as &dyn AttentionKernel),
+            reference_on_device: self.reference_on_device,
+            features_kind: self.features_kind,
+            blocks: None,
+        }
+    }
 }
 
 impl Runner {
@@ -47,7 +71,7 @@ impl Runner {
         })?;
         // The reference view chosen on the device applies everywhere (same view, no wait);
         // CUDA graphs only on a GPU.
-        net.set_reference_on_device(accelerate);
+        let mut profile = Profile { reference_on_device: accelerate, features_kind: None, attention: None };
         if accelerate && kind != Kind::Float && !settings.accelerated_head_fp32 {
             // The depth head's convolutions in the compute kind (the official runs them in
             // fp32), 4 views per head pass instead of 8 (half the head's peak memory);
@@ -55,20 +79,20 @@ impl Runner {
             // Channels-last convolutions (DA3_ACCEL_NHWC=0: NCHW) and the backbone's features
             // kept in the compute kind (DA3_ACCEL_FEATURES=fp32: fp32) go with it.
             let nhwc = settings.accelerated_head_nhwc;
-            if tch::no_grad(|| net.convert_dualdpt_head(kind, ACCELERATED_HEAD_CHUNK_VIEWS, nhwc)) && !settings.accelerated_features_fp32 {
-                net.set_features_kind(Some(kind));
+            if tch::no_grad(|| net.convert_dualdpt_head(kind, ACCELERATED_HEAD_CHUNK_VIEWS, nhwc))? && !settings.accelerated_features_fp32 {
+                profile.features_kind = Some(kind);
             }
         }
         let accelerate = accelerate && device.is_cuda();
         if accelerate {
             crate::gpu::backend::use_one_intra_op_thread_for_gpu_work();
         }
-        if accelerate && kind != Kind::Float {
+        if accelerate && kind != Kind::Float && settings.attention == AttentionChoice::Cudnn {
             // cuDNN's fused attention called directly (DA3_ATTENTION=sdpa: libtorch's SDPA
             // picks the kernel, as without acceleration).
-            net.set_cudnn_attention(settings.attention == AttentionChoice::Cudnn);
+            profile.attention = Some(CudnnAttention::new());
         }
-        Ok(Runner { net, preset: checkpoint.config.preset, device, accelerate, graphs: GraphCache::default() })
+        Ok(Runner { net, preset: checkpoint.config.preset, device, accelerate, profile, graphs: GraphCache::default() })
     }
 
     /// Whether this runner uses CUDA graphs (`use_accelerate` on a GPU).
@@ -120,15 +144,17 @@ impl Runner {
         if self.accelerate && !keep_trace && self.graphable(&request) {
             let key = GraphKey { shape: images.size(), strategy: request.ref_view_strategy };
             if !self.graphs.failed.contains(&key) {
+                let exec = self.profile.execution();
                 let net = &self.net;
                 let graphs = &mut self.graphs;
                 let operation = format!("the forward on {}", crate::gpu::device_name(device));
-                return guard(&operation, || tch::no_grad(|| graphs.run(net, device, key, &images, &request)));
+                return guard(&operation, || tch::no_grad(|| graphs.run(net, exec, device, key, &images, &request)));
             }
         }
+        let exec = self.profile.execution();
         let net = &self.net;
         let operation = format!("the forward on {}", crate::gpu::device_name(device));
-        guard(&operation, || tch::no_grad(|| net.forward_with(&images, &request, keep_trace)))
+        guard(&operation, || tch::no_grad(|| net.forward(&images, &request, exec, keep_trace)))
     }
 
     /// One scene split over several runners (replicas of one checkpoint on different
@@ -150,11 +176,11 @@ impl Runner {
         let device = first.device;
         let (images, cameras) = to_device_f32(device, images, cameras)?;
         let request = ForwardRequest { cameras: cameras.as_ref().map(|(e, k)| (e, k)), ..*request };
-        let placement =
-            BlockPlacement::even(runners.iter().map(|r| &r.net.any_view().backbone.pretrained).collect());
+        let blocks = ShardedBlocks::new(runners.iter().map(|r| &r.net.any_view().backbone.pretrained).collect())?;
+        let exec = Execution { blocks: Some(&blocks), ..first.profile.execution() };
         let net = &first.net;
         let operation = format!("the sharded forward over {} devices", runners.len());
-        guard(&operation, || tch::no_grad(|| net.forward_placed(&images, &request, keep_trace, &placement)))
+        guard(&operation, || tch::no_grad(|| net.forward(&images, &request, exec, keep_trace)))
     }
 
     /// What the memory estimate of a scene depends on (see `SceneMemory::bytes`).
@@ -250,7 +276,15 @@ struct GraphCache {
 impl GraphCache {
     /// Replays the graph of `key`, or (first time) runs eagerly, which also warms up every
     /// lazily built table and library handle, and captures the graph for the next calls.
-    fn run(&mut self, net: &Network, device: Device, key: GraphKey, images: &Tensor, request: &ForwardRequest<'_>) -> Result<NetOutput> {
+    fn run(
+        &mut self,
+        net: &Network,
+        exec: Execution<'_>,
+        device: Device,
+        key: GraphKey,
+        images: &Tensor,
+        request: &ForwardRequest<'_>,
+    ) -> Result<NetOutput> {
         self.clock += 1;
         let clock = self.clock;
         if let Some(entry) = self.entries.iter_mut().find(|e| e.key == key) {
@@ -262,7 +296,7 @@ impl GraphCache {
             return Ok(copy_output(&entry.output));
         }
         let input = images.copy();
-        let eager = net.forward_with(&input, request, false)?;
+        let eager = net.forward(&input, request, exec, false)?;
         let index = match device {
             Device::Cuda(index) => index,
             _ => return Ok(eager),
@@ -270,7 +304,7 @@ impl GraphCache {
         // Without the support library (or on any capture failure) the eager result stands
         // and this shape stays eager.
         let captured = CudaGraph::new().and_then(|mut graph| {
-            let output = graph.capture(index, || net.forward_with(&input, request, false))?;
+            let output = graph.capture(index, || net.forward(&input, request, exec, false))?;
             Ok((graph, output))
         });
         match captured {

@@ -66,18 +66,19 @@ impl WeightLoader {
 
     /// The tensor `name` of shape `shape`, converted to `kind` on the model's device.
     /// A missing or mis-shaped tensor is recorded and a zero placeholder returned, so that
-    /// building continues and `finish` can report every problem at once.
-    pub fn take(&mut self, name: &str, shape: &[i64], kind: Kind) -> Tensor {
+    /// building continues and `finish` can report every problem at once. Fails only on a
+    /// libtorch error (e.g. the device is out of memory).
+    pub fn take(&mut self, name: &str, shape: &[i64], kind: Kind) -> Result<Tensor> {
         self.take_any(&[name.to_owned()], shape, kind)
     }
 
     /// Like `take`, for a tensor stored under any one of several names (a module shared by
     /// several parents is written once by safetensors' `save_model`).
-    pub fn take_any(&mut self, names: &[String], shape: &[i64], kind: Kind) -> Tensor {
+    pub fn take_any(&mut self, names: &[String], shape: &[i64], kind: Kind) -> Result<Tensor> {
         let found: Vec<&String> = names.iter().filter(|n| self.tensors.contains_key(*n)).collect();
         let Some(&name) = found.first() else {
             self.missing.push(names.join(" | "));
-            return Tensor::zeros(shape, (kind, self.device));
+            return Ok(Tensor::f_zeros(shape, (kind, self.device))?);
         };
         for n in &found {
             self.taken.insert((*n).clone());
@@ -85,9 +86,9 @@ impl WeightLoader {
         let t = &self.tensors[name];
         if t.size() != shape {
             self.misshaped.push(format!("{name}: checkpoint {:?}, model expects {:?}", t.size(), shape));
-            return Tensor::zeros(shape, (kind, self.device));
+            return Ok(Tensor::f_zeros(shape, (kind, self.device))?);
         }
-        t.to_device(self.device).to_kind(kind)
+        Ok(t.f_to_device(self.device)?.f_to_kind(kind)?)
     }
 
     /// Fails with one message naming every missing, mis-shaped and unexpected tensor.

@@ -117,7 +117,8 @@ impl Checker {
     /// Pixels whose non-sky classification (sky < 0.3) differs.
     fn sky_masks(&mut self, what: &str, ours: &Tensor, reference: &Tensor) {
         let differ = compute_sky_mask(ours, SKY_THRESHOLD)
-            .ne_tensor(&compute_sky_mask(reference, SKY_THRESHOLD))
+            .expect("sky mask")
+            .ne_tensor(&compute_sky_mask(reference, SKY_THRESHOLD).expect("sky mask"))
             .sum(Kind::Int64)
             .int64_value(&[]);
         self.check(what, differ as f64, differ == 0, "== 0 pixels");
@@ -324,12 +325,12 @@ fn explain_sampled(c: &mut Checker, tag: &dyn Fn(&str) -> String, r: &Reference,
     let t = |k: &str| r.tensors.get(k).unwrap_or_else(|| panic!("reference lacks {k}"));
     let trace = out.trace.as_ref().unwrap();
     let sky = out.sky.as_ref().expect("sampling happens only with a sky map");
-    let non_sky = compute_sky_mask(sky, SKY_THRESHOLD);
+    let non_sky = compute_sky_mask(sky, SKY_THRESHOLD).expect("sky mask");
     match &trace.nested {
         None => {
             // _process_mono_sky_estimation: only the fill value was sampled.
             let fill = t("sampled_sky_fill_depth");
-            let (depth, _) = set_sky_regions_to_max_depth(&out.depth, None, &non_sky, &fill.reshape([]));
+            let (depth, _) = set_sky_regions_to_max_depth(&out.depth, None, &non_sky, &fill.reshape([])).expect("sky filling");
             c.rel(&tag("as-is official depth, from its sampled fill"), &depth, t("sampled_depth"), MODEL_TOL);
             c.rank(&tag("as-is official fill: rank - 0.99"), fill, &out.depth.masked_select(&non_sky), 0.99);
             c.info(&tag("as-is official fill / exact - 1"), fill.double_value(&[0]) / t("sky_fill_depth").double_value(&[0]) - 1.0);
@@ -337,14 +338,14 @@ fn explain_sampled(c: &mut Checker, tag: &dyn Fn(&str) -> String, r: &Reference,
         Some(n) => {
             let (depth, conf, ext) = (&n.unaligned_depth, &n.unaligned_depth_conf, &n.unaligned_extrinsics);
             let median = t("sampled_median_conf").reshape([]);
-            let mask = compute_alignment_mask(conf, &non_sky, depth, &n.metric_depth, &median);
+            let mask = compute_alignment_mask(conf, &non_sky, depth, &n.metric_depth, &median).expect("alignment mask");
             let pixels = mask.sum(Kind::Int64).int64_value(&[]);
             let want_pixels = t("sampled_alignment_pixels").int64_value(&[0]);
             c.check(&tag(&format!("as-is official alignment pixels {pixels} == {want_pixels}")), (pixels - want_pixels) as f64, pixels == want_pixels, "equal");
-            let scale = least_squares_scale_scalar(&n.metric_depth.masked_select(&mask), &depth.masked_select(&mask));
+            let scale = least_squares_scale_scalar(&n.metric_depth.masked_select(&mask), &depth.masked_select(&mask)).expect("least squares");
             c.rel(&tag("as-is official scale_factor, from its sampled median"), &scale.reshape([1]), t("sampled_scale_factor"), MODEL_TOL);
             let fill = t("sampled_sky_fill_depth");
-            let (d, cf) = set_sky_regions_to_max_depth(&(depth * &scale), Some(conf), &non_sky, &fill.reshape([]));
+            let (d, cf) = set_sky_regions_to_max_depth(&(depth * &scale), Some(conf), &non_sky, &fill.reshape([])).expect("sky filling");
             c.rel(&tag("as-is official depth, from its sampled statistics"), &d, t("sampled_depth"), MODEL_TOL);
             c.rel(&tag("as-is official depth_conf, from its sampled statistics"), &cf.unwrap(), t("sampled_depth_conf"), MODEL_TOL);
             let e = ext.copy();
@@ -354,7 +355,7 @@ fn explain_sampled(c: &mut Checker, tag: &dyn Fn(&str) -> String, r: &Reference,
             c.rank(&tag("as-is official sky fill: rank - 0.99"), fill, &d.masked_select(&non_sky), 0.99);
             if let Some(metric_fill) = r.tensors.get("sampled_metric_sky_fill_depth") {
                 let metric_sky = n.metric.sky.as_ref().unwrap();
-                let metric_non_sky = compute_sky_mask(metric_sky, SKY_THRESHOLD);
+                let metric_non_sky = compute_sky_mask(metric_sky, SKY_THRESHOLD).expect("sky mask");
                 c.rank(&tag("as-is official metric-branch fill: rank - 0.99"), metric_fill, &n.metric.depth.masked_select(&metric_non_sky), 0.99);
             }
             let exact = t("scale_factor").double_value(&[0]);

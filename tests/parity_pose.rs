@@ -123,7 +123,7 @@ fn model_case(engine: &Engine, r: &Reference, tag: &dyn Fn(&str) -> String, c: &
     let opts = pose_options_of(&r.case);
     let cameras = r.tensors.get("extrinsics_in").map(|e| (e, t("intrinsics_in")));
     if let Some(raw) = r.tensors.get("raw_extrinsics") {
-        c.rel(&tag("normalised extrinsics"), &normalize_extrinsics(raw), t("extrinsics_in"), INPUT_TOL);
+        c.rel(&tag("normalised extrinsics"), &normalize_extrinsics(raw).expect("normalised extrinsics"), t("extrinsics_in"), INPUT_TOL);
     }
     let out = engine.forward(t("input"), cameras, opts.check().expect("valid options").forward(), true).expect("forward");
     let trace = out.trace.as_ref().unwrap();
@@ -195,7 +195,7 @@ fn pipeline_case(engine: &Engine, dir: &Path, r: &Reference, tag: &dyn Fn(&str) 
             .collect();
         let ours = Tensor::from_slice(&ours).reshape([views as i64, 3, 3]);
         c.rel(&tag("processed intrinsics"), &ours, t("processed_intrinsics"), INPUT_TOL);
-        c.rel(&tag("normalised extrinsics"), &normalize_extrinsics(&known.extrinsics_tensor()), t("normalized_extrinsics"), INPUT_TOL);
+        c.rel(&tag("normalised extrinsics"), &normalize_extrinsics(&known.extrinsics_tensor()).expect("normalised extrinsics"), t("normalized_extrinsics"), INPUT_TOL);
         // The alignment RANSAC's subsets: the replica of numpy's generator draws the same.
         let draws: Vec<&Tensor> = (0..).map_while(|i| r.tensors.get(&format!("ransac_draw_{i}"))).collect();
         let mut g = NumpyGenerator::new(da3::camera_input::ALIGNMENT_RANDOM_STATE);

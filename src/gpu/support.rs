@@ -8,6 +8,7 @@
 //! first model load through `configure`), the directory of the loaded libda3, the path where
 //! the build left it.
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use once_cell::sync::{Lazy, OnceCell};
 
 use super::backend;
 use crate::error::{torch_error, Error, Result};
+use crate::model::AttentionKernel;
 
 const LIBRARY_NAME: &str = "libda3_cuda_support.so";
 const ABI_VERSION: c_int = 2;
@@ -207,7 +209,7 @@ pub fn synchronize(device: usize) -> Result<()> {
 /// CUDA tensors (made contiguous here).
 pub fn cudnn_attention(q: &tch::Tensor, k: &tch::Tensor, v: &tch::Tensor) -> Result<tch::Tensor> {
     let shim = shim()?;
-    let (q, k, v) = (q.contiguous(), k.contiguous(), v.contiguous());
+    let (q, k, v) = (q.f_contiguous()?, k.f_contiguous()?, v.f_contiguous()?);
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: tch's tensor handles are `at::Tensor *`, alive for the call; on success `out` is
     // a new heap `at::Tensor` whose ownership passes to the returned `Tensor` (freed by its Drop).
@@ -215,6 +217,46 @@ pub fn cudnn_attention(q: &tch::Tensor, k: &tch::Tensor, v: &tch::Tensor) -> Res
         (shim.cudnn_attention)(q.as_ptr().cast(), k.as_ptr().cast(), v.as_ptr().cast(), &mut out, e, n)
     })?;
     Ok(unsafe { tch::Tensor::from_ptr(out.cast()) })
+}
+
+/// `cudnn_attention` as the model's attention kernel (the accelerated runner's, on a GPU in
+/// reduced precision). The first failure turns it off for good: every later call declines
+/// and libtorch's SDPA picks a kernel instead.
+pub struct CudnnAttention {
+    enabled: AtomicBool,
+}
+
+impl CudnnAttention {
+    pub fn new() -> Self {
+        CudnnAttention { enabled: AtomicBool::new(true) }
+    }
+
+    /// Whether it has not failed yet.
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for CudnnAttention {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AttentionKernel for CudnnAttention {
+    fn attend(&self, q: &tch::Tensor, k: &tch::Tensor, v: &tch::Tensor) -> Option<tch::Tensor> {
+        if !self.enabled() {
+            return None;
+        }
+        match cudnn_attention(q, k, v) {
+            Ok(out) => Some(out),
+            Err(error) => {
+                crate::log::info(&format!("cuDNN attention unavailable, using SDPA: {error}"));
+                self.enabled.store(false, Ordering::Relaxed);
+                None
+            }
+        }
+    }
 }
 
 /// One CUDA graph (`at::cuda::CUDAGraph`) with its private memory pool. Tensors created

@@ -6,20 +6,22 @@ use tch::{Kind, Tensor};
 
 use super::cam_dec::CameraDec;
 use super::cam_enc::CameraEnc;
-use super::dinov2::{BlockPlacement, DinoV2};
+use super::dinov2::DinoV2;
 use super::dpt::DPT;
 use super::dualdpt::DualDPT;
+use super::execution::Execution;
+use super::reference_view_selector::RefViewStrategy;
 use super::utils::alignment::{
     apply_metric_scaling, compute_alignment_mask, compute_sky_mask, least_squares_scale_scalar, quantile,
     set_sky_regions_to_max_depth, MIN_REGION_PIXELS, SKY_DEPTH_CAP, SKY_THRESHOLD,
 };
 use super::utils::transform::pose_encoding_to_extrinsics_intrinsics;
 use crate::config::{BackboneConfig, HeadKind, ModelConfig};
+use super::warning::Warning;
 use crate::error::{Error, Result};
-use crate::options::RefViewStrategy;
-use crate::prediction::Warning;
+use crate::nn::copy;
 use crate::utils::geometry::affine_inverse;
-use crate::utils::ray_utils::{get_extrinsic_from_camray, RayPoseError};
+use crate::utils::ray_utils::get_extrinsic_from_camray;
 use crate::weights::WeightLoader;
 
 /// Intermediate tensors, kept when asked for (parity tests, debugging).
@@ -110,16 +112,6 @@ impl<'a> ForwardRequest<'a> {
     }
 }
 
-impl From<RayPoseError> for Error {
-    fn from(e: RayPoseError) -> Self {
-        Error::InvalidArgument(format!(
-            "ray-based pose: the rays of view {} agree on no camera ({} consistent rays, 4 needed); \
-             use the camera decoder (use_ray_pose = false) for these images",
-            e.view, e.inliers
-        ))
-    }
-}
-
 /// The dense head: `DualDPT` for any-view models, `DPT` for metric and mono models.
 #[allow(clippy::large_enum_variant)] // one per loaded network: size is irrelevant
 pub enum Head {
@@ -136,18 +128,18 @@ pub struct DepthAnything3Net {
 
 impl DepthAnything3Net {
     /// `kind`: compute kind of the backbone's matrix products (the heads are fp32).
-    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &ModelConfig, kind: Kind) -> Self {
+    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &ModelConfig, kind: Kind) -> Result<Self> {
         let head_prefix = format!("{prefix}.head");
-        DepthAnything3Net {
-            backbone: DinoV2::new(w, &format!("{prefix}.backbone"), &cfg.backbone, kind),
+        Ok(DepthAnything3Net {
+            backbone: DinoV2::new(w, &format!("{prefix}.backbone"), &cfg.backbone, kind)?,
             head: match cfg.head.kind {
-                HeadKind::DualDpt => Head::DualDpt(DualDPT::new(w, &head_prefix, &cfg.head)),
-                HeadKind::Dpt => Head::Dpt(DPT::new(w, &head_prefix, &cfg.head)),
+                HeadKind::DualDpt => Head::DualDpt(DualDPT::new(w, &head_prefix, &cfg.head)?),
+                HeadKind::Dpt => Head::Dpt(DPT::new(w, &head_prefix, &cfg.head)?),
             },
             // As the official: both camera modules exist exactly when a decoder is configured.
-            cam_dec: cfg.camera.as_ref().map(|c| CameraDec::new(w, &format!("{prefix}.cam_dec"), c.dec_dim_in)),
-            cam_enc: cfg.camera.as_ref().map(|c| CameraEnc::new(w, &format!("{prefix}.cam_enc"), c.enc_dim_out)),
-        }
+            cam_dec: cfg.camera.as_ref().map(|c| CameraDec::new(w, &format!("{prefix}.cam_dec"), c.dec_dim_in)).transpose()?,
+            cam_enc: cfg.camera.as_ref().map(|c| CameraEnc::new(w, &format!("{prefix}.cam_enc"), c.enc_dim_out)).transpose()?,
+        })
     }
 
     /// The camera encoder, if this network has one (pose-conditioned input needs it).
@@ -168,87 +160,73 @@ impl DepthAnything3Net {
         self.backbone.pretrained.cfg.depth
     }
 
-    /// `images`: (S, 3, H, W) normalised, H and W multiples of 14; depth and the camera
-    /// decoder's pose only.
-    pub fn forward(&self, images: &Tensor, strategy: RefViewStrategy, keep_trace: bool) -> NetOutput {
-        self.forward_with(images, &ForwardRequest::new(strategy), keep_trace)
-            .expect("without ray-based pose the forward has no failure besides libtorch's")
-    }
-
-    /// The official forward with its options. The caller checks that the network has the
-    /// modules the request needs (`camera_encoder`, `ray_head`); missing ones panic here.
-    pub fn forward_with(&self, images: &Tensor, request: &ForwardRequest<'_>, keep_trace: bool) -> std::result::Result<NetOutput, RayPoseError> {
-        self.forward_placed(images, request, keep_trace, None)
-    }
-
-    /// `forward_with` with the backbone's blocks run where `placement` says (one scene split
-    /// over several devices, see `BlockPlacement`); everything else runs on this network's
-    /// device, which `images` must be on.
-    pub fn forward_placed(
-        &self,
-        images: &Tensor,
-        request: &ForwardRequest<'_>,
-        keep_trace: bool,
-        placement: Option<&BlockPlacement<'_>>,
-    ) -> std::result::Result<NetOutput, RayPoseError> {
-        let (_, _, h, w) = images.size4().expect("images are (S, 3, H, W)");
-        let camera_encoding = request.cameras.map(|(extrinsics, intrinsics)| {
-            let encoder = self.camera_encoder().expect("checked by the caller: the network has a camera encoder");
-            encoder.forward(extrinsics, intrinsics, h, w)
-        });
-        let backbone = self.backbone.pretrained.forward_placed(
+    /// The official forward with its options (see `ForwardRequest`), run as `exec` says.
+    /// `images`: (S, 3, H, W) normalised, H and W multiples of 14, on this network's device
+    /// (everything but the backbone's blocks runs there). A request needing modules this
+    /// network lacks (`camera_encoder`, `ray_head`) is refused.
+    pub fn forward(&self, images: &Tensor, request: &ForwardRequest<'_>, exec: Execution<'_>, keep_trace: bool) -> Result<NetOutput> {
+        let (_, _, h, w) = images.size4()?;
+        let camera_encoding = match request.cameras {
+            Some((extrinsics, intrinsics)) => {
+                let encoder = self
+                    .camera_encoder()
+                    .ok_or_else(|| Error::Unsupported("this network has no camera encoder: it cannot take known cameras".into()))?;
+                Some(encoder.forward(extrinsics, intrinsics, h, w)?)
+            }
+            None => None,
+        };
+        let backbone = self.backbone.forward(
             images,
             camera_encoding.as_ref(),
             request.ref_view_strategy,
             request.export_feat_layers,
-            placement,
-        );
+            exec,
+        )?;
         let reference_view = backbone.reference_view;
+        let patch = BackboneConfig::PATCH_SIZE;
         let exported_features = backbone
             .exported
             .into_iter()
             .map(|(layer, f)| {
-                let (s, _, c) = f.size3().expect("features are (S, P, C)");
-                let patch = BackboneConfig::PATCH_SIZE;
-                (layer, f.reshape([s, h / patch, w / patch, c]))
+                let (s, _, c) = f.size3()?;
+                Ok((layer, f.f_reshape([s, h / patch, w / patch, c])?))
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let (features, camera_tokens): (Vec<Tensor>, Vec<Tensor>) =
             backbone.layers.into_iter().map(|l| (l.features, l.camera_token)).unzip();
         let (mut ray, mut ray_conf) = (None, None);
         let (depth, depth_conf, sky, head_logits, sky_logits) = match &self.head {
-            Head::DualDpt(head) if request.use_ray_pose => {
-                let o = head.forward_with_rays(&features, h, w);
+            Head::DualDpt(head) => {
+                let o = head.forward(&features, h, w, request.use_ray_pose)?;
                 ray = o.ray;
                 ray_conf = o.ray_conf;
                 (o.depth, Some(o.depth_conf), None, o.logits, None)
             }
-            Head::DualDpt(head) => {
-                let o = head.forward(&features, h, w);
-                (o.depth, Some(o.depth_conf), None, o.logits, None)
-            }
             Head::Dpt(head) => {
-                let o = head.forward(&features, h, w);
+                let o = head.forward(&features, h, w)?;
                 (o.depth, None, Some(o.sky), o.logits, Some(o.sky_logits))
             }
         };
         let (extrinsics, intrinsics) = if request.use_ray_pose {
-            let (rays, confs) = (ray.as_ref().expect("rays were asked for"), ray_conf.as_ref().expect("rays were asked for"));
+            let (Some(rays), Some(confs)) = (&ray, &ray_conf) else {
+                return Err(Error::Unsupported("this network has no ray head: use_ray_pose needs the DualDPT head".into()));
+            };
             let (e, i) = Self::process_ray_pose_estimation(rays, confs, h, w)?;
             (Some(e), Some(i))
         } else {
             match &self.cam_dec {
                 Some(cam_dec) => {
-                    // The token comes from the last block's device when the blocks were placed.
-                    let pose = cam_dec.forward(&camera_tokens[3].to_device(images.device()).to_kind(Kind::Float));
-                    let (e, i) = pose_encoding_to_extrinsics_intrinsics(&pose, h, w);
+                    let token = camera_tokens.get(3).ok_or_else(|| Error::Unsupported("the camera decoder needs 4 taken layers".into()))?;
+                    // The token comes from the last block's device when the blocks ran elsewhere.
+                    let pose = cam_dec.forward(&token.f_to_device(images.device())?.f_to_kind(Kind::Float)?)?;
+                    let (e, i) = pose_encoding_to_extrinsics_intrinsics(&pose, h, w)?;
                     (Some(e), Some(i))
                 }
                 None => (None, None),
             }
         };
         let (depth, sky_fill_depth) = match &sky {
-            Some(sky) => Self::process_mono_sky_estimation(depth, sky),
+            Some(sky) => Self::process_mono_sky_estimation(depth, sky)?,
             None => (depth, None),
         };
         let trace = keep_trace.then(|| Trace {
@@ -282,31 +260,33 @@ impl DepthAnything3Net {
     /// depth. The official estimates that percentile from 100 000 random pixels when there
     /// are more; here it is exact (see `utils::alignment::quantile`). Returns the depth and
     /// the fill value, if any.
-    fn process_mono_sky_estimation(depth: Tensor, sky: &Tensor) -> (Tensor, Option<Tensor>) {
-        let non_sky = compute_sky_mask(sky, SKY_THRESHOLD);
-        let non_sky_pixels = non_sky.sum(Kind::Int64).int64_value(&[]);
+    fn process_mono_sky_estimation(depth: Tensor, sky: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let non_sky = compute_sky_mask(sky, SKY_THRESHOLD)?;
+        let non_sky_pixels = non_sky.f_sum(Kind::Int64)?.f_int64_value(&[])?;
         let sky_pixels = non_sky.numel() as i64 - non_sky_pixels;
         if non_sky_pixels <= MIN_REGION_PIXELS || sky_pixels <= MIN_REGION_PIXELS {
-            return (depth, None);
+            return Ok((depth, None));
         }
-        let fill = quantile(&depth.masked_select(&non_sky), 0.99);
-        let (depth, _) = set_sky_regions_to_max_depth(&depth, None, &non_sky, &fill);
-        (depth, Some(fill))
+        let fill = quantile(&depth.f_masked_select(&non_sky)?, 0.99)?;
+        let (depth, _) = set_sky_regions_to_max_depth(&depth, None, &non_sky, &fill)?;
+        Ok((depth, Some(fill)))
     }
 
     /// `_process_ray_pose_estimation`: world-to-camera extrinsics (S, 3, 4) and intrinsics
     /// (S, 3, 3) in pixels of the H x W input, from rays (S, h, w, 6) and confidence (S, h, w).
-    pub fn process_ray_pose_estimation(ray: &Tensor, ray_conf: &Tensor, height: i64, width: i64) -> std::result::Result<(Tensor, Tensor), RayPoseError> {
+    /// Rays that determine no camera are an `Error::InvalidArgument` (see `RayPoseError`).
+    pub fn process_ray_pose_estimation(ray: &Tensor, ray_conf: &Tensor, height: i64, width: i64) -> Result<(Tensor, Tensor)> {
         let cam = get_extrinsic_from_camray(ray, ray_conf)?;
-        let extrinsics = affine_inverse(&cam.c2w).narrow(1, 0, 3);
+        let extrinsics = affine_inverse(&cam.c2w)?.f_narrow(1, 0, 3)?;
         let views = extrinsics.size()[0];
-        let zero = Tensor::zeros([views], (Kind::Float, ray.device()));
-        let one = zero.ones_like();
-        let fx = cam.focal_lengths.select(1, 0) / 2.0 * width as f64;
-        let fy = cam.focal_lengths.select(1, 1) / 2.0 * height as f64;
-        let cx = cam.principal_points.select(1, 0) * width as f64 * 0.5;
-        let cy = cam.principal_points.select(1, 1) * height as f64 * 0.5;
-        let intrinsics = Tensor::stack(&[&fx, &zero, &cx, &zero, &fy, &cy, &zero, &zero, &one], -1).reshape([views, 3, 3]);
+        let zero = Tensor::f_zeros([views], (Kind::Float, ray.device()))?;
+        let one = zero.f_ones_like()?;
+        let fx = cam.focal_lengths.f_select(1, 0)?.f_div_scalar(2.0)?.f_mul_scalar(width as f64)?;
+        let fy = cam.focal_lengths.f_select(1, 1)?.f_div_scalar(2.0)?.f_mul_scalar(height as f64)?;
+        let cx = cam.principal_points.f_select(1, 0)?.f_mul_scalar(width as f64)?.f_mul_scalar(0.5)?;
+        let cy = cam.principal_points.f_select(1, 1)?.f_mul_scalar(height as f64)?.f_mul_scalar(0.5)?;
+        let intrinsics =
+            Tensor::f_stack(&[&fx, &zero, &cx, &zero, &fy, &cy, &zero, &zero, &one], -1)?.f_reshape([views, 3, 3])?;
         Ok((extrinsics, intrinsics))
     }
 }
@@ -339,8 +319,8 @@ impl NestedDepthAnything3Net {
             )));
         }
         Ok(NestedDepthAnything3Net {
-            da3: DepthAnything3Net::new(w, &format!("{prefix}.{}", Self::ANYVIEW_PREFIX), cfg, kind),
-            da3_metric: DepthAnything3Net::new(w, &format!("{prefix}.{}", Self::METRIC_PREFIX), metric, kind),
+            da3: DepthAnything3Net::new(w, &format!("{prefix}.{}", Self::ANYVIEW_PREFIX), cfg, kind)?,
+            da3_metric: DepthAnything3Net::new(w, &format!("{prefix}.{}", Self::METRIC_PREFIX), metric, kind)?,
         })
     }
 
@@ -350,23 +330,17 @@ impl NestedDepthAnything3Net {
     /// Where the official asserts (10 or fewer non-sky pixels in the scene, e.g. an all-sky
     /// frame), this returns the any-view branch's outputs unscaled (not metric, no scale
     /// factor, sky not filled) with `Warning::MetricAlignmentSkipped`.
-    pub fn forward(&self, images: &Tensor, request: &ForwardRequest<'_>, keep_trace: bool) -> Result<NetOutput> {
-        self.forward_placed(images, request, keep_trace, None)
-    }
-
-    /// `forward` with the any-view branch's blocks placed (see
-    /// `DepthAnything3Net::forward_placed`); the metric branch runs on this network's device.
-    pub fn forward_placed(
-        &self,
-        images: &Tensor,
-        request: &ForwardRequest<'_>,
-        keep_trace: bool,
-        placement: Option<&BlockPlacement<'_>>,
-    ) -> Result<NetOutput> {
-        let mut output = self.da3.forward_placed(images, request, keep_trace, placement)?;
+    ///
+    /// `exec`: its attention kernel and reference-view setting apply to both branches; its
+    /// features kind and block runner to the any-view branch only (the metric branch hands
+    /// fp32 features to its fp32 DPT head and runs its blocks here).
+    pub fn forward(&self, images: &Tensor, request: &ForwardRequest<'_>, exec: Execution<'_>, keep_trace: bool) -> Result<NetOutput> {
+        let mut output = self.da3.forward(images, request, exec, keep_trace)?;
         // The official calls the metric branch with its default strategy; it has no global
         // attention, so no reference view is chosen anyway.
-        let metric = self.da3_metric.forward(images, RefViewStrategy::SaddleBalanced, keep_trace);
+        let metric_request = ForwardRequest::new(RefViewStrategy::SaddleBalanced);
+        let metric_exec = Execution { features_kind: None, blocks: None, ..exec };
+        let metric = self.da3_metric.forward(images, &metric_request, metric_exec, keep_trace)?;
         let missing = |what: &str| Error::Unsupported(format!("nested model: a branch predicts no {what}"));
         let intrinsics = output.intrinsics.as_ref().ok_or_else(|| missing("intrinsics"))?;
         let extrinsics = output.extrinsics.as_ref().ok_or_else(|| missing("extrinsics"))?;
@@ -374,11 +348,11 @@ impl NestedDepthAnything3Net {
         let sky = metric.sky.as_ref().ok_or_else(|| missing("sky"))?.shallow_clone();
 
         // _apply_metric_scaling
-        let metric_depth = apply_metric_scaling(&metric.depth, intrinsics);
+        let metric_depth = apply_metric_scaling(&metric.depth, intrinsics)?;
 
         // _apply_depth_alignment
-        let non_sky = compute_sky_mask(&sky, SKY_THRESHOLD);
-        let non_sky_pixels = non_sky.sum(Kind::Int64).int64_value(&[]);
+        let non_sky = compute_sky_mask(&sky, SKY_THRESHOLD)?;
+        let non_sky_pixels = non_sky.f_sum(Kind::Int64)?.f_int64_value(&[])?;
         let mut nested_trace = NestedTrace {
             metric_depth: metric_depth.shallow_clone(),
             unaligned_depth: output.depth.shallow_clone(),
@@ -394,22 +368,25 @@ impl NestedDepthAnything3Net {
             output.warnings.push(Warning::MetricAlignmentSkipped { non_sky_pixels });
             return Ok(Self::with_trace(output, nested_trace));
         }
-        let median_conf = quantile(&depth_conf.masked_select(&non_sky), 0.5);
-        let align_mask = compute_alignment_mask(depth_conf, &non_sky, &output.depth, &metric_depth, &median_conf);
-        let alignment_pixels = align_mask.sum(Kind::Int64).int64_value(&[]);
+        let median_conf = quantile(&depth_conf.f_masked_select(&non_sky)?, 0.5)?;
+        let align_mask = compute_alignment_mask(depth_conf, &non_sky, &output.depth, &metric_depth, &median_conf)?;
+        let alignment_pixels = align_mask.f_sum(Kind::Int64)?.f_int64_value(&[])?;
         if alignment_pixels == 0 {
             output.warnings.push(Warning::EmptyAlignmentMask);
         }
-        let scale = least_squares_scale_scalar(&metric_depth.masked_select(&align_mask), &output.depth.masked_select(&align_mask));
-        let depth = &output.depth * &scale;
-        let extrinsics = extrinsics.copy();
-        let _ = extrinsics.narrow(-1, 3, 1).g_mul_(&scale);
-        output.scale_factor = Some(scale.double_value(&[]) as f32);
+        let scale = least_squares_scale_scalar(
+            &metric_depth.f_masked_select(&align_mask)?,
+            &output.depth.f_masked_select(&align_mask)?,
+        )?;
+        let depth = output.depth.f_mul(&scale)?;
+        let extrinsics = copy(extrinsics)?;
+        let _ = extrinsics.f_narrow(-1, 3, 1)?.f_mul_(&scale)?;
+        output.scale_factor = Some(scale.f_double_value(&[])? as f32);
         output.is_metric = true;
 
         // _handle_sky_regions
-        let sky_fill = quantile(&depth.masked_select(&non_sky), 0.99).clamp_max(SKY_DEPTH_CAP);
-        let (depth, conf) = set_sky_regions_to_max_depth(&depth, Some(depth_conf), &non_sky, &sky_fill);
+        let sky_fill = quantile(&depth.f_masked_select(&non_sky)?, 0.99)?.f_clamp_max(SKY_DEPTH_CAP)?;
+        let (depth, conf) = set_sky_regions_to_max_depth(&depth, Some(depth_conf), &non_sky, &sky_fill)?;
         output.depth = depth;
         output.depth_conf = conf;
         output.extrinsics = Some(extrinsics);

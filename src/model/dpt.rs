@@ -3,6 +3,7 @@
 use tch::{Kind, Tensor};
 
 use crate::config::{BackboneConfig, HeadConfig};
+use crate::error::Result;
 use crate::nn::{Conv2d, ConvTranspose2d};
 use crate::weights::WeightLoader;
 
@@ -12,11 +13,11 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    pub fn new(w: &mut WeightLoader, prefix: &str, in_channels: &[i64; 4], features: i64, kind: Kind) -> Self {
+    pub fn new(w: &mut WeightLoader, prefix: &str, in_channels: &[i64; 4], features: i64, kind: Kind) -> Result<Self> {
         let conv = |w: &mut WeightLoader, i: usize| {
             Conv2d::new(w, &format!("{prefix}.layer{}_rn", i + 1), in_channels[i], features, 3, 1, 1, false, kind)
         };
-        Scratch { layer_rn: [conv(w, 0), conv(w, 1), conv(w, 2), conv(w, 3)] }
+        Ok(Scratch { layer_rn: [conv(w, 0)?, conv(w, 1)?, conv(w, 2)?, conv(w, 3)?] })
     }
 }
 
@@ -27,20 +28,20 @@ pub struct ResidualConvUnit {
 }
 
 impl ResidualConvUnit {
-    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
-        self.conv1.convert(kind, nhwc);
-        self.conv2.convert(kind, nhwc);
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) -> Result<()> {
+        self.conv1.convert(kind, nhwc)?;
+        self.conv2.convert(kind, nhwc)
     }
 
-    pub fn new(w: &mut WeightLoader, prefix: &str, features: i64, kind: Kind) -> Self {
-        ResidualConvUnit {
-            conv1: Conv2d::new(w, &format!("{prefix}.conv1"), features, features, 3, 1, 1, true, kind),
-            conv2: Conv2d::new(w, &format!("{prefix}.conv2"), features, features, 3, 1, 1, true, kind),
-        }
+    pub fn new(w: &mut WeightLoader, prefix: &str, features: i64, kind: Kind) -> Result<Self> {
+        Ok(ResidualConvUnit {
+            conv1: Conv2d::new(w, &format!("{prefix}.conv1"), features, features, 3, 1, 1, true, kind)?,
+            conv2: Conv2d::new(w, &format!("{prefix}.conv2"), features, features, 3, 1, 1, true, kind)?,
+        })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.conv2.forward(&self.conv1.forward(&x.relu()).relu()) + x
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.conv2.forward(&self.conv1.forward(&x.f_relu()?)?.f_relu()?)?.f_add(x)?)
     }
 }
 
@@ -53,36 +54,96 @@ pub struct FeatureFusionBlock {
 }
 
 impl FeatureFusionBlock {
-    pub fn convert(&mut self, kind: Kind, nhwc: bool) {
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) -> Result<()> {
         if let Some(unit) = &mut self.res_conf_unit1 {
-            unit.convert(kind, nhwc);
+            unit.convert(kind, nhwc)?;
         }
-        self.res_conf_unit2.convert(kind, nhwc);
-        self.out_conv.convert(kind, nhwc);
+        self.res_conf_unit2.convert(kind, nhwc)?;
+        self.out_conv.convert(kind, nhwc)
     }
 
-    pub fn new(w: &mut WeightLoader, prefix: &str, features: i64, has_residual: bool, kind: Kind) -> Self {
-        FeatureFusionBlock {
-            res_conf_unit1: has_residual.then(|| ResidualConvUnit::new(w, &format!("{prefix}.resConfUnit1"), features, kind)),
-            res_conf_unit2: ResidualConvUnit::new(w, &format!("{prefix}.resConfUnit2"), features, kind),
-            out_conv: Conv2d::new(w, &format!("{prefix}.out_conv"), features, features, 1, 1, 0, true, kind),
-        }
+    pub fn new(w: &mut WeightLoader, prefix: &str, features: i64, has_residual: bool, kind: Kind) -> Result<Self> {
+        Ok(FeatureFusionBlock {
+            res_conf_unit1: if has_residual {
+                Some(ResidualConvUnit::new(w, &format!("{prefix}.resConfUnit1"), features, kind)?)
+            } else {
+                None
+            },
+            res_conf_unit2: ResidualConvUnit::new(w, &format!("{prefix}.resConfUnit2"), features, kind)?,
+            out_conv: Conv2d::new(w, &format!("{prefix}.out_conv"), features, features, 1, 1, 0, true, kind)?,
+        })
+    }
+
+    /// The four fusion blocks `refinenet{1..4}{suffix}` under `prefix` (the last has no
+    /// lateral input).
+    pub fn new_chain(w: &mut WeightLoader, prefix: &str, suffix: &str, features: i64, kind: Kind) -> Result<[Self; 4]> {
+        let mut block = |i: usize| Self::new(w, &format!("{prefix}.refinenet{i}{suffix}"), features, i != 4, kind);
+        Ok([block(1)?, block(2)?, block(3)?, block(4)?])
     }
 
     /// `size`: output size; `None` doubles the input (official `scale_factor=2`).
-    pub fn forward(&self, x: &Tensor, lateral: Option<&Tensor>, size: Option<(i64, i64)>) -> Tensor {
+    pub fn forward(&self, x: &Tensor, lateral: Option<&Tensor>, size: Option<(i64, i64)>) -> Result<Tensor> {
         let mut y = x.shallow_clone();
         if let (Some(unit), Some(lateral)) = (&self.res_conf_unit1, lateral) {
-            y = y + unit.forward(lateral);
+            y = y.f_add(&unit.forward(lateral)?)?;
         }
-        let y = self.res_conf_unit2.forward(&y);
-        let (h, w) = size.unwrap_or_else(|| {
-            let s = y.size();
-            (s[2] * 2, s[3] * 2)
-        });
-        let y = y.upsample_bilinear2d([h, w], true, None, None);
+        let y = self.res_conf_unit2.forward(&y)?;
+        let (h, w) = match size {
+            Some(size) => size,
+            None => {
+                let (_, _, h, w) = y.size4()?;
+                (h * 2, w * 2)
+            }
+        };
+        let y = y.f_upsample_bilinear2d([h, w], true, None, None)?;
         self.out_conv.forward(&y)
     }
+}
+
+/// The (h, w) of a (B, C, h, w) map, as the `size` of `FeatureFusionBlock::forward`.
+pub fn spatial_size(t: &Tensor) -> Result<Option<(i64, i64)>> {
+    let (_, _, h, w) = t.size4()?;
+    Ok(Some((h, w)))
+}
+
+/// Top-down fusion of the four adapted stages `rn` through a `refinenet` chain (4 -> 1).
+pub fn fuse_chain(refinenet: &[FeatureFusionBlock; 4], rn: &[Tensor]) -> Result<Tensor> {
+    let out = refinenet[3].forward(&rn[3], None, spatial_size(&rn[2])?)?;
+    let out = refinenet[2].forward(&out, Some(&rn[2]), spatial_size(&rn[1])?)?;
+    let out = refinenet[1].forward(&out, Some(&rn[1]), spatial_size(&rn[0])?)?;
+    refinenet[0].forward(&out, Some(&rn[0]), None)
+}
+
+/// Runs `forward_chunk` on the views of `features` (the four (S, P, C) taken layers) in
+/// chunks of at most `chunk_views`, moving each chunk to `device` (features made on other
+/// devices come here chunk by chunk), and concatenates the outputs with `concat`.
+pub fn forward_in_chunks<T>(
+    features: &[Tensor],
+    chunk_views: i64,
+    device: tch::Device,
+    mut forward_chunk: impl FnMut(&[Tensor]) -> Result<T>,
+    concat: impl FnOnce(Vec<T>) -> Result<T>,
+) -> Result<T> {
+    let views = features.first().map_or(0, |f| f.size()[0]);
+    let mut outs = Vec::new();
+    let mut start = 0;
+    while start < views {
+        let len = chunk_views.min(views - start);
+        let chunk = features.iter().map(|f| f.f_narrow(0, start, len)?.f_to_device(device)).collect::<std::result::Result<Vec<_>, _>>()?;
+        outs.push(forward_chunk(&chunk)?);
+        start += len;
+    }
+    if outs.len() == 1 {
+        if let Some(only) = outs.pop() {
+            return Ok(only);
+        }
+    }
+    concat(outs)
+}
+
+/// `Tensor::cat` along the views of one field of every chunk's output.
+pub fn cat_views<T>(outs: &[T], field: impl Fn(&T) -> &Tensor) -> Result<Tensor> {
+    Ok(Tensor::f_cat(&outs.iter().map(field).collect::<Vec<_>>(), 0)?)
 }
 
 /// The per-stage spatial re-sizer of `DPT.resize_layers`: x4, x2, identity, /2 relative to
@@ -94,10 +155,10 @@ pub enum DptResizeLayer {
 }
 
 impl DptResizeLayer {
-    fn forward(&self, x: &Tensor) -> Tensor {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             DptResizeLayer::Up(c) => c.forward(x),
-            DptResizeLayer::Identity => x.shallow_clone(),
+            DptResizeLayer::Identity => Ok(x.shallow_clone()),
             DptResizeLayer::Down(c) => c.forward(x),
         }
     }
@@ -111,15 +172,15 @@ pub struct OutputConvStack {
 }
 
 impl OutputConvStack {
-    fn new(w: &mut WeightLoader, prefix: &str, in_ch: i64, hidden: i64, out_ch: i64, kind: Kind) -> Self {
-        OutputConvStack {
-            conv0: Conv2d::new(w, &format!("{prefix}.0"), in_ch, hidden, 3, 1, 1, true, kind),
-            conv2: Conv2d::new(w, &format!("{prefix}.2"), hidden, out_ch, 1, 1, 0, true, kind),
-        }
+    fn new(w: &mut WeightLoader, prefix: &str, in_ch: i64, hidden: i64, out_ch: i64, kind: Kind) -> Result<Self> {
+        Ok(OutputConvStack {
+            conv0: Conv2d::new(w, &format!("{prefix}.0"), in_ch, hidden, 3, 1, 1, true, kind)?,
+            conv2: Conv2d::new(w, &format!("{prefix}.2"), hidden, out_ch, 1, 1, 0, true, kind)?,
+        })
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
-        self.conv2.forward(&self.conv0.forward(x).relu())
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.conv2.forward(&self.conv0.forward(x)?.f_relu()?)
     }
 }
 
@@ -156,89 +217,78 @@ impl DPT {
     /// Width of the last hidden layer of both output stacks (`head_features_2`).
     const HEAD_FEATURES_2: i64 = 32;
 
-    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &HeadConfig) -> Self {
+    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &HeadConfig) -> Result<Self> {
         // The head runs in fp32 (the official disables autocast around it).
         let kind = Kind::Float;
         let oc = cfg.out_channels;
         let f = cfg.features;
         let p = |s: &str| format!("{prefix}.{s}");
-        let projects = (0..4).map(|i| Conv2d::new(w, &p(&format!("projects.{i}")), cfg.dim_in, oc[i], 1, 1, 0, true, kind)).collect();
+        let projects = (0..4)
+            .map(|i| Conv2d::new(w, &p(&format!("projects.{i}")), cfg.dim_in, oc[i], 1, 1, 0, true, kind))
+            .collect::<Result<_>>()?;
         let resize_layers = vec![
-            DptResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.0"), oc[0], oc[0], 4, 4, kind)),
-            DptResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.1"), oc[1], oc[1], 2, 2, kind)),
+            DptResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.0"), oc[0], oc[0], 4, 4, kind)?),
+            DptResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.1"), oc[1], oc[1], 2, 2, kind)?),
             DptResizeLayer::Identity,
-            DptResizeLayer::Down(Conv2d::new(w, &p("resize_layers.3"), oc[3], oc[3], 3, 2, 1, true, kind)),
+            DptResizeLayer::Down(Conv2d::new(w, &p("resize_layers.3"), oc[3], oc[3], 3, 2, 1, true, kind)?),
         ];
-        let scratch = Scratch::new(w, &p("scratch"), &oc, f, kind);
-        let refinenet = [1, 2, 3, 4].map(|i| FeatureFusionBlock::new(w, &p(&format!("scratch.refinenet{i}")), f, i != 4, kind));
+        let scratch = Scratch::new(w, &p("scratch"), &oc, f, kind)?;
+        let refinenet = FeatureFusionBlock::new_chain(w, &p("scratch"), "", f, kind)?;
         let h2 = Self::HEAD_FEATURES_2;
-        DPT {
+        Ok(DPT {
             projects,
             resize_layers,
             scratch,
             refinenet,
-            output_conv1: Conv2d::new(w, &p("scratch.output_conv1"), f, f / 2, 3, 1, 1, true, kind),
-            output_conv2: OutputConvStack::new(w, &p("scratch.output_conv2"), f / 2, h2, cfg.output_dim, kind),
-            sky_output_conv2: OutputConvStack::new(w, &p("scratch.sky_output_conv2"), f / 2, h2, 1, kind),
-        }
+            output_conv1: Conv2d::new(w, &p("scratch.output_conv1"), f, f / 2, 3, 1, 1, true, kind)?,
+            output_conv2: OutputConvStack::new(w, &p("scratch.output_conv2"), f / 2, h2, cfg.output_dim, kind)?,
+            sky_output_conv2: OutputConvStack::new(w, &p("scratch.sky_output_conv2"), f / 2, h2, 1, kind)?,
+        })
     }
 
     /// `features`: the four (S, P, C) backbone outputs; image size H x W.
-    pub fn forward(&self, features: &[Tensor], height: i64, width: i64) -> DptOutput {
-        let views = features[0].size()[0];
-        // Features made on other devices (blocks placed over several) come here chunk by chunk.
+    pub fn forward(&self, features: &[Tensor], height: i64, width: i64) -> Result<DptOutput> {
         let device = self.projects[0].weight.device();
-        let mut outs = Vec::new();
-        let mut start = 0;
-        while start < views {
-            let len = Self::CHUNK_SIZE.min(views - start);
-            let chunk: Vec<Tensor> = features.iter().map(|f| f.narrow(0, start, len).to_device(device)).collect();
-            outs.push(self.forward_chunk(&chunk, height, width));
-            start += len;
-        }
-        if outs.len() == 1 {
-            return outs.pop().expect("one chunk");
-        }
-        let cat = |get: fn(&DptOutput) -> &Tensor| Tensor::cat(&outs.iter().map(get).collect::<Vec<_>>(), 0);
-        DptOutput {
-            depth: cat(|o| &o.depth),
-            sky: cat(|o| &o.sky),
-            logits: cat(|o| &o.logits),
-            sky_logits: cat(|o| &o.sky_logits),
-        }
+        forward_in_chunks(
+            features,
+            Self::CHUNK_SIZE,
+            device,
+            |chunk| self.forward_chunk(chunk, height, width),
+            |outs| {
+                Ok(DptOutput {
+                    depth: cat_views(&outs, |o| &o.depth)?,
+                    sky: cat_views(&outs, |o| &o.sky)?,
+                    logits: cat_views(&outs, |o| &o.logits)?,
+                    sky_logits: cat_views(&outs, |o| &o.sky_logits)?,
+                })
+            },
+        )
     }
 
-    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64) -> DptOutput {
+    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64) -> Result<DptOutput> {
         let patch = BackboneConfig::PATCH_SIZE;
         let (ph, pw) = (height / patch, width / patch);
-        let resized: Vec<Tensor> = features
+        let resized = features
             .iter()
             .enumerate()
             .map(|(stage, feat)| {
-                let (b, _, c) = feat.size3().expect("features are (S, P, C)");
-                let x = feat.permute([0, 2, 1]).contiguous().reshape([b, c, ph, pw]);
-                self.resize_layers[stage].forward(&self.projects[stage].forward(&x))
+                let (b, _, c) = feat.size3()?;
+                let x = feat.f_permute([0, 2, 1])?.f_contiguous()?.f_reshape([b, c, ph, pw])?;
+                self.resize_layers[stage].forward(&self.projects[stage].forward(&x)?)
             })
-            .collect();
-        let fused = self.output_conv1.forward(&self.fuse(&resized));
-        let fused = fused.upsample_bilinear2d([ph * patch, pw * patch], true, None, None);
-        let logits = self.output_conv2.forward(&fused);
-        let depth = logits.exp().squeeze_dim(1);
-        let sky_logits = self.sky_output_conv2.forward(&fused);
-        let sky = sky_logits.relu().squeeze_dim(1);
-        DptOutput { depth, sky, logits, sky_logits }
+            .collect::<Result<Vec<Tensor>>>()?;
+        let fused = self.output_conv1.forward(&self.fuse(&resized)?)?;
+        let fused = fused.f_upsample_bilinear2d([ph * patch, pw * patch], true, None, None)?;
+        let logits = self.output_conv2.forward(&fused)?;
+        let depth = logits.f_exp()?.f_squeeze_dim(1)?;
+        let sky_logits = self.sky_output_conv2.forward(&fused)?;
+        let sky = sky_logits.f_relu()?.f_squeeze_dim(1)?;
+        Ok(DptOutput { depth, sky, logits, sky_logits })
     }
 
     /// 4-level top-down fusion (refinenet4 -> 1), before `output_conv1`.
-    fn fuse(&self, feats: &[Tensor]) -> Tensor {
-        let rn: Vec<Tensor> = feats.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect();
-        let size = |t: &Tensor| {
-            let s = t.size();
-            Some((s[2], s[3]))
-        };
-        let out = self.refinenet[3].forward(&rn[3], None, size(&rn[2]));
-        let out = self.refinenet[2].forward(&out, Some(&rn[2]), size(&rn[1]));
-        let out = self.refinenet[1].forward(&out, Some(&rn[1]), size(&rn[0]));
-        self.refinenet[0].forward(&out, Some(&rn[0]), None)
+    fn fuse(&self, feats: &[Tensor]) -> Result<Tensor> {
+        let rn = feats.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect::<Result<Vec<Tensor>>>()?;
+        fuse_chain(&self.refinenet, &rn)
     }
 }

@@ -1,11 +1,12 @@
 //! `model/dualdpt.py`: the any-view head. A main branch predicts depth and its confidence;
 //! an auxiliary branch predicts per-pixel rays. The ray branch is only needed for ray-based
-//! pose, so it is loaded (strict loading) but computed only on request (`forward_with_rays`).
+//! pose, so it is loaded (strict loading) but computed only on request (`with_rays`).
 use tch::{Kind, Tensor};
 
-use super::dpt::{FeatureFusionBlock, Scratch};
+use super::dpt::{cat_views, forward_in_chunks, fuse_chain, FeatureFusionBlock, Scratch};
 use super::utils::head_utils::add_pos_embed;
 use crate::config::{BackboneConfig, HeadConfig};
+use crate::error::Result;
 use crate::nn::{Conv2d, ConvTranspose2d, LayerNorm};
 use crate::weights::WeightLoader;
 
@@ -17,10 +18,10 @@ pub enum ResizeLayer {
 }
 
 impl ResizeLayer {
-    fn forward(&self, x: &Tensor) -> Tensor {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             ResizeLayer::Up(c) => c.forward(x),
-            ResizeLayer::Identity => x.shallow_clone(),
+            ResizeLayer::Identity => Ok(x.shallow_clone()),
             ResizeLayer::Down(c) => c.forward(x),
         }
     }
@@ -75,30 +76,29 @@ pub struct DualDPT {
 pub const HEAD_CHUNK_SIZE: i64 = 8;
 
 impl DualDPT {
-    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &HeadConfig) -> Self {
+    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &HeadConfig) -> Result<Self> {
         // The head runs in fp32 (the official disables autocast around it).
         let kind = Kind::Float;
         let oc = cfg.out_channels;
         let f = cfg.features;
         let p = |s: &str| format!("{prefix}.{s}");
-        let fusion = |w: &mut WeightLoader, name: &str| {
-            [1, 2, 3, 4].map(|i| FeatureFusionBlock::new(w, &p(&format!("scratch.refinenet{i}{name}")), f, i != 4, kind))
-        };
-        let projects = (0..4).map(|i| Conv2d::new(w, &p(&format!("projects.{i}")), cfg.dim_in, oc[i], 1, 1, 0, true, kind)).collect();
+        let projects = (0..4)
+            .map(|i| Conv2d::new(w, &p(&format!("projects.{i}")), cfg.dim_in, oc[i], 1, 1, 0, true, kind))
+            .collect::<Result<_>>()?;
         let resize_layers = vec![
-            ResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.0"), oc[0], oc[0], 4, 4, kind)),
-            ResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.1"), oc[1], oc[1], 2, 2, kind)),
+            ResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.0"), oc[0], oc[0], 4, 4, kind)?),
+            ResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.1"), oc[1], oc[1], 2, 2, kind)?),
             ResizeLayer::Identity,
-            ResizeLayer::Down(Conv2d::new(w, &p("resize_layers.3"), oc[3], oc[3], 3, 2, 1, true, kind)),
+            ResizeLayer::Down(Conv2d::new(w, &p("resize_layers.3"), oc[3], oc[3], 3, 2, 1, true, kind)?),
         ];
-        let scratch = Scratch::new(w, &p("scratch"), &oc, f, kind);
-        let refinenet = fusion(w, "");
-        let aux_refinenet = fusion(w, "_aux");
+        let scratch = Scratch::new(w, &p("scratch"), &oc, f, kind)?;
+        let refinenet = FeatureFusionBlock::new_chain(w, &p("scratch"), "", f, kind)?;
+        let aux_refinenet = FeatureFusionBlock::new_chain(w, &p("scratch"), "_aux", f, kind)?;
         let (h1, h2) = (f, 32);
-        let output_conv1 = Conv2d::new(w, &p("scratch.output_conv1"), h1, h1 / 2, 3, 1, 1, true, kind);
+        let output_conv1 = Conv2d::new(w, &p("scratch.output_conv1"), h1, h1 / 2, 3, 1, 1, true, kind)?;
         let output_conv2 = OutputConv2 {
-            conv0: Conv2d::new(w, &p("scratch.output_conv2.0"), h1 / 2, h2, 3, 1, 1, true, kind),
-            conv2: Conv2d::new(w, &p("scratch.output_conv2.2"), h2, cfg.output_dim, 1, 1, 0, true, kind),
+            conv0: Conv2d::new(w, &p("scratch.output_conv2.0"), h1 / 2, h2, 3, 1, 1, true, kind)?,
+            conv2: Conv2d::new(w, &p("scratch.output_conv2.2"), h2, cfg.output_dim, 1, 1, 0, true, kind)?,
         };
         const AUX_LEVELS: usize = 4;
         let output_conv1_aux = (0..AUX_LEVELS)
@@ -108,22 +108,22 @@ impl DualDPT {
                     .iter()
                     .enumerate()
                     .map(|(j, &(i, o))| Conv2d::new(w, &p(&format!("scratch.output_conv1_aux.{l}.{j}")), i, o, 3, 1, 1, true, kind))
-                    .collect()
+                    .collect::<Result<Vec<_>>>()
             })
-            .collect();
+            .collect::<Result<_>>()?;
         // Sequential(conv, Permute, LayerNorm, Permute, ReLU, conv): indices 0, 2, 5.
         let output_conv2_aux = (0..AUX_LEVELS)
             .map(|l| {
-                (
-                    Conv2d::new(w, &p(&format!("scratch.output_conv2_aux.{l}.0")), h1 / 2, h2, 3, 1, 1, true, kind),
-                    Conv2d::new(w, &p(&format!("scratch.output_conv2_aux.{l}.5")), h2, 7, 1, 1, 0, true, kind),
-                )
+                Ok((
+                    Conv2d::new(w, &p(&format!("scratch.output_conv2_aux.{l}.0")), h1 / 2, h2, 3, 1, 1, true, kind)?,
+                    Conv2d::new(w, &p(&format!("scratch.output_conv2_aux.{l}.5")), h2, 7, 1, 1, 0, true, kind)?,
+                ))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let shared_norm_names: Vec<String> = (0..AUX_LEVELS).map(|l| p(&format!("scratch.output_conv2_aux.{l}.2"))).collect();
-        let output_conv2_aux_norm = LayerNorm::new_shared(w, &shared_norm_names, h2, LayerNorm::DEFAULT_EPS);
-        DualDPT {
-            norm: LayerNorm::new(w, &p("norm"), cfg.dim_in, LayerNorm::DEFAULT_EPS),
+        let output_conv2_aux_norm = LayerNorm::new_shared(w, &shared_norm_names, h2, LayerNorm::DEFAULT_EPS)?;
+        Ok(DualDPT {
+            norm: LayerNorm::new(w, &p("norm"), cfg.dim_in, LayerNorm::DEFAULT_EPS)?,
             projects,
             resize_layers,
             scratch,
@@ -132,133 +132,107 @@ impl DualDPT {
             output_conv2,
             aux: AuxBranch { refinenet: aux_refinenet, output_conv1_aux, output_conv2_aux, output_conv2_aux_norm },
             chunk_views: HEAD_CHUNK_SIZE,
-        }
+        })
     }
 
     /// Runs the main (depth) branch's convolutions in `kind` instead of fp32: the accelerated
     /// runner's reduced-precision head. The last 1x1 convolution (the logits) stays fp32, and
     /// so do the LayerNorm and the ray branch (ray pose fits cameras to its output). `nhwc`:
     /// weights in channels-last order, so the branch runs channels-last from the first conv.
-    pub fn convert_main_branch(&mut self, kind: Kind, chunk_views: i64, nhwc: bool) {
+    /// Load-time weight preparation, before any forward.
+    pub fn convert_main_branch(&mut self, kind: Kind, chunk_views: i64, nhwc: bool) -> Result<()> {
         self.chunk_views = chunk_views;
-        self.projects.iter_mut().for_each(|c| c.convert(kind, nhwc));
+        for conv in &mut self.projects {
+            conv.convert(kind, nhwc)?;
+        }
         for layer in &mut self.resize_layers {
             match layer {
-                ResizeLayer::Up(c) => c.convert(kind, nhwc),
-                ResizeLayer::Down(c) => c.convert(kind, nhwc),
+                ResizeLayer::Up(c) => c.convert(kind, nhwc)?,
+                ResizeLayer::Down(c) => c.convert(kind, nhwc)?,
                 ResizeLayer::Identity => {}
             }
         }
-        self.scratch.layer_rn.iter_mut().for_each(|c| c.convert(kind, nhwc));
-        self.refinenet.iter_mut().for_each(|b| b.convert(kind, nhwc));
-        self.output_conv1.convert(kind, nhwc);
-        self.output_conv2.conv0.convert(kind, nhwc);
+        for conv in &mut self.scratch.layer_rn {
+            conv.convert(kind, nhwc)?;
+        }
+        for block in &mut self.refinenet {
+            block.convert(kind, nhwc)?;
+        }
+        self.output_conv1.convert(kind, nhwc)?;
+        self.output_conv2.conv0.convert(kind, nhwc)
     }
 
-    /// `features`: the four (S, P, C) backbone outputs; image size H x W.
-    pub fn forward(&self, features: &[Tensor], height: i64, width: i64) -> DualDptOutput {
-        self.forward_branches(features, height, width, false)
-    }
-
-    /// Like `forward`, also running the auxiliary branch for the rays (`ray`, `ray_conf`).
-    pub fn forward_with_rays(&self, features: &[Tensor], height: i64, width: i64) -> DualDptOutput {
-        self.forward_branches(features, height, width, true)
-    }
-
-    fn forward_branches(&self, features: &[Tensor], height: i64, width: i64, with_rays: bool) -> DualDptOutput {
-        let views = features[0].size()[0];
-        // Features made on other devices (blocks placed over several) come here chunk by chunk.
+    /// `features`: the four (S, P, C) backbone outputs; image size H x W. `with_rays` also
+    /// runs the auxiliary branch for the rays (`ray`, `ray_conf`).
+    pub fn forward(&self, features: &[Tensor], height: i64, width: i64, with_rays: bool) -> Result<DualDptOutput> {
         let device = self.projects[0].weight.device();
-        let mut outs = Vec::new();
-        let mut start = 0;
-        while start < views {
-            let len = self.chunk_views.clamp(1, HEAD_CHUNK_SIZE).min(views - start);
-            let chunk: Vec<Tensor> = features.iter().map(|f| f.narrow(0, start, len).to_device(device)).collect();
-            outs.push(self.forward_chunk(&chunk, height, width, with_rays));
-            start += len;
-        }
-        if outs.len() == 1 {
-            return outs.pop().expect("one chunk");
-        }
-        let cat = |get: fn(&DualDptOutput) -> &Tensor| Tensor::cat(&outs.iter().map(get).collect::<Vec<_>>(), 0);
-        let cat_opt = |get: fn(&DualDptOutput) -> Option<&Tensor>| {
-            let parts: Option<Vec<&Tensor>> = outs.iter().map(get).collect();
-            parts.map(|p| Tensor::cat(&p, 0))
-        };
-        DualDptOutput {
-            depth: cat(|o| &o.depth),
-            depth_conf: cat(|o| &o.depth_conf),
-            logits: cat(|o| &o.logits),
-            ray: cat_opt(|o| o.ray.as_ref()),
-            ray_conf: cat_opt(|o| o.ray_conf.as_ref()),
-        }
+        forward_in_chunks(
+            features,
+            self.chunk_views.clamp(1, HEAD_CHUNK_SIZE),
+            device,
+            |chunk| self.forward_chunk(chunk, height, width, with_rays),
+            |outs| {
+                let cat_optional = |field: fn(&DualDptOutput) -> Option<&Tensor>| -> Result<Option<Tensor>> {
+                    let parts: Option<Vec<&Tensor>> = outs.iter().map(field).collect();
+                    Ok(parts.map(|p| Tensor::f_cat(&p, 0)).transpose()?)
+                };
+                Ok(DualDptOutput {
+                    depth: cat_views(&outs, |o| &o.depth)?,
+                    depth_conf: cat_views(&outs, |o| &o.depth_conf)?,
+                    logits: cat_views(&outs, |o| &o.logits)?,
+                    ray: cat_optional(|o| o.ray.as_ref())?,
+                    ray_conf: cat_optional(|o| o.ray_conf.as_ref())?,
+                })
+            },
+        )
     }
 
-    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64, with_rays: bool) -> DualDptOutput {
+    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64, with_rays: bool) -> Result<DualDptOutput> {
         let patch = BackboneConfig::PATCH_SIZE;
         let (ph, pw) = (height / patch, width / patch);
-        let resized: Vec<Tensor> = features
+        let resized = features
             .iter()
             .enumerate()
             .map(|(stage, feat)| {
-                let (b, _, c) = feat.size3().expect("features are (S, P, C)");
-                let x = self.norm.forward(feat).permute([0, 2, 1]).reshape([b, c, ph, pw]);
-                let x = add_pos_embed(&self.projects[stage].forward(&x), width, height);
+                let (b, _, c) = feat.size3()?;
+                let x = self.norm.forward(feat)?.f_permute([0, 2, 1])?.f_reshape([b, c, ph, pw])?;
+                let x = add_pos_embed(&self.projects[stage].forward(&x)?, width, height)?;
                 self.resize_layers[stage].forward(&x)
             })
-            .collect();
-        let rn: Vec<Tensor> = resized.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect();
-        let fused = self.fuse_main(&rn);
-        let fused = fused.upsample_bilinear2d([ph * patch, pw * patch], true, None, None);
-        let fused = add_pos_embed(&fused, width, height);
-        let logits = self.output_conv2.conv2.forward(&self.output_conv2.conv0.forward(&fused).relu());
-        let depth = logits.select(1, 0).exp();
-        let depth_conf = logits.select(1, 1).exp() + 1.0;
+            .collect::<Result<Vec<Tensor>>>()?;
+        let rn = resized.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect::<Result<Vec<Tensor>>>()?;
+        let fused = self.output_conv1.forward(&fuse_chain(&self.refinenet, &rn)?)?;
+        let fused = fused.f_upsample_bilinear2d([ph * patch, pw * patch], true, None, None)?;
+        let fused = add_pos_embed(&fused, width, height)?;
+        let logits = self.output_conv2.conv2.forward(&self.output_conv2.conv0.forward(&fused)?.f_relu()?)?;
+        let depth = logits.f_select(1, 0)?.f_exp()?;
+        let depth_conf = logits.f_select(1, 1)?.f_exp()?.f_add_scalar(1.0)?;
         let (ray, ray_conf) = if with_rays {
-            let aux_logits = self.aux_last_level_logits(&rn, width, height);
+            let aux_logits = self.aux_last_level_logits(&rn, width, height)?;
             // Channels last: 6 linear ray channels, then the confidence.
-            let fmap = aux_logits.permute([0, 2, 3, 1]);
-            (Some(fmap.narrow(3, 0, 6)), Some(fmap.select(3, 6).exp() + 1.0))
+            let fmap = aux_logits.f_permute([0, 2, 3, 1])?;
+            (Some(fmap.f_narrow(3, 0, 6)?), Some(fmap.f_select(3, 6)?.f_exp()?.f_add_scalar(1.0)?))
         } else {
             (None, None)
         };
-        DualDptOutput { depth, depth_conf, logits, ray, ray_conf }
+        Ok(DualDptOutput { depth, depth_conf, logits, ray, ray_conf })
     }
 
     /// The auxiliary fusion chain and the last level's output stack (the official computes
     /// `output_conv1_aux` for every level and returns only the last one).
-    fn aux_last_level_logits(&self, rn: &[Tensor], width: i64, height: i64) -> Tensor {
-        let size = |t: &Tensor| {
-            let s = t.size();
-            Some((s[2], s[3]))
-        };
+    fn aux_last_level_logits(&self, rn: &[Tensor], width: i64, height: i64) -> Result<Tensor> {
         let aux = &self.aux;
-        let out = aux.refinenet[3].forward(&rn[3], None, size(&rn[2]));
-        let out = aux.refinenet[2].forward(&out, Some(&rn[2]), size(&rn[1]));
-        let out = aux.refinenet[1].forward(&out, Some(&rn[1]), size(&rn[0]));
-        let out = aux.refinenet[0].forward(&out, Some(&rn[0]), None);
+        let mut out = fuse_chain(&aux.refinenet, rn)?;
         let last = aux.output_conv1_aux.len() - 1;
         // Five 3x3 convolutions with no activation between them, as in the official.
-        let out = aux.output_conv1_aux[last].iter().fold(out, |x, conv| conv.forward(&x));
-        let out = add_pos_embed(&out, width, height);
+        for conv in &aux.output_conv1_aux[last] {
+            out = conv.forward(&out)?;
+        }
+        let out = add_pos_embed(&out, width, height)?;
         let (conv0, conv5) = &aux.output_conv2_aux[last];
-        let x = conv0.forward(&out);
+        let x = conv0.forward(&out)?;
         // LayerNorm over the channels: (B, C, h, w) -> (B, h, w, C) and back.
-        let x = aux.output_conv2_aux_norm.forward(&x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2]).relu();
+        let x = aux.output_conv2_aux_norm.forward(&x.f_permute([0, 2, 3, 1])?)?.f_permute([0, 3, 1, 2])?.f_relu()?;
         conv5.forward(&x)
-    }
-
-    /// Top-down fusion of the main branch over the adapted stages `rn`, finishing with
-    /// `output_conv1`.
-    fn fuse_main(&self, rn: &[Tensor]) -> Tensor {
-        let size = |t: &Tensor| {
-            let s = t.size();
-            Some((s[2], s[3]))
-        };
-        let out = self.refinenet[3].forward(&rn[3], None, size(&rn[2]));
-        let out = self.refinenet[2].forward(&out, Some(&rn[2]), size(&rn[1]));
-        let out = self.refinenet[1].forward(&out, Some(&rn[1]), size(&rn[0]));
-        let out = self.refinenet[0].forward(&out, Some(&rn[0]), None);
-        self.output_conv1.forward(&out)
     }
 }

@@ -6,8 +6,10 @@ pub mod da3;
 pub mod dinov2;
 pub mod dpt;
 pub mod dualdpt;
+pub mod execution;
 pub mod reference_view_selector;
 pub mod utils;
+pub mod warning;
 
 use std::path::Path;
 
@@ -15,9 +17,11 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::{HeadKind, ModelConfig};
 use crate::error::{Error, Result};
-use crate::options::RefViewStrategy;
 use crate::weights::WeightLoader;
 pub use da3::{DepthAnything3Net, ForwardRequest, NestedDepthAnything3Net, NestedTrace, NetOutput, Trace};
+pub use execution::{AttentionKernel, BlockRunner, Execution};
+pub use reference_view_selector::RefViewStrategy;
+pub use warning::Warning;
 
 /// The Hugging Face mixin stores the network under the wrapper's `model` attribute.
 pub const CHECKPOINT_PREFIX: &str = "model";
@@ -30,81 +34,31 @@ pub enum Network {
 }
 
 impl Network {
-    /// `images`: (S, 3, H, W) normalised, H and W multiples of 14.
-    pub fn forward(&self, images: &Tensor, strategy: RefViewStrategy, keep_trace: bool) -> Result<NetOutput> {
-        self.forward_with(images, &ForwardRequest::new(strategy), keep_trace)
-    }
-
-    /// The official forward with its options (see `ForwardRequest`); the caller checks the
-    /// request against `any_view` first.
-    pub fn forward_with(&self, images: &Tensor, request: &ForwardRequest<'_>, keep_trace: bool) -> Result<NetOutput> {
+    /// The official forward with its options (see `ForwardRequest`), run as `exec` says.
+    /// `images`: (S, 3, H, W) normalised, H and W multiples of 14, on this network's device.
+    /// The caller checks the request against `any_view` first (a request beyond the
+    /// network is refused here too). A libtorch failure (e.g. out of memory) is an error.
+    pub fn forward(&self, images: &Tensor, request: &ForwardRequest<'_>, exec: Execution<'_>, keep_trace: bool) -> Result<NetOutput> {
         match self {
-            Network::Single(net) => Ok(net.forward_with(images, request, keep_trace)?),
-            Network::Nested(net) => net.forward(images, request, keep_trace),
-        }
-    }
-
-    /// `forward_with` with the any-view backbone's blocks placed over several devices (see
-    /// `dinov2::BlockPlacement`); the rest runs on this network's device.
-    pub fn forward_placed(
-        &self,
-        images: &Tensor,
-        request: &ForwardRequest<'_>,
-        keep_trace: bool,
-        placement: &dinov2::BlockPlacement<'_>,
-    ) -> Result<NetOutput> {
-        match self {
-            Network::Single(net) => Ok(net.forward_placed(images, request, keep_trace, Some(placement))?),
-            Network::Nested(net) => net.forward_placed(images, request, keep_trace, Some(placement)),
-        }
-    }
-
-    /// Reference-view selection without a host read-back (see
-    /// `DinoVisionTransformer::reference_on_device`), in every branch.
-    pub fn set_reference_on_device(&mut self, on: bool) {
-        match self {
-            Network::Single(net) => net.backbone.pretrained.reference_on_device = on,
-            Network::Nested(net) => {
-                net.da3.backbone.pretrained.reference_on_device = on;
-                net.da3_metric.backbone.pretrained.reference_on_device = on;
-            }
-        }
-    }
-
-    /// Hands the head its features in `kind` (see `DinoVisionTransformer::features_kind`).
-    pub fn set_features_kind(&mut self, kind: Option<Kind>) {
-        match self {
-            Network::Single(net) => net.backbone.pretrained.features_kind = kind,
-            Network::Nested(net) => net.da3.backbone.pretrained.features_kind = kind,
-        }
-    }
-
-    /// cuDNN's fused attention in every backbone block (see `Attention::cudnn`).
-    pub fn set_cudnn_attention(&self, on: bool) {
-        let nets: Vec<&DepthAnything3Net> = match self {
-            Network::Single(net) => vec![net],
-            Network::Nested(net) => vec![&net.da3, &net.da3_metric],
-        };
-        for net in nets {
-            for block in &net.backbone.pretrained.blocks {
-                block.attn.cudnn.store(on, std::sync::atomic::Ordering::Relaxed);
-            }
+            Network::Single(net) => net.forward(images, request, exec, keep_trace),
+            Network::Nested(net) => net.forward(images, request, exec, keep_trace),
         }
     }
 
     /// Runs the DualDPT depth branch in `kind` (see `DualDPT::convert_main_branch`); DPT heads
     /// (metric, mono, the nested metric branch) are left in fp32. Returns whether it applied.
-    pub fn convert_dualdpt_head(&mut self, kind: Kind, chunk_views: i64, nhwc: bool) -> bool {
+    /// Load-time weight preparation, before any forward.
+    pub fn convert_dualdpt_head(&mut self, kind: Kind, chunk_views: i64, nhwc: bool) -> Result<bool> {
         let net = match self {
             Network::Single(net) => net,
             Network::Nested(net) => &mut net.da3,
         };
         match &mut net.head {
             da3::Head::DualDpt(head) => {
-                head.convert_main_branch(kind, chunk_views, nhwc);
-                true
+                head.convert_main_branch(kind, chunk_views, nhwc)?;
+                Ok(true)
             }
-            da3::Head::Dpt(_) => false,
+            da3::Head::Dpt(_) => Ok(false),
         }
     }
 
@@ -135,7 +89,7 @@ pub fn load_network(cfg: &ModelConfig, weights: &Path, device: Device, kind: Kin
     let net = match cfg.metric_branch.as_deref() {
         None => {
             skip_unused(&mut loader, CHECKPOINT_PREFIX, cfg);
-            Network::Single(DepthAnything3Net::new(&mut loader, CHECKPOINT_PREFIX, cfg, kind))
+            Network::Single(DepthAnything3Net::new(&mut loader, CHECKPOINT_PREFIX, cfg, kind)?)
         }
         Some(metric) => {
             skip_unused(&mut loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::ANYVIEW_PREFIX), cfg);

@@ -2,6 +2,8 @@
 //! network code calls them) and on host 4x4 matrices in f64 (as the numpy pose alignment does).
 use tch::{Device, Kind, Tensor};
 
+use crate::error::Result;
+
 /// Row-major 4x4 matrix on the host.
 pub type Mat4 = [[f64; 4]; 4];
 /// Row-major 3x3 matrix on the host.
@@ -9,51 +11,47 @@ pub type Mat3 = [[f64; 3]; 3];
 
 /// `affine_inverse` of (..., 4, 4) (or (..., 3, 4)) rigid transforms: [R | t] -> [R^T | -R^T t],
 /// keeping whatever rows follow the first three (the official copies them, it does not invert them).
-pub fn affine_inverse(a: &Tensor) -> Tensor {
+pub fn affine_inverse(a: &Tensor) -> Result<Tensor> {
     let rows = a.size()[a.dim() - 2];
-    let top = a.narrow(-2, 0, 3);
-    let r = top.narrow(-1, 0, 3);
-    let t = top.narrow(-1, 3, 1);
-    let rt = r.transpose(-2, -1);
-    let neg = -rt.matmul(&t);
-    let inverted = Tensor::cat(&[rt, neg], -1);
-    if rows > 3 {
-        Tensor::cat(&[inverted, a.narrow(-2, 3, rows - 3)], -2)
-    } else {
-        inverted
-    }
+    let top = a.f_narrow(-2, 0, 3)?;
+    let r = top.f_narrow(-1, 0, 3)?;
+    let t = top.f_narrow(-1, 3, 1)?;
+    let rt = r.f_transpose(-2, -1)?;
+    let neg = rt.f_matmul(&t)?.f_neg()?;
+    let inverted = Tensor::f_cat(&[rt, neg], -1)?;
+    Ok(if rows > 3 { Tensor::f_cat(&[inverted, a.f_narrow(-2, 3, rows - 3)?], -2)? } else { inverted })
 }
 
 /// `as_homogeneous`: (..., 3, 4) -> (..., 4, 4) with a [0, 0, 0, 1] last row; (..., 4, 4) as is.
-pub fn as_homogeneous(ext: &Tensor) -> Tensor {
+pub fn as_homogeneous(ext: &Tensor) -> Result<Tensor> {
     if ext.size()[ext.dim() - 2] == 4 {
-        return ext.shallow_clone();
+        return Ok(ext.shallow_clone());
     }
-    let last = ext.narrow(-2, 0, 1).zeros_like();
-    let _ = last.narrow(-1, 3, 1).fill_(1.0);
-    Tensor::cat(&[ext, &last], -2)
+    let last = ext.f_narrow(-2, 0, 1)?.f_zeros_like()?;
+    let _ = last.f_narrow(-1, 3, 1)?.f_fill_(1.0)?;
+    Ok(Tensor::f_cat(&[ext, &last], -2)?)
 }
 
 /// `unproject_depth(ones, K, c2w=None, ixt_normalized=True, ...)`: the camera-space points at
 /// depth 1 of an `ny` x `nx` grid of patch centres on an image normalised to 2 x 2
 /// (the only form `utils/ray_utils.py` calls). `intrinsics`: (S, 3, 3) -> (S, ny, nx, 3).
-pub fn unproject_unit_depth_normalized(intrinsics: &Tensor, ny: i64, nx: i64) -> Tensor {
+pub fn unproject_unit_depth_normalized(intrinsics: &Tensor, ny: i64, nx: i64) -> Result<Tensor> {
     let device = intrinsics.device();
     let (dx, dy) = (1.0 / nx as f64, 1.0 / ny as f64);
     let (max_x, max_y) = (1.0 - dx, 1.0 - dy);
     const GRID_SHIFT: f64 = 1.0;
-    let ys = Tensor::linspace(-max_y + GRID_SHIFT, max_y + GRID_SHIFT, ny, (Kind::Float, device));
-    let xs = Tensor::linspace(-max_x + GRID_SHIFT, max_x + GRID_SHIFT, nx, (Kind::Float, device));
-    let grids = Tensor::meshgrid_indexing(&[&ys, &xs], "ij");
+    let ys = Tensor::f_linspace(-max_y + GRID_SHIFT, max_y + GRID_SHIFT, ny, (Kind::Float, device))?;
+    let xs = Tensor::f_linspace(-max_x + GRID_SHIFT, max_x + GRID_SHIFT, nx, (Kind::Float, device))?;
+    let grids = Tensor::f_meshgrid_indexing(&[&ys, &xs], "ij")?;
     let (y_grid, x_grid) = (&grids[0], &grids[1]);
     // pixel_space_to_camera_space: K^-1 [x, y, 1]^T times the depth (1).
-    let pixels = Tensor::stack(&[x_grid, y_grid, &x_grid.ones_like()], -1);
-    let camera = Tensor::einsum("vij,hwj->vhwi", &[intrinsics.inverse(), pixels], None::<i64>);
+    let pixels = Tensor::f_stack(&[x_grid, y_grid, &x_grid.f_ones_like()?], -1)?;
+    let camera = Tensor::f_einsum("vij,hwj->vhwi", &[intrinsics.f_inverse()?, pixels], None::<i64>)?;
     // camera_space_to_world_space with the identity c2w.
-    let homogeneous = Tensor::cat(&[&camera, &camera.narrow(-1, 0, 1).ones_like()], -1);
+    let homogeneous = Tensor::f_cat(&[&camera, &camera.f_narrow(-1, 0, 1)?.f_ones_like()?], -1)?;
     let views = intrinsics.size()[0];
-    let eye = Tensor::eye(4, (Kind::Float, device)).unsqueeze(0).expand([views, 4, 4], false);
-    Tensor::einsum("vij,vhwj->vhwi", &[eye, homogeneous], None::<i64>).narrow(-1, 0, 3)
+    let eye = Tensor::f_eye(4, (Kind::Float, device))?.f_unsqueeze(0)?.f_expand([views, 4, 4], false)?;
+    Ok(Tensor::f_einsum("vij,vhwj->vhwi", &[eye, homogeneous], None::<i64>)?.f_narrow(-1, 0, 3)?)
 }
 
 /// `affine_inverse_np` of one host 4x4 rigid transform.
@@ -120,16 +118,16 @@ mod tests {
         let inv = affine_inverse_mat4(&a);
         let flat: Vec<f32> = a.iter().flatten().map(|&v| v as f32).collect();
         let t = Tensor::from_slice(&flat).reshape([1, 4, 4]);
-        let prod = t.matmul(&affine_inverse(&t));
+        let prod = t.matmul(&affine_inverse(&t).unwrap());
         assert!((prod - Tensor::eye(4, (Kind::Float, Device::Cpu))).abs().max().double_value(&[]) < 1e-6);
-        let inv_t: Vec<f32> = Vec::try_from(&affine_inverse(&t).reshape([-1])).unwrap();
+        let inv_t: Vec<f32> = Vec::try_from(&affine_inverse(&t).unwrap().reshape([-1])).unwrap();
         for (x, y) in inv.iter().flatten().zip(inv_t) {
             assert!((*x as f32 - y).abs() < 1e-6);
         }
         // 3x4 in, 3x4 out; as_homogeneous adds the last row back.
         let top = t.narrow(1, 0, 3);
-        assert_eq!(affine_inverse(&top).size(), [1, 3, 4]);
-        assert!(as_homogeneous(&top).equal(&t));
+        assert_eq!(affine_inverse(&top).unwrap().size(), [1, 3, 4]);
+        assert!(as_homogeneous(&top).unwrap().equal(&t));
     }
 
     #[test]
@@ -137,7 +135,7 @@ mod tests {
         let k = Tensor::eye(3, (Kind::Float, Device::Cpu));
         let _ = k.get(0).get(2).fill_(1.0);
         let _ = k.get(1).get(2).fill_(1.0);
-        let pts = unproject_unit_depth_normalized(&k.unsqueeze(0), 2, 4);
+        let pts = unproject_unit_depth_normalized(&k.unsqueeze(0), 2, 4).unwrap();
         assert_eq!(pts.size(), [1, 2, 4, 3]);
         // Patch centres at x = -0.75, -0.25, 0.25, 0.75 and y = -0.5, 0.5, depth 1.
         let v: Vec<f32> = Vec::try_from(&pts.reshape([-1])).unwrap();

@@ -6,6 +6,8 @@ use super::layer_scale::LayerScale;
 use super::mlp::Mlp;
 use super::rope::RotaryPositionEmbedding2D;
 use super::swiglu_ffn::SwiGLUFFNFused;
+use crate::error::Result;
+use crate::model::execution::AttentionKernel;
 use crate::nn::LayerNorm;
 use crate::weights::WeightLoader;
 
@@ -16,7 +18,7 @@ pub enum Ffn {
 }
 
 impl Ffn {
-    fn forward(&self, x: &Tensor) -> Tensor {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Ffn::Mlp(m) => m.forward(x),
             Ffn::SwiGlu(m) => m.forward(x),
@@ -46,28 +48,34 @@ pub struct BlockConfig {
 }
 
 impl Block {
-    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &BlockConfig, kind: Kind) -> Self {
+    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &BlockConfig, kind: Kind) -> Result<Self> {
         let dim = cfg.dim;
         let hidden = dim * cfg.mlp_ratio;
         let mlp_prefix = format!("{prefix}.mlp");
-        Block {
-            norm1: LayerNorm::new(w, &format!("{prefix}.norm1"), dim, cfg.ln_eps),
-            attn: Attention::new(w, &format!("{prefix}.attn"), dim, cfg.num_heads, cfg.qk_norm, kind),
-            ls1: LayerScale::new(w, &format!("{prefix}.ls1"), dim),
-            norm2: LayerNorm::new(w, &format!("{prefix}.norm2"), dim, cfg.ln_eps),
+        Ok(Block {
+            norm1: LayerNorm::new(w, &format!("{prefix}.norm1"), dim, cfg.ln_eps)?,
+            attn: Attention::new(w, &format!("{prefix}.attn"), dim, cfg.num_heads, cfg.qk_norm, kind)?,
+            ls1: LayerScale::new(w, &format!("{prefix}.ls1"), dim)?,
+            norm2: LayerNorm::new(w, &format!("{prefix}.norm2"), dim, cfg.ln_eps)?,
             mlp: if cfg.swiglu {
-                Ffn::SwiGlu(SwiGLUFFNFused::new(w, &mlp_prefix, dim, hidden, kind))
+                Ffn::SwiGlu(SwiGLUFFNFused::new(w, &mlp_prefix, dim, hidden, kind)?)
             } else {
-                Ffn::Mlp(Mlp::new(w, &mlp_prefix, dim, hidden, dim, kind))
+                Ffn::Mlp(Mlp::new(w, &mlp_prefix, dim, hidden, dim, kind)?)
             },
-            ls2: LayerScale::new(w, &format!("{prefix}.ls2"), dim),
+            ls2: LayerScale::new(w, &format!("{prefix}.ls2"), dim)?,
             uses_rope: cfg.rope,
-        }
+        })
     }
 
-    pub fn forward(&self, x: &Tensor, rope: Option<(&RotaryPositionEmbedding2D, RopePositions<'_>)>) -> Tensor {
+    /// `attention`: the fused attention kernel to try (see `Execution::attention`).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        rope: Option<(&RotaryPositionEmbedding2D, RopePositions<'_>)>,
+        attention: Option<&dyn AttentionKernel>,
+    ) -> Result<Tensor> {
         let rope = if self.uses_rope { rope } else { None };
-        let x = x + self.ls1.forward(&self.attn.forward(&self.norm1.forward(x), rope));
-        &x + self.ls2.forward(&self.mlp.forward(&self.norm2.forward(&x)))
+        let x = x.f_add(&self.ls1.forward(&self.attn.forward(&self.norm1.forward(x)?, rope, attention)?)?)?;
+        Ok(x.f_add(&self.ls2.forward(&self.mlp.forward(&self.norm2.forward(&x)?)?)?)?)
     }
 }

@@ -1,6 +1,7 @@
 //! `layers/patch_embed.py`: a stride-14 convolution turning pixels into tokens.
 use tch::{Kind, Tensor};
 
+use crate::error::Result;
 use crate::nn::Conv2d;
 use crate::weights::WeightLoader;
 
@@ -9,12 +10,12 @@ pub struct PatchEmbed {
 }
 
 impl PatchEmbed {
-    pub fn new(w: &mut WeightLoader, prefix: &str, patch: i64, in_chans: i64, dim: i64, kind: Kind) -> Self {
-        PatchEmbed { proj: Conv2d::new(w, &format!("{prefix}.proj"), in_chans, dim, patch, patch, 0, true, kind) }
+    pub fn new(w: &mut WeightLoader, prefix: &str, patch: i64, in_chans: i64, dim: i64, kind: Kind) -> Result<Self> {
+        Ok(PatchEmbed { proj: Conv2d::new(w, &format!("{prefix}.proj"), in_chans, dim, patch, patch, 0, true, kind)? })
     }
 
     /// (B, 3, H, W) -> (B, H/14 * W/14, C)
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.proj.forward(x).flatten(2, 3).transpose(1, 2)
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.proj.forward(x)?.f_flatten(2, 3)?.f_transpose(1, 2)?)
     }
 }

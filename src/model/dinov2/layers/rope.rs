@@ -2,14 +2,16 @@
 //! half with the column).
 use tch::{Device, Kind, Tensor};
 
+use crate::error::Result;
+
 /// Patch-grid coordinates: (H*W, 2) int64 rows of (y, x), row-major.
 pub struct PositionGetter;
 
 impl PositionGetter {
-    pub fn positions(height: i64, width: i64, device: Device) -> Tensor {
-        let y = Tensor::arange(height, (Kind::Int64, device)).unsqueeze(1).expand([height, width], false);
-        let x = Tensor::arange(width, (Kind::Int64, device)).unsqueeze(0).expand([height, width], false);
-        Tensor::stack(&[y.reshape([-1]), x.reshape([-1])], 1)
+    pub fn positions(height: i64, width: i64, device: Device) -> Result<Tensor> {
+        let y = Tensor::f_arange(height, (Kind::Int64, device))?.f_unsqueeze(1)?.f_expand([height, width], false)?;
+        let x = Tensor::f_arange(width, (Kind::Int64, device))?.f_unsqueeze(0)?.f_expand([height, width], false)?;
+        Ok(Tensor::f_stack(&[y.f_reshape([-1])?, x.f_reshape([-1])?], 1)?)
     }
 }
 
@@ -30,48 +32,50 @@ impl RotaryPositionEmbedding2D {
 
     /// `frequency_components`, cached. A table first built during a CUDA graph capture would
     /// hold unexecuted results, so the accelerated runner always runs a shape eagerly first.
-    fn cached_components(&self, dim: i64, seq_len: i64, device: Device, kind: Kind) -> (Tensor, Tensor) {
+    fn cached_components(&self, dim: i64, seq_len: i64, device: Device, kind: Kind) -> Result<(Tensor, Tensor)> {
         let key = (dim, seq_len, kind, device);
         let mut tables = self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((_, cos, sin)) = tables.iter().find(|(k, _, _)| *k == key) {
-            return (cos.shallow_clone(), sin.shallow_clone());
+            return Ok((cos.shallow_clone(), sin.shallow_clone()));
         }
-        let (cos, sin) = self.frequency_components(dim, seq_len, device, kind);
+        let (cos, sin) = self.frequency_components(dim, seq_len, device, kind)?;
         tables.push((key, cos.shallow_clone(), sin.shallow_clone()));
-        (cos, sin)
+        Ok((cos, sin))
     }
 
     /// cos and sin tables, (seq_len, dim), computed in fp32 and cast to `kind` like the official.
-    fn frequency_components(&self, dim: i64, seq_len: i64, device: Device, kind: Kind) -> (Tensor, Tensor) {
-        let exponents = Tensor::arange_start_step(0, dim, 2, (Kind::Int64, device)).to_kind(Kind::Float) / dim as f64;
+    fn frequency_components(&self, dim: i64, seq_len: i64, device: Device, kind: Kind) -> Result<(Tensor, Tensor)> {
+        let exponents =
+            Tensor::f_arange_start_step(0, dim, 2, (Kind::Int64, device))?.f_to_kind(Kind::Float)?.f_div_scalar(dim as f64)?;
         // The official's Python float becomes a float64 0-dim tensor; made on the device here.
-        let base = Tensor::full([], self.base_frequency, (Kind::Double, device));
-        let inv_freq = base.pow(&exponents).reciprocal();
-        let positions = Tensor::arange(seq_len, (Kind::Float, device));
-        let angles = positions.unsqueeze(1) * inv_freq.unsqueeze(0);
-        let angles = Tensor::cat(&[&angles, &angles], -1).to_kind(kind);
-        (angles.cos(), angles.sin())
+        let base = Tensor::f_full([], self.base_frequency, (Kind::Double, device))?;
+        let inv_freq = base.f_pow(&exponents)?.f_reciprocal()?;
+        let positions = Tensor::f_arange(seq_len, (Kind::Float, device))?;
+        let angles = positions.f_unsqueeze(1)?.f_mul(&inv_freq.f_unsqueeze(0)?)?;
+        let angles = Tensor::f_cat(&[&angles, &angles], -1)?.f_to_kind(kind)?;
+        Ok((angles.f_cos()?, angles.f_sin()?))
     }
 
-    fn rotate_features(x: &Tensor) -> Tensor {
-        let halves = x.chunk(2, -1);
-        Tensor::cat(&[&(-&halves[1]), &halves[0]], -1)
+    fn rotate_features(x: &Tensor) -> Result<Tensor> {
+        let halves = x.f_chunk(2, -1)?;
+        Ok(Tensor::f_cat(&[&halves[1].f_neg()?, &halves[0]], -1)?)
     }
 
-    fn apply_1d(tokens: &Tensor, positions: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+    fn apply_1d(tokens: &Tensor, positions: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         // embedding lookup: (B, N) -> (B, 1, N, D)
-        let cos = Tensor::embedding(cos, positions, -1, false, false).unsqueeze(1);
-        let sin = Tensor::embedding(sin, positions, -1, false, false).unsqueeze(1);
-        tokens * cos + Self::rotate_features(tokens) * sin
+        let cos = Tensor::f_embedding(cos, positions, -1, false, false)?.f_unsqueeze(1)?;
+        let sin = Tensor::f_embedding(sin, positions, -1, false, false)?.f_unsqueeze(1)?;
+        Ok(tokens.f_mul(&cos)?.f_add(&Self::rotate_features(tokens)?.f_mul(&sin)?)?)
     }
 
     /// tokens: (B, heads, N, D); positions: (B, N, 2) int64 (y, x).
-    pub fn forward(&self, tokens: &Tensor, positions: &Tensor, max_position: i64) -> Tensor {
-        let feature_dim = tokens.size()[3] / 2;
-        let (cos, sin) = self.cached_components(feature_dim, max_position + 1, tokens.device(), tokens.kind());
-        let parts = tokens.chunk(2, -1);
-        let vertical = Self::apply_1d(&parts[0], &positions.select(2, 0), &cos, &sin);
-        let horizontal = Self::apply_1d(&parts[1], &positions.select(2, 1), &cos, &sin);
-        Tensor::cat(&[vertical, horizontal], -1)
+    pub fn forward(&self, tokens: &Tensor, positions: &Tensor, max_position: i64) -> Result<Tensor> {
+        let (_, _, _, head_dim) = tokens.size4()?;
+        let feature_dim = head_dim / 2;
+        let (cos, sin) = self.cached_components(feature_dim, max_position + 1, tokens.device(), tokens.kind())?;
+        let parts = tokens.f_chunk(2, -1)?;
+        let vertical = Self::apply_1d(&parts[0], &positions.f_select(2, 0)?, &cos, &sin)?;
+        let horizontal = Self::apply_1d(&parts[1], &positions.f_select(2, 1)?, &cos, &sin)?;
+        Ok(Tensor::f_cat(&[vertical, horizontal], -1)?)
     }
 }

@@ -1,0 +1,55 @@
+//! How a forward runs, as opposed to what it computes: the runner chooses an execution
+//! profile per forward and passes it down (network -> backbone -> block -> attention). The
+//! official profile (`Execution::official`) is libtorch's SDPA, the reference view read back
+//! to the host, fp32 features and every block on the network's own device.
+use tch::{Kind, Tensor};
+
+use super::dinov2::{BlockState, DinoVisionTransformer};
+use crate::error::Result;
+
+/// A fused attention implementation supplied from outside the model (e.g. cuDNN's).
+pub trait AttentionKernel: Send + Sync {
+    /// Fused attention of (B, heads, N, head_dim) q, k, v (already in the compute kind), or
+    /// `None` when this kernel does not handle the call (then libtorch's SDPA runs, as the
+    /// official).
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Option<Tensor>;
+}
+
+/// Runs the any-view backbone's blocks on a prepared `BlockState` somewhere other than
+/// "every block here, in order" (e.g. split over several devices).
+pub trait BlockRunner {
+    /// Runs every block of `backbone` (the backbone whose forward this is) on `state`,
+    /// leaving each taken layer finished in `state.layers` and the exported block outputs in
+    /// `state.exported`, as `DinoVisionTransformer::run_all_blocks` does.
+    fn run(&self, backbone: &DinoVisionTransformer, state: &mut BlockState, exec: Execution<'_>) -> Result<()>;
+}
+
+/// The execution profile of one forward.
+#[derive(Clone, Copy)]
+pub struct Execution<'a> {
+    /// Fused attention for the backbone blocks; `None`: libtorch's SDPA.
+    pub attention: Option<&'a dyn AttentionKernel>,
+    /// Choose the reference view without a host read-back (same view, but
+    /// `BackboneOutput::reference_view` stays `None`).
+    pub reference_on_device: bool,
+    /// Kind of the features handed to the head (`None`: fp32, as the official). A
+    /// reduced-precision head takes them in its kind: half the memory of the taken layers,
+    /// which dominate at many views.
+    pub features_kind: Option<Kind>,
+    /// Where the any-view backbone's blocks run; `None`: every block here, in order.
+    pub blocks: Option<&'a dyn BlockRunner>,
+}
+
+impl Execution<'_> {
+    /// As the official: SDPA, reference view read back to the host, fp32 features, every
+    /// block on the network's device.
+    pub fn official() -> Self {
+        Execution { attention: None, reference_on_device: false, features_kind: None, blocks: None }
+    }
+}
+
+impl Default for Execution<'_> {
+    fn default() -> Self {
+        Self::official()
+    }
+}
