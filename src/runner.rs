@@ -289,13 +289,13 @@ impl GraphCache {
         let clock = self.clock;
         if let Some(entry) = self.entries.iter_mut().find(|e| e.key == key) {
             entry.last_use = clock;
-            entry.input.copy_(images);
+            entry.input.f_copy_(images)?;
             entry.graph.replay()?;
             // Copies on the device: the next replay (another thread, once the runner's lock
             // is released) would overwrite the static outputs while the caller reads them.
-            return Ok(copy_output(&entry.output));
+            return copy_output(&entry.output);
         }
-        let input = images.copy();
+        let input = crate::nn::copy(images)?;
         let eager = net.forward(&input, request, exec, false)?;
         let index = match device {
             Device::Cuda(index) => index,
@@ -325,20 +325,20 @@ impl GraphCache {
     }
 }
 
-fn copy_output(out: &NetOutput) -> NetOutput {
-    let copy = |t: &Option<Tensor>| t.as_ref().map(Tensor::copy);
-    NetOutput {
-        depth: out.depth.copy(),
-        depth_conf: copy(&out.depth_conf),
-        extrinsics: copy(&out.extrinsics),
-        intrinsics: copy(&out.intrinsics),
-        sky: copy(&out.sky),
+fn copy_output(out: &NetOutput) -> Result<NetOutput> {
+    let copy = |t: &Option<Tensor>| t.as_ref().map(crate::nn::copy).transpose();
+    Ok(NetOutput {
+        depth: crate::nn::copy(&out.depth)?,
+        depth_conf: copy(&out.depth_conf)?,
+        extrinsics: copy(&out.extrinsics)?,
+        intrinsics: copy(&out.intrinsics)?,
+        sky: copy(&out.sky)?,
         is_metric: out.is_metric,
         scale_factor: out.scale_factor,
         warnings: out.warnings.clone(),
-        exported_features: out.exported_features.iter().map(|(l, f)| (*l, f.copy())).collect(),
+        exported_features: out.exported_features.iter().map(|(l, f)| Ok((*l, crate::nn::copy(f)?))).collect::<Result<_>>()?,
         trace: None,
-    }
+    })
 }
 
 /// What a loaded network can compute beyond depth.
