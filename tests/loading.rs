@@ -7,13 +7,10 @@ use da3::{Engine, Error, LoadOptions, Precision};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
+mod common;
+
 fn source_checkpoint() -> PathBuf {
-    let root = std::env::var_os("DA3_ORACLE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("oracle"));
-    let dir = root.join("da3-small").join("checkpoint");
-    assert!(dir.is_dir(), "{} missing: run tests/oracle/run_oracle.sh da3-small first", dir.display());
-    dir
+    common::oracle_checkpoint("da3-small")
 }
 
 /// Writes a copy of the da3-small checkpoint whose tensors went through `edit`.

@@ -1,19 +1,14 @@
 //! Several replicas in one handle, on the CPU (two CPU "devices"): the batch API, concurrent
 //! callers and one scene sharded over the replicas give the single-replica results.
 //! Uses the oracle's da3-small checkpoint (see tests/parity.rs); inputs are kept small.
-use std::path::PathBuf;
-
 use da3::engine::Placement;
 use da3::{CheckedOptions, Engine, ImageView, InferOptions, LoadOptions, PixelFormat, Precision, Prediction, Scene, Views};
 use tch::Device;
 
+mod common;
+
 fn checkpoint() -> String {
-    let root = std::env::var_os("DA3_ORACLE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("oracle"));
-    let dir = root.join("da3-small").join("checkpoint");
-    assert!(dir.is_dir(), "{} missing: run tests/oracle/run_oracle.sh da3-small first", dir.display());
-    dir.to_str().unwrap().to_owned()
+    common::oracle_checkpoint("da3-small").to_str().unwrap().to_owned()
 }
 
 /// A deterministic RGB8 test pattern, different per `seed`.

@@ -6,18 +6,14 @@
 //! model uses, so a request whose activations need more makes libtorch's CPU allocator fail
 //! at once, as a GPU's would. Its own test binary: the cap is process-wide.
 use std::ffi::{CStr, CString};
-use std::path::PathBuf;
 use std::ptr;
 
 use da3::ffi::*;
 
+mod common;
+
 fn checkpoint() -> CString {
-    let root = std::env::var_os("DA3_ORACLE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("oracle"));
-    let dir = root.join("da3-small").join("checkpoint");
-    assert!(dir.is_dir(), "{} missing: run tests/oracle/run_oracle.sh da3-small first", dir.display());
-    CString::new(dir.to_str().unwrap()).unwrap()
+    CString::new(common::oracle_checkpoint("da3-small").to_str().unwrap()).unwrap()
 }
 
 fn last_error() -> String {

@@ -1,4 +1,4 @@
-//! Helpers shared by the parity tests (`tests/parity.rs`, `tests/parity_pose.rs`).
+//! Helpers shared by the integration tests (parity, loading, several replicas, out of memory).
 #![allow(dead_code)] // each test binary uses a subset
 
 use std::path::PathBuf;
@@ -26,6 +26,13 @@ pub fn repo_root() -> PathBuf {
 /// `target/oracle`.
 pub fn oracle_dir() -> PathBuf {
     std::env::var_os("DA3_ORACLE_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target").join("oracle"))
+}
+
+/// The random-weight checkpoint of `model` that the oracle made (asserted to exist).
+pub fn oracle_checkpoint(model: &str) -> PathBuf {
+    let dir = oracle_dir().join(model).join("checkpoint");
+    assert!(dir.is_dir(), "{} missing: run tests/oracle/run_oracle.sh {model} target/oracle/{model} first", dir.display());
+    dir
 }
 
 /// The preprocessing options a case names (official keyword names), defaults elsewhere.
