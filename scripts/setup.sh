@@ -8,8 +8,9 @@ cd "$REPO_ROOT"
 
 TORCH_REQ="torch==2.11.0"
 REQS="tests/oracle/requirements.txt"
+TOOLS="tests/requirements-tools.txt"
 STAMP="$VIRTUAL_ENV/.da3-setup-stamp"
-want="$(printf '%s\n' "$TORCH_REQ"; cat "$REQS")"
+want="$(printf '%s\n' "$TORCH_REQ"; cat "$REQS" "$TOOLS")"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   echo "setup: .venv is up to date"
@@ -20,5 +21,7 @@ fi
 # --no-deps: depth-anything-3 declares export-only dependencies (open3d, xformers, gradio,
 # ...) that its network code never imports; the file lists every package needed instead.
 "$PYTHON" -m pip install -q --disable-pip-version-check --no-deps -r "$REQS"
-"$PYTHON" -c "import torch, depth_anything_3, cv2; print('setup: torch', torch.__version__)"
+"$PYTHON" -m pip install -q --disable-pip-version-check --no-deps -r "$TOOLS"
+"$PYTHON" -c "import torch, depth_anything_3, cv2, plyfile, trimesh; print('setup: torch', torch.__version__)"
+"$VIRTUAL_ENV/bin/cmake" --version | head -n 1
 printf '%s' "$want" > "$STAMP"
