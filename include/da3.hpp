@@ -277,8 +277,7 @@ using ResultPtr = std::unique_ptr<da3_result, detail::ResultDeleter>;
 // Borrowed views.
 
 /// A contiguous, non-owning range (a small std::span for C++17): a pointer and a count.
-/// Converts from std::vector, std::array, C arrays and initializer lists (the list must
-/// outlive the call it is passed to, which a temporary argument does).
+/// Converts from std::vector, std::array and C arrays (Model::infer also takes a braced list).
 template <typename T>
 class Span {
 public:
@@ -302,8 +301,6 @@ public:
     template <typename U, typename A,
               typename = std::enable_if_t<std::is_convertible<const U (*)[], T (*)[]>::value>>
     Span(const std::vector<U, A> &vector) noexcept : data_(vector.data()), size_(vector.size()) {}
-    template <typename U = T, typename = std::enable_if_t<std::is_const<U>::value>>
-    constexpr Span(std::initializer_list<value_type> list) noexcept : data_(list.begin()), size_(list.size()) {}
 
     constexpr T *data() const noexcept { return data_; }
     constexpr std::size_t size() const noexcept { return size_; }
@@ -836,6 +833,10 @@ public:
         da3_result *out = nullptr;
         detail::check(da3_infer(checked(), images.empty() ? nullptr : images.data(), images.size(), &c_options, &out));
         return Result(out);
+    }
+    /// A braced list of views: model.infer({left, right}).
+    Result infer(std::initializer_list<Image> views, const Options &options = Options()) const {
+        return infer(Span<const Image>(views.begin(), views.size()), options);
     }
     /// One view.
     Result infer(const Image &view, const Options &options = Options()) const {

@@ -250,6 +250,85 @@ fn header_compiles_as_cpp() {
     assert_eq!(code, 0, "{out}{err}");
 }
 
+/// The strict C++17 flags `include/da3.hpp` and its test are held to.
+const STRICT_CXX17: [&str; 6] = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"];
+
+/// Compiles `tests/c/test_hpp.cpp` with `cxx` (strict C++17 plus `extra`) into `out`, linked to
+/// libda3. `Err` when the compiler cannot be started at all (not installed).
+fn compile_hpp(cxx: &str, out: &Path, extra: &[&str]) -> Result<(), String> {
+    let lib = lib_dir();
+    let built = Command::new(cxx)
+        .args(STRICT_CXX17)
+        .args(extra)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-I")
+        .arg(root().join("tests/c"))
+        .arg("-o")
+        .arg(out)
+        .arg(root().join("tests/c/test_hpp.cpp"))
+        .arg("-L")
+        .arg(lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lda3")
+        .output()
+        .map_err(|e| format!("cannot run `{cxx}`: {e}"))?;
+    let (out_text, err_text) = text(&built);
+    assert!(built.status.success(), "include/da3.hpp / tests/c/test_hpp.cpp do not compile with {cxx}:\n{out_text}{err_text}");
+    Ok(())
+}
+
+/// Runs a compiled test_hpp on the test checkpoint; returns its exit code and output.
+fn run_hpp(cmd: &mut Command, dir: &Path) -> (i32, String, String) {
+    let checkpoint = checkpoint().expect("checkpoint");
+    run(cmd.env("TMPDIR", dir).env("DA3_TEST_CHECKPOINT", checkpoint).env("DA3_SOURCE_DIR", root()))
+}
+
+/// The C++ layer (`include/da3.hpp`) with g++ and with clang++: enum values, exceptions with the
+/// C status and message, move semantics, the Options builder and inferences whose views equal
+/// the C accessors element for element (`tests/c/test_hpp.cpp`).
+#[test]
+fn cpp_layer_tests_pass_with_gcc_and_clang() {
+    let mut ran = Vec::new();
+    for cxx in ["g++", "clang++"] {
+        let dir = scratch(&format!("hpp-{cxx}"));
+        let exe = dir.join("test_hpp");
+        if let Err(why) = compile_hpp(cxx, &exe, &[]) {
+            println!("skipped {cxx}: {why}");
+            continue;
+        }
+        let (code, out, err) = run_hpp(&mut Command::new(&exe), &dir);
+        assert_error_suite_passed(code, &out, &err, &format!("tests/c/test_hpp.cpp ({cxx})"));
+        assert!(out.contains(" passed, 0 failed, 0 skipped"), "no group may be skipped ({cxx}):\n{out}");
+        ran.push(cxx);
+    }
+    assert!(!ran.is_empty(), "neither g++ nor clang++ could be run: the C++ layer went untested");
+}
+
+/// The same program once more under ASan/UBSan (with the first C++ compiler that builds a
+/// sanitized program here).
+#[test]
+fn cpp_layer_tests_pass_under_sanitizers() {
+    let dir = scratch("hpp-asan");
+    let probe_src = dir.join("probe.cpp");
+    std::fs::write(&probe_src, "#include <string>\nint main() { std::string s(\"x\"); return s.size() == 1 ? 0 : 1; }\n")
+        .unwrap();
+    let probe = dir.join("probe");
+    let cxx = ["g++", "clang++"].into_iter().find(|cxx| {
+        let built = Command::new(cxx).args(SANITIZE).arg("-o").arg(&probe).arg(&probe_src).output();
+        matches!(built, Ok(o) if o.status.success()) && matches!(Command::new(&probe).status(), Ok(s) if s.success())
+    });
+    let Some(cxx) = cxx else {
+        println!("skipped: neither g++ nor clang++ builds and runs a program with -fsanitize=address,undefined here");
+        return;
+    };
+    let exe = dir.join("test_hpp_asan");
+    compile_hpp(cxx, &exe, &SANITIZE).unwrap();
+    let (code, out, err) = run_hpp(sanitizer_env(&mut Command::new(&exe), &dir), &dir);
+    assert!(!err.contains("ERROR: AddressSanitizer") && !err.contains("runtime error:"), "sanitizer report:\n{err}");
+    assert_error_suite_passed(code, &out, &err, &format!("tests/c/test_hpp.cpp under ASan/UBSan ({cxx})"));
+}
+
 /// Reads a little-endian float32 .npy v1.0 file, checking the header layout on the way.
 fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
