@@ -329,6 +329,53 @@ fn cpp_layer_tests_pass_under_sanitizers() {
     assert_error_suite_passed(code, &out, &err, &format!("tests/c/test_hpp.cpp under ASan/UBSan ({cxx})"));
 }
 
+/// `examples_cpp/main.cpp` builds strictly (as its CMakeLists.txt builds it, without CMake) and
+/// runs the two sample photos as one scene: per-view depth ranges and cameras, two depth PNGs;
+/// a bad model path is exit 1 with the library's status and message.
+#[test]
+fn cpp_example_runs_on_the_sample_photos() {
+    let dir = scratch("example-cpp");
+    let exe = dir.join("da3_example");
+    let lib = lib_dir();
+    let built = Command::new("g++")
+        .args(STRICT_CXX17)
+        .arg(format!("-DDA3_SOURCE_DIR=\"{}\"", root().display()))
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(root().join("examples_cpp/main.cpp"))
+        .arg("-L")
+        .arg(lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lda3")
+        .output();
+    let Ok(built) = built else {
+        println!("skipped: no g++");
+        return;
+    };
+    let (out, err) = text(&built);
+    assert!(built.status.success(), "examples_cpp/main.cpp does not compile:\n{out}{err}");
+
+    let (code, _, err) = run(Command::new(&exe).args(["--model", "/nonexistent/da3-cpp-example", "a.png"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("DA3_ERR_MODEL_NOT_FOUND") && err.contains("/nonexistent/da3-cpp-example"), "{err}");
+
+    let out_dir = dir.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let (code, out, err) =
+        run(Command::new(&exe).env("DA3_MODEL", checkpoint().expect("checkpoint")).arg("--out").arg(&out_dir));
+    println!("{out}{err}");
+    assert_eq!(code, 0, "da3_example failed:\n{out}\n{err}");
+    assert!(out.contains("2 views, processed size 504x280") && out.contains("soh_010.png"), "{out}");
+    assert_eq!(out.matches("depth min").count(), 2, "{out}");
+    assert_eq!(out.matches("extrinsics (world-to-camera)").count(), 2, "{out}");
+    for view in 0..2 {
+        let png = image::open(out_dir.join(format!("depth_{view}.png"))).expect("a depth PNG");
+        assert_eq!((png.width(), png.height()), (504, 280));
+    }
+}
+
 /// Reads a little-endian float32 .npy v1.0 file, checking the header layout on the way.
 fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
