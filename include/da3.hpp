@@ -161,7 +161,10 @@ constexpr Capabilities operator^(Capabilities a, Capabilities b) noexcept {
 }
 /// The complement within the defined flags (undefined bits stay clear).
 constexpr Capabilities operator~(Capabilities a) noexcept {
-    return static_cast<Capabilities>(~static_cast<std::uint32_t>(a) & 0x7Fu);
+    return static_cast<Capabilities>(~static_cast<std::uint32_t>(a) &
+                                     std::uint32_t(DA3_CAP_POSE | DA3_CAP_CONFIDENCE | DA3_CAP_SKY |
+                                                   DA3_CAP_METRIC_DEPTH | DA3_CAP_CANONICAL_METRIC_DEPTH |
+                                                   DA3_CAP_KNOWN_CAMERAS | DA3_CAP_RAY_POSE));
 }
 constexpr Capabilities &operator|=(Capabilities &a, Capabilities b) noexcept { return a = a | b; }
 constexpr Capabilities &operator&=(Capabilities &a, Capabilities b) noexcept { return a = a & b; }
@@ -654,20 +657,18 @@ private:
     // else an output the result does not hold.
     View2D<const float> map(const float *data, std::size_t view) const {
         if (data == nullptr) {
-            fail_pointer(view < da3_result_view_count(handle_.get()) ? Status::NotAvailable
-                                                                     : Status::InvalidArgument);
+            const std::string message = da3_last_error_message();  // before any other call
+            detail::fail(view < da3_result_view_count(handle_.get()) ? Status::NotAvailable
+                                                                     : Status::InvalidArgument,
+                         message);
         }
         return View2D<const float>(data, height(), width());
     }
     Span<const float> all(const float *data) const {
         if (data == nullptr) {
-            fail_pointer(Status::NotAvailable);
+            detail::fail(Status::NotAvailable, da3_last_error_message());
         }
         return Span<const float>(data, view_count() * height() * width());
-    }
-    [[noreturn]] static void fail_pointer(Status status) {
-        // The message was set by the failing accessor; the count queries above do not touch it.
-        detail::fail(status, da3_last_error_message());
     }
     static std::optional<float> optional_float(da3_status status, float value) {
         if (status == DA3_ERR_NOT_AVAILABLE) {
