@@ -237,7 +237,9 @@ public:
     Error(Status status, const std::string &message) : std::runtime_error(message), status_(status) {}
     /// The status the C call returned (never Status::Ok).
     Status status() const noexcept { return status_; }
-    /// The library's message, as da3_last_error_message() gave it (the same as what()).
+    /// The library's message, as da3_last_error_message() gave it right after the call, or
+    /// for the few errors this layer finds itself (an empty handle, a wrong float count in
+    /// infer_preprocessed) its own text. The same as what().
     const char *message() const noexcept { return what(); }
 
 private:
