@@ -76,5 +76,5 @@ fill cmake/da3-config.cmake.in "$prefix/lib/cmake/da3/da3-config.cmake"
 fill cmake/da3-config-version.cmake.in "$prefix/lib/cmake/da3/da3-config-version.cmake"
 
 echo "installed libda3 $version into $prefix:"
-(cd "$prefix" && ls -ld lib/libda3.so* lib/libda3_cuda_support.so include/da3.h include/da3.hpp \
-  lib/pkgconfig/da3.pc lib/cmake/da3/da3-config*.cmake 2>/dev/null)
+(cd "$prefix" && for f in lib/libda3.so* lib/libda3_cuda_support.so include/da3.h include/da3.hpp \
+  lib/pkgconfig/da3.pc lib/cmake/da3/da3-config*.cmake; do [ ! -e "$f" ] || ls -ld "$f"; done)
