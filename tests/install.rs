@@ -21,9 +21,11 @@ fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("no current_exe");
     let deps = exe.parent().expect("test executable has no directory").to_path_buf();
     let candidates = [deps.clone(), deps.parent().map(Path::to_path_buf).unwrap_or_default()];
-    candidates.iter().find(|d| d.join("libda3.so").is_file()).cloned().unwrap_or_else(|| {
-        panic!("libda3.so not found in {candidates:?}; build it with `cargo build --release --lib`")
-    })
+    candidates
+        .iter()
+        .find(|d| d.join("libda3.so").is_file())
+        .cloned()
+        .unwrap_or_else(|| panic!("libda3.so not found in {candidates:?}; build it with `cargo build --release --lib`"))
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -85,11 +87,19 @@ fn installed_library_is_versioned_relocatable_and_exports_only_da3() {
     let lib = prefix.join("lib");
     let real = lib.join(format!("libda3.so.{}", version()));
     assert!(real.is_file() && !real.is_symlink(), "{} is not a file", real.display());
-    for (link, target) in [(format!("libda3.so.{}", major()), format!("libda3.so.{}", version())), ("libda3.so".into(), format!("libda3.so.{}", major()))] {
+    for (link, target) in [
+        (format!("libda3.so.{}", major()), format!("libda3.so.{}", version())),
+        ("libda3.so".into(), format!("libda3.so.{}", major())),
+    ] {
         let points_to = std::fs::read_link(lib.join(&link)).unwrap_or_else(|e| panic!("{link}: {e}"));
         assert_eq!(points_to, Path::new(&target), "{link} points to {}", points_to.display());
     }
-    for file in ["include/da3.h", "lib/pkgconfig/da3.pc", "lib/cmake/da3/da3-config.cmake", "lib/cmake/da3/da3-config-version.cmake"] {
+    for file in [
+        "include/da3.h",
+        "lib/pkgconfig/da3.pc",
+        "lib/cmake/da3/da3-config.cmake",
+        "lib/cmake/da3/da3-config-version.cmake",
+    ] {
         assert!(prefix.join(file).is_file(), "{file} not installed");
     }
     if root().join("include/da3.hpp").is_file() {
@@ -105,11 +115,17 @@ fn installed_library_is_versioned_relocatable_and_exports_only_da3() {
     let soname = format!("Library soname: [libda3.so.{}]", major());
     assert!(dynamic.contains(&soname), "no `{soname}` in:\n{dynamic}");
     let runpath = dynamic.lines().find(|l| l.contains("(RUNPATH)")).unwrap_or_else(|| panic!("no RUNPATH:\n{dynamic}"));
-    assert!(runpath.contains("runpath: [$ORIGIN:$ORIGIN/../lib"), "the run path does not start with $ORIGIN: {runpath}");
+    assert!(
+        runpath.contains("runpath: [$ORIGIN:$ORIGIN/../lib"),
+        "the run path does not start with $ORIGIN: {runpath}"
+    );
 
     let symbols = run(Command::new("nm").args(["-D", "--defined-only"]).arg(&real), "nm -D --defined-only");
-    let exported: BTreeSet<String> =
-        symbols.lines().filter_map(|l| l.split_whitespace().nth(2)).map(|s| s.split('@').next().unwrap().to_string()).collect();
+    let exported: BTreeSet<String> = symbols
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .map(|s| s.split('@').next().unwrap().to_string())
+        .collect();
     let foreign: Vec<&String> =
         exported.iter().filter(|s| !s.starts_with("da3_") && !matches!(s.as_str(), "_init" | "_fini")).collect();
     assert!(foreign.is_empty(), "libda3 exports symbols other than da3_*: {foreign:?}");
@@ -117,6 +133,9 @@ fn installed_library_is_versioned_relocatable_and_exports_only_da3() {
     assert!(declared.len() > 40, "too few functions parsed from da3.h: {declared:?}");
     let missing: Vec<&String> = declared.difference(&exported).collect();
     assert!(missing.is_empty(), "da3.h functions not exported: {missing:?}");
+    let undeclared: Vec<&String> =
+        exported.iter().filter(|s| s.starts_with("da3_")).filter(|s| !declared.contains(*s)).collect();
+    assert!(undeclared.is_empty(), "exported but not in da3.h: {undeclared:?}");
     println!("{} symbols exported, all da3_*; SONAME libda3.so.{}; {}", exported.len(), major(), runpath.trim());
     let _ = std::fs::remove_dir_all(&prefix);
 }
@@ -147,8 +166,12 @@ fn run_consumer(exe: &Path, checkpoint: &Path, prefix: &Path) {
     // Every library that is not the system's resolves inside the moved prefix.
     let ldd = run(Command::new("ldd").arg(exe).env_remove("LD_LIBRARY_PATH"), "ldd");
     for name in ["libda3.so.", "libtorch_cpu.so", "libc10.so", "libgomp.so"] {
-        let line = ldd.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{name} not in:\n{ldd}"));
-        assert!(line.contains(&format!("=> {}/", prefix.join("bin/../lib").display())), "{name} not loaded from the moved prefix: {line}");
+        let line =
+            ldd.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{name} not in:\n{ldd}"));
+        assert!(
+            line.contains(&format!("=> {}/", prefix.join("bin/../lib").display())),
+            "{name} not loaded from the moved prefix: {line}"
+        );
     }
     assert!(!ldd.contains("not found"), "unresolved libraries:\n{ldd}");
     let out = run(
@@ -175,7 +198,10 @@ fn cpp_consumers_build_against_the_install_and_run_from_a_moved_bundle() {
     let base = scratch("ship");
     let prefix = base.join("prefix");
     install(&prefix);
-    let bundle = run(Command::new("bash").arg(root().join("scripts/bundle.sh")).arg(&prefix).arg("cpu"), "scripts/bundle.sh cpu");
+    let bundle = run(
+        Command::new("bash").arg(root().join("scripts/bundle.sh")).arg(&prefix).arg("cpu"),
+        "scripts/bundle.sh cpu",
+    );
     println!("{bundle}");
     for name in ["libtorch_cpu.so", "libc10.so", "libgomp.so.1"] {
         assert!(prefix.join("lib").join(name).is_file(), "bundle.sh did not copy {name}:\n{bundle}");
@@ -202,7 +228,9 @@ fn cpp_consumers_build_against_the_install_and_run_from_a_moved_bundle() {
 
     // pkg-config.
     let flags = run(
-        Command::new("pkg-config").args(["--cflags", "--libs", "da3"]).env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")),
+        Command::new("pkg-config")
+            .args(["--cflags", "--libs", "da3"])
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")),
         "pkg-config --cflags --libs da3",
     );
     let modversion = run(
