@@ -119,8 +119,9 @@ fn cdylib_link_args() {
     if let Some(profile_dir) = Path::new(&out_dir).ancestors().nth(3) {
         for dir in [profile_dir.to_path_buf(), profile_dir.join("deps")] {
             let link = dir.join(&soname);
-            if std::fs::symlink_metadata(&link).is_err() && dir.is_dir() {
-                if let Err(e) = std::os::unix::fs::symlink("libda3.so", &link) {
+            if std::fs::symlink_metadata(&link).is_err() {
+                let made = std::fs::create_dir_all(&dir).and_then(|()| std::os::unix::fs::symlink("libda3.so", &link));
+                if let Err(e) = made {
                     println!("cargo:warning=cannot create {}: {e}", link.display());
                 }
             }
