@@ -1,6 +1,13 @@
 //! Embeds the libtorch directory as a run path so the library, its tests and the C
 //! examples find libtorch without LD_LIBRARY_PATH on the machine that built them.
-//! Elsewhere (a carried build) LD_LIBRARY_PATH pointing at `torch/lib` takes over.
+//!
+//! The shared library (cdylib) is also made shippable: SONAME `libda3.so.<major>`, run paths
+//! `$ORIGIN` and `$ORIGIN/../lib` BEFORE the build machine's libtorch directory (so a bundle
+//! with libtorch beside libda3, `scripts/bundle.sh`, loads its own copy and the build tree
+//! keeps working with no LD_LIBRARY_PATH; elsewhere the absolute entry names nothing and is
+//! skipped), and only the `da3_*` C functions exported (see `cdylib_link_args`). Because of
+//! the SONAME, programs linked against `target/<profile>/libda3.so` ask for `libda3.so.<major>`
+//! at run time: the build leaves that name beside the library as a symlink.
 //!
 //! Also builds `libda3_cuda_support.so` from `cpp/cuda_support.cpp` (CUDA graphs and
 //! allocator statistics, which tch does not expose) when libtorch has its CUDA backend and
@@ -75,6 +82,8 @@ fn build_cuda_support(torch_lib: &Path) -> Result<PathBuf, String> {
         .arg(format!("-L{}", cudart_dir.display()))
         .args(["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-ltorch_cpu", "-lc10"])
         .arg(format!("-l:{cudart}"))
+        // Beside libda3 in an installed bundle first, then the build machine's libraries.
+        .arg("-Wl,-rpath,$ORIGIN:$ORIGIN/../lib")
         .arg(format!("-Wl,-rpath,{}", torch_lib.display()))
         .arg(format!("-Wl,-rpath,{}", cudart_dir.display()));
     let result = command.output().map_err(|e| format!("cannot run the C++ compiler: {e}"))?;
@@ -88,10 +97,43 @@ fn build_cuda_support(torch_lib: &Path) -> Result<PathBuf, String> {
     Ok(output)
 }
 
+/// Link arguments of the shared library only (tests and examples link the rlib).
+///
+/// Exports: rustc hands the linker its own anonymous version script listing every
+/// `#[no_mangle]` symbol of every crate linked in (tch's `tch_*` stream callbacks, bzip2's
+/// `bz_internal_error`), and GNU ld refuses a second version script ("anonymous version tag
+/// cannot be combined with other version tags"). `--exclude-libs,ALL` instead keeps every
+/// symbol that comes from a static archive (the dependency rlibs and their C/C++ objects) out
+/// of the dynamic symbol table, leaving the ones defined in this crate's own objects: the
+/// `da3_*` functions. `tests/install.rs` checks the result with `nm -D --defined-only`.
+fn cdylib_link_args() {
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
+    let soname = format!("libda3.so.{major}");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+    // Emitted before the absolute libtorch run path of `main`, so they come first in RUNPATH.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,$ORIGIN:$ORIGIN/../lib");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--exclude-libs,ALL");
+    // `libda3.so.<major>` -> `libda3.so` where cargo leaves the library: <profile>/ for
+    // `cargo build`, <profile>/deps/ for `cargo test` (dangling until the link, harmless).
+    let Ok(out_dir) = env::var("OUT_DIR") else { return };
+    if let Some(profile_dir) = Path::new(&out_dir).ancestors().nth(3) {
+        for dir in [profile_dir.to_path_buf(), profile_dir.join("deps")] {
+            let link = dir.join(&soname);
+            if std::fs::symlink_metadata(&link).is_err() {
+                let made = std::fs::create_dir_all(&dir).and_then(|()| std::os::unix::fs::symlink("libda3.so", &link));
+                if let Err(e) = made {
+                    println!("cargo:warning=cannot create {}: {e}", link.display());
+                }
+            }
+        }
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=VIRTUAL_ENV");
     println!("cargo:rerun-if-changed=build.rs");
+    cdylib_link_args();
     if let Some(dir) = torch_lib_dir() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
         println!("cargo:rustc-env=DA3_BUILD_TORCH_LIB={}", dir.display());

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the device tool's GPU machine (PyTorch, no Rust, no network), from /work/main's
-# root, carrying .carry-accel (libda3.so, libda3_cuda_support.so, da3_bench, accel_accuracy,
+# root, carrying .carry-accel (libda3.so and a copy named libda3.so.0, libda3_cuda_support.so, da3_bench, accel_accuracy,
 # this script) and .whl (the official package, to make random-weight checkpoints).
 # Does, in order of value: random-weight da3-large and da3-giant checkpoints (official
 # package, seed 0); da3_bench on da3-large (forward 1/4/16/64 views, e2e 1/16 views, both

@@ -11,6 +11,8 @@ parity=$(cargo test --release --locked --test parity --no-run --message-format=j
 mkdir -p .carry .whl
 # libda3_cuda_support.so (CUDA graphs, allocator statistics) is found next to libda3.so.
 cp target/release/libda3.so target/release/libda3_cuda_support.so examples_c/da3_infer examples_c/da3_bench "$parity" .carry/
+# Programs linked to libda3 ask for its SONAME at run time (a copy: the device tool carries files).
+cp target/release/libda3.so .carry/libda3.so.0
 mv ".carry/$(basename "$parity")" .carry/parity
 # Python 3.12 wheels of the oracle's pure-Python needs that the GPU image lacks.
 for req in depth-anything-3==0.1.1 addict==2.4.0 omegaconf==2.3.0 einops==0.8.2 huggingface_hub==0.36.2 evo==1.38.1; do

@@ -15,4 +15,6 @@ cargo build --release --locked
 make -s -C examples_c da3_multi_gpu
 mkdir -p "$DIR"
 cp target/release/libda3.so target/release/libda3_cuda_support.so examples_c/da3_multi_gpu scripts/device/multi_gpu.sh "$DIR"/
+# Programs linked to libda3 ask for its SONAME at run time (a copy: the device tool carries files).
+cp target/release/libda3.so "$DIR"/libda3.so.0
 ls -la "$DIR"

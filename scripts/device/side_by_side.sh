@@ -5,6 +5,7 @@
 #     cargo build --release --locked && make -C examples_c
 #     C=/work/main/.carry-prep; mkdir -p $C/bench $C/scripts/device $C/tests/oracle
 #     cp target/release/libda3.so target/release/libda3_cuda_support.so examples_c/da3_bench $C/
+#     cp target/release/libda3.so $C/libda3.so.0   # the SONAME da3_bench asks for
 #     cp bench/side_by_side.py $C/bench/; cp scripts/device/side_by_side.sh $C/scripts/device/
 #     cp tests/oracle/ref_stubs.py tests/oracle/make_checkpoint.py $C/tests/oracle/
 # There (run tool, carrying .carry-prep and .whl; kind nvidia-h100-x1):
