@@ -12,6 +12,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
@@ -82,6 +84,7 @@ int main(int argc, char **argv) {
     }
 
     try {
+        std::filesystem::create_directories(out_dir);
         std::printf("libda3 %s\n", da3::version().c_str());
         const da3::Model model = da3::Model::create(model_path);
         std::printf("model %s on %s (%s), capabilities: %s\n", model.preset().c_str(), model.device().c_str(),
@@ -118,6 +121,9 @@ int main(int argc, char **argv) {
         }
     } catch (const da3::Error &error) {
         std::fprintf(stderr, "da3 error %s: %s\n", da3::to_string(error.status()), error.what());
+        return 1;
+    } catch (const std::exception &error) {  // e.g. the output directory cannot be made
+        std::fprintf(stderr, "error: %s\n", error.what());
         return 1;
     }
     return 0;

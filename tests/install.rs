@@ -225,6 +225,24 @@ fn cpp_consumers_build_against_the_install_and_run_from_a_moved_bundle() {
     run(Command::new(cmake()).arg("--build").arg(&build), "cmake --build");
     let cmake_exe = bin.join("consumer");
     assert!(cmake_exe.is_file(), "CMake built no {}", cmake_exe.display());
+    // The C++ example (examples_cpp/, da3.hpp) built by its own CMakeLists against the install,
+    // its binary beside the consumers so that it moves with the prefix.
+    let example_build = base.join("example-build");
+    run(
+        Command::new(cmake())
+            .args(["-G", "Unix Makefiles", "-S"])
+            .arg(root().join("examples_cpp"))
+            .arg("-B")
+            .arg(&example_build)
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
+            .arg(format!("-DCMAKE_RUNTIME_OUTPUT_DIRECTORY={}", bin.display()))
+            .arg("-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON")
+            .arg("-DCMAKE_INSTALL_RPATH=$ORIGIN/../lib")
+            .arg(format!("-DCMAKE_CXX_COMPILER={}", cxx())),
+        "cmake configure examples_cpp",
+    );
+    run(Command::new(cmake()).arg("--build").arg(&example_build), "cmake --build examples_cpp");
+    assert!(bin.join("da3_example").is_file(), "CMake built no da3_example");
 
     // pkg-config.
     let flags = run(
@@ -263,6 +281,25 @@ fn cpp_consumers_build_against_the_install_and_run_from_a_moved_bundle() {
     };
     for exe in ["consumer", "consumer_pkgconfig"] {
         run_consumer(&moved.join("bin").join(exe), &checkpoint, &moved);
+    }
+    // The example, from the moved prefix, on the two sample photos as one scene.
+    let out_dir = base.join("example-out");
+    let out = run(
+        Command::new(moved.join("bin/da3_example"))
+            .arg("--model")
+            .arg(&checkpoint)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg(root().join("assets/images/soh_000.png"))
+            .arg(root().join("assets/images/soh_010.png"))
+            .env_remove("LD_LIBRARY_PATH")
+            .env_remove("DA3_DEVICE")
+            .env_remove("DA3_DEVICES"),
+        "examples_cpp's da3_example from the moved prefix",
+    );
+    println!("da3_example:\n{out}");
+    for png in ["depth_0.png", "depth_1.png"] {
+        assert!(out_dir.join(png).is_file(), "da3_example wrote no {png}:\n{out}");
     }
     let _ = std::fs::remove_dir_all(&base);
 }
