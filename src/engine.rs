@@ -552,6 +552,11 @@ impl Engine {
     pub fn use_accelerate(&self) -> bool {
         self.use_accelerate
     }
+
+    /// Threads that preprocess the views of one call.
+    pub fn preprocess_threads(&self) -> usize {
+        self.preprocess_threads
+    }
 }
 
 impl PreparedScene {
