@@ -38,6 +38,11 @@
  *   da3_pixel_format) are uint32_t with #define constants: any value may be passed, and
  *   unknown ones are rejected with DA3_ERR_INVALID_ARGUMENT rather than misread.
  * - Panics inside the library never unwind into C: they are reported as DA3_ERR_PANIC.
+ * - The host is in charge: da3_log_set sends libda3's notes to a callback instead of stderr
+ *   (process-wide; called from any thread that runs libda3 work, possibly concurrently);
+ *   a da3_cancel_token in da3_options.cancel stops a running da3_infer* from another thread
+ *   (DA3_ERR_CANCELLED, the model stays usable); da3_create_with_options takes the devices,
+ *   thread counts and a progress callback that may abort the load.
  * - Environment: libda3 reads these variables once, when da3_create / da3_create_on_devices
  *   loads a model (Rust: da3::Settings), never during a call. An explicit argument wins over
  *   them (the device list of da3_create_on_devices); where one changes what an argument asked
@@ -153,7 +158,33 @@ typedef enum da3_status {
      * succeed. The message names the operation and the device.
      */
     DA3_ERR_OUT_OF_MEMORY = 11,
+    /**
+     * The host stopped the call: a `da3_infer*` whose `da3_options.cancel` token was
+     * cancelled (before the call or while it ran), or a `da3_create_with_options` whose
+     * progress callback returned false. Nothing was returned (out-pointers are NULL), and the
+     * model handle stays usable: the next call runs normally (reset the token first, it stays
+     * cancelled until `da3_cancel_token_reset`). The message says where the call stopped.
+     */
+    DA3_ERR_CANCELLED = 12,
 } da3_status;
+
+/**
+ * A cancellation flag (opaque), shared between the host and the calls it is handed to
+ * through `da3_options.cancel`. Create with `da3_cancel_token_new`, set with
+ * `da3_cancel_token_cancel` (from any thread, e.g. while a `da3_infer` runs on another),
+ * clear with `da3_cancel_token_reset`, destroy with `da3_cancel_token_free`.
+ *
+ * A call holding a cancelled token returns `DA3_ERR_CANCELLED` at its next check: before
+ * and after preprocessing (and before each file of `da3_infer_files`), before each block of
+ * the transformer backbone, between the backbone and the head, between the nested model's
+ * branches and after the forward; `da3_infer_scenes` stops every scene not yet finished.
+ * On a GPU the checks happen as the host queues the work, so kernels already queued still
+ * run to the end (the call returns once they are done); a forward replayed from a CUDA graph
+ * (`use_accelerate`) is one launch, checked only before and after it. The flag stays set
+ * until reset: a call started with a cancelled token stops at once. One token may serve
+ * many calls at once (cancelling stops them all).
+ */
+typedef struct da3_cancel_token da3_cancel_token;
 
 /**
  * A loaded model on one or several devices, one replica each (opaque). Create with
@@ -200,8 +231,9 @@ typedef uint32_t da3_ref_view_strategy;
  * padding inside or at its end (32-bit fields in pairs before pointers); so each version's
  * `sizeof` is the end of its last field and differs from every other version's, on every
  * platform. The versions: 16 bytes (up to `ref_view_strategy`), 24 bytes (up to
- * `align_to_input_ext_scale`), and this one (32 bytes plus three pointers: 56 on 64-bit
- * platforms, 44 on 32-bit ones). Only these sizes are accepted. Fields beyond the caller's
+ * `align_to_input_ext_scale`), 32 bytes plus three pointers (up to `export_feat_layers`: 56
+ * on 64-bit platforms, 44 on 32-bit ones), and this one (32 bytes plus four pointers, up to
+ * `cancel`: 64 on 64-bit platforms, 48 on 32-bit ones). Only these sizes are accepted. Fields beyond the caller's
  * `struct_size` take their defaults and are never read, so a program built against an older
  * `da3.h` keeps working with a newer library; a `struct_size` larger than the loaded library
  * knows (a program built against a newer `da3.h`) is rejected with `DA3_ERR_UNSUPPORTED`
@@ -277,6 +309,13 @@ typedef struct da3_options {
      * (default): none.
      */
     const uint32_t *export_feat_layers;
+    /**
+     * A cancel token (`da3_cancel_token_new`) that stops the call when cancelled from another
+     * thread, with `DA3_ERR_CANCELLED` (see `da3_cancel_token` for where the call checks it);
+     * NULL (default): the call cannot be cancelled. Borrowed: it must stay alive until the
+     * call returns. Added in the 64-byte version (48 on 32-bit platforms).
+     */
+    const struct da3_cancel_token *cancel;
 } da3_options;
 
 /**
@@ -324,6 +363,89 @@ typedef struct da3_memory_stats {
      */
     uint64_t peak_reserved_bytes;
 } da3_memory_stats;
+
+/**
+ * Hears how a load advances: `fraction` from 0 to 1 (never decreasing), `stage` one of
+ * "resolve" (finding the checkpoint, reading its configuration), "read" (reading the
+ * weights file, per replica), "build" (converting the weights and placing them on the
+ * replicas' devices) and "done" (fraction 1, the last call); a static string. Return true to
+ * go on, false to abort the load: `da3_create_with_options` then returns
+ * `DA3_ERR_CANCELLED` soon after (at the next tensor).
+ *
+ * Called on the thread that called `da3_create_with_options` or on the threads that load
+ * the replicas (two at a time), one call at a time, before `da3_create_with_options`
+ * returns; never afterwards. Throttled to steps of about 1 % and every change of stage. It
+ * must return (not throw, not longjmp) and must not free the model being loaded.
+ */
+typedef bool (*da3_load_progress)(float fraction, const char *stage, void *user_data);
+
+/**
+ * How `da3_create_with_options` loads a model, beyond the arguments of `da3_create`.
+ *
+ * Initialise with `da3_load_options_default(&opts, sizeof opts)`, then set what you need.
+ * Versioned by `struct_size` like `da3_options`: fields are only appended, a library reads
+ * only the `struct_size` bytes the caller compiled, and a larger `struct_size` than it knows
+ * is `DA3_ERR_UNSUPPORTED`. This version: 16 bytes plus three pointers (40 on 64-bit
+ * platforms, 28 on 32-bit ones).
+ *
+ * Pointers are borrowed: read (and the callback called) only during the load.
+ */
+typedef struct da3_load_options {
+    /**
+     * `sizeof(da3_load_options)` as the caller compiled it; set by `da3_load_options_default`.
+     */
+    uint32_t struct_size;
+    /**
+     * libtorch's intra-op CPU threads (the threads of one matrix product or convolution on
+     * the CPU); 0 (default): left as it is. Process-wide: libtorch has one such setting
+     * (`at::set_num_threads`) for every model in the process and the host's own libtorch use;
+     * the last load that sets it wins. A load with `use_accelerate` on a GPU sets it to 1
+     * (the GPU path's CPU work is small copies); a value here wins over that.
+     */
+    uint32_t torch_threads;
+    /**
+     * Threads that decode, resize and normalise the views of one call (1: the calling
+     * thread only); 0 (default): the environment variable `DA3_PREPROCESS_THREADS`, else
+     * every core. A value here wins over the variable. Per model.
+     */
+    uint32_t preprocess_threads;
+    /**
+     * Zero.
+     */
+    uint32_t reserved_0;
+    /**
+     * The replicas' devices as for `da3_create_on_devices` ("cuda:0,cuda:1", "cpu"); NULL
+     * (default): chosen as `da3_create` chooses them.
+     */
+    const char *devices;
+    /**
+     * Progress callback; NULL (default): none.
+     */
+    da3_load_progress progress;
+    /**
+     * Passed back to `progress`, never touched by the library.
+     */
+    void *progress_user_data;
+} da3_load_options;
+
+/**
+ * Severity of a libda3 note: one of the `DA3_LOG_*` constants. As a filter
+ * (`da3_log_set_level`), a level lets through its notes and the more severe ones.
+ */
+typedef uint32_t da3_log_level;
+
+/**
+ * Receives one note: its level (`DA3_LOG_ERROR` to `DA3_LOG_DEBUG`), the message (one line,
+ * UTF-8, no trailing newline, valid only during the call: copy it to keep it) and the
+ * `user_data` given to `da3_log_set`.
+ *
+ * Called from any thread that runs libda3 work (the caller's threads, the preprocessing
+ * threads, the threads that load replicas), possibly from several at once: it must be
+ * thread-safe. It must return (not throw, not longjmp) and must not call `da3_log_set`
+ * (that call fails with `DA3_ERR_INVALID_ARGUMENT`); notes libda3 writes while it runs on
+ * the same thread go to stderr.
+ */
+typedef void (*da3_log_callback)(da3_log_level level, const char *message, void *user_data);
 
 /**
  * Byte order of an interleaved 8-bit pixel: one of the `DA3_PIXEL_*` constants.
@@ -541,6 +663,33 @@ typedef uint32_t da3_warning;
  */
 #define DA3_PLACEMENT_SHARD 2
 
+/**
+ * No notes at all (a filter only; never passed to a callback).
+ */
+#define DA3_LOG_OFF 0
+
+/**
+ * Something failed inside libda3 beyond what the failing call's status reports.
+ */
+#define DA3_LOG_ERROR 1
+
+/**
+ * Something the host should look at (the default filter).
+ */
+#define DA3_LOG_WARN 2
+
+/**
+ * What libda3 decided: the devices and precision of a load (e.g. `DA3_PRECISION_AUTO`
+ * resolved to bf16, or to fp16 on a GPU without bf16), the threads set, a scene split over
+ * several replicas, CUDA graph captures and kernel fallbacks.
+ */
+#define DA3_LOG_INFO 3
+
+/**
+ * Diagnostics, e.g. libtorch's whole error message with its C++ backtrace.
+ */
+#define DA3_LOG_DEBUG 4
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -579,6 +728,64 @@ const char *da3_last_error_message(void);
  * Ownership: static string, never free it. Thread safety: any thread.
  */
 const char *da3_precision_name(da3_precision precision);
+
+/**
+ * Creates a token (not cancelled) in `*out`.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER` (out is NULL).
+ * Ownership: the caller owns `*out` and releases it with `da3_cancel_token_free`, after
+ * every call that was given it has returned.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `out` is NULL or valid for writing a pointer.
+ */
+enum da3_status da3_cancel_token_new(struct da3_cancel_token **out);
+
+/**
+ * Cancels: every call holding the token stops at its next check with `DA3_ERR_CANCELLED`,
+ * and so does every later call given it, until `da3_cancel_token_reset`. Returns at once (it
+ * does not wait for the calls to stop).
+ *
+ * Errors: `DA3_ERR_NULL_POINTER`.
+ * Thread safety: any thread, also while calls use the token (that is its purpose); it
+ * only sets an atomic flag, so it may be called from a signal handler's helper thread, a UI
+ * thread or a timer.
+ *
+ * # Safety
+ * `token` is NULL or a live token.
+ */
+enum da3_status da3_cancel_token_cancel(const struct da3_cancel_token *token);
+
+/**
+ * Clears the flag, so the token can be given to new calls. Calls that already stopped stay
+ * stopped; a call still running that has not yet checked will run on.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER`.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `token` is NULL or a live token.
+ */
+enum da3_status da3_cancel_token_reset(const struct da3_cancel_token *token);
+
+/**
+ * Whether the token is cancelled now (1) or not (0); 0 for NULL. Thread safety: any thread.
+ *
+ * # Safety
+ * `token` is NULL or a live token.
+ */
+bool da3_cancel_token_is_cancelled(const struct da3_cancel_token *token);
+
+/**
+ * Destroys a token. NULL is a no-op.
+ *
+ * Thread safety: no call may still hold it (free it after the calls given it returned).
+ *
+ * # Safety
+ * `token` is NULL or a token from `da3_cancel_token_new` not yet freed.
+ */
+void da3_cancel_token_free(struct da3_cancel_token *token);
 
 /**
  * Fills `*options` with the official defaults (process_res 504, upper-bound resize,
@@ -846,6 +1053,84 @@ enum da3_status da3_model_memory_stats(const struct da3_model *model, struct da3
 enum da3_status da3_model_reset_peak_memory(const struct da3_model *model);
 
 /**
+ * Fills `*load_options` with the defaults (no thread settings, devices as `da3_create`, no
+ * progress callback) and sets `struct_size`. Pass `sizeof *load_options`.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER`; `DA3_ERR_INVALID_ARGUMENT` (a size that is no version's);
+ * `DA3_ERR_UNSUPPORTED` (larger than this library's struct). Only `struct_size` bytes are
+ * written. Thread safety: any thread.
+ *
+ * # Safety
+ * `load_options` is NULL or points to `struct_size` writable bytes.
+ */
+enum da3_status da3_load_options_default(struct da3_load_options *load_options, size_t struct_size);
+
+/**
+ * Like `da3_create` (same `model`, `use_accelerate` and `precision`, same errors), with the
+ * host in charge of the load through `load_options` (NULL: defaults, i.e. `da3_create`):
+ * the devices (as `da3_create_on_devices`), libtorch's and preprocessing's thread counts,
+ * and a progress callback that may abort the load. The environment's settings apply as for
+ * `da3_create`; an explicit value in `load_options` wins over them.
+ *
+ * Errors: as `da3_create` and `da3_create_on_devices`, plus `DA3_ERR_CANCELLED` when the
+ * progress callback returned false (nothing is kept: `*out` is NULL, the memory of the
+ * partly loaded replicas is released), `DA3_ERR_INVALID_ARGUMENT` (a bad `struct_size`, a
+ * non-zero `reserved_0`), `DA3_ERR_UNSUPPORTED` (a `struct_size` from a newer header).
+ *
+ * Ownership: on success the caller owns `*out` (release with `da3_free`); on failure `*out`
+ * is NULL. `model`, `load_options` and its strings are only read during the call.
+ * Thread safety: any thread; the thread count of libtorch is process-wide (see
+ * `da3_load_options.torch_threads`).
+ *
+ * # Safety
+ * `model` is NULL or a NUL-terminated string; `load_options` is NULL or initialised by
+ * `da3_load_options_default`, its `devices` NULL or a NUL-terminated string and its
+ * `progress` NULL or a function satisfying `da3_load_progress`' contract; `out` is NULL or
+ * valid for writing a pointer.
+ */
+enum da3_status da3_create_with_options(const char *model,
+                                        bool use_accelerate,
+                                        da3_precision precision,
+                                        const struct da3_load_options *load_options,
+                                        struct da3_model **out);
+
+/**
+ * Sends libda3's notes to `callback` instead of stderr (process-wide: every model, every
+ * thread); `callback` NULL restores stderr (lines prefixed "libda3: "). `user_data` is passed
+ * back to every call and never touched by the library.
+ *
+ * Which notes: those at or above the level filter (`da3_log_set_level`; without it,
+ * `DA3_LOG` read at each load, default `DA3_LOG_WARN`).
+ *
+ * Ownership: the library keeps `callback` and `user_data` until the next `da3_log_set`;
+ * when that call returns, the previous callback is neither running nor called again, so its
+ * `user_data` may be freed then.
+ * Thread safety: any thread, at any time (it waits for notes being delivered); not from
+ * inside the callback.
+ *
+ * Errors: `DA3_ERR_INVALID_ARGUMENT` when called from inside the log callback.
+ *
+ * # Safety
+ * `callback` is NULL or a function satisfying `da3_log_callback`'s contract for `user_data`.
+ */
+enum da3_status da3_log_set(da3_log_callback callback, void *user_data);
+
+/**
+ * Sets the process-wide level filter (`DA3_LOG_OFF` to `DA3_LOG_DEBUG`) for the callback
+ * and stderr alike. Once set here, it stays: later loads no longer apply the `DA3_LOG`
+ * environment variable.
+ *
+ * Errors: `DA3_ERR_INVALID_ARGUMENT` for a value that is no `DA3_LOG_*` constant.
+ * Thread safety: any thread, at any time (also from inside the log callback).
+ */
+enum da3_status da3_log_set_level(da3_log_level level);
+
+/**
+ * The process-wide level filter now (a `DA3_LOG_*` value). Thread safety: any thread.
+ */
+da3_log_level da3_log_get_level(void);
+
+/**
  * Runs one scene made of `n_views` images (one per view, any sizes) and returns a new result
  * in `*out`.
  *
@@ -863,7 +1148,8 @@ enum da3_status da3_model_reset_peak_memory(const struct da3_model *model);
  * Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (also: non-finite or non-rigid
  * extrinsics, non-pinhole intrinsics, camera centres too degenerate to align to, a feature
  * layer beyond the backbone), `DA3_ERR_UNSUPPORTED` (the model cannot take known cameras or
- * ray pose: check `da3_model_capabilities` first), `DA3_ERR_TORCH`.
+ * ray pose: check `da3_model_capabilities` first), `DA3_ERR_TORCH`, `DA3_ERR_CANCELLED` (the
+ * token in `options.cancel` was cancelled before or during the call; see `da3_cancel_token`).
  *
  * Ownership: pixel buffers are only read during the call (see `da3_image` for how many
  * bytes); on success the caller owns `*out` and must release it with `da3_result_free`; on

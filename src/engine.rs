@@ -5,12 +5,15 @@
 //! `prepare` (preprocessing, camera checks) and then `run_prepared` (the forward on a replica
 //! or sharded, the prediction, the alignment to known cameras), with options checked once
 //! before (`CheckedOptions`).
+use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tch::{Device, Kind, Tensor};
 
 use crate::camera_input::{self, CameraInput, KnownCameras};
+use crate::cancel;
 use crate::error::{Error, Result};
 use crate::gpu;
 use crate::hub;
@@ -19,10 +22,11 @@ use crate::model::{ForwardRequest, NetOutput};
 use crate::options::{CheckedOptions, ForwardOptions, Precision};
 use crate::prediction::{FeatureMap, Prediction};
 use crate::preprocess::{self, Processed};
-use crate::runner::{Capabilities, Runner, SceneMemory};
+use crate::runner::{Capabilities, Runner, SceneMemory, StopCheck};
 use crate::scheduler::Pool;
 pub use crate::settings::Placement;
 use crate::settings::Settings;
+use crate::weights::{LoadPhase, TensorProgress};
 
 /// How to load a model (`Engine::load`).
 #[derive(Clone, Debug)]
@@ -38,12 +42,105 @@ pub struct LoadOptions {
     pub devices: Option<Vec<Device>>,
     /// Everything the environment may set (`Settings::from_env`, or `Settings::default()`).
     pub settings: Settings,
+    /// libtorch's intra-op CPU threads, set at load with `tch::set_num_threads`: one setting
+    /// for the whole process (every model, and the host's own libtorch use), so the last
+    /// load that sets it wins. Wins over the accelerated runner's one thread on a GPU.
+    /// `None`: left as it is (libtorch's default, one per core; 1 after an accelerated GPU load).
+    pub torch_threads: Option<usize>,
+    /// Threads that preprocess the views of one call (1: the calling thread); wins over
+    /// `settings.preprocess_threads`. `None`: the settings', else every core.
+    pub preprocess_threads: Option<usize>,
+    /// Told how the load advances; returning false stops it with `Error::Cancelled`.
+    pub progress: Option<LoadProgress>,
+}
+
+/// A load's progress callback: `(fraction, stage) -> keep going`. The fraction goes from 0
+/// to 1 and never decreases; the stage is `"resolve"` (finding the checkpoint and reading its
+/// configuration), `"read"` (reading the weights from the file, per replica), `"build"`
+/// (converting the weights and placing them on the replicas' devices) or `"done"` (1.0, the
+/// last call). Called from the threads that load the replicas, one call at a time.
+#[derive(Clone)]
+pub struct LoadProgress(pub Arc<dyn Fn(f32, &str) -> bool + Send + Sync>);
+
+impl fmt::Debug for LoadProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LoadProgress(..)")
+    }
+}
+
+/// Turns the replicas' tensor counts into one progress for the host, throttled to steps of
+/// 1 % (and every stage change), and stops every replica's load once the host said stop.
+struct LoadReporter {
+    callback: Option<LoadProgress>,
+    /// Per replica progress in [0, 1], the last fraction and stage reported.
+    state: Mutex<(Vec<f32>, f32, &'static str)>,
+    stopped: AtomicBool,
+}
+
+impl LoadReporter {
+    fn new(callback: Option<LoadProgress>) -> Self {
+        LoadReporter { callback, state: Mutex::new((Vec::new(), 0.0, "")), stopped: AtomicBool::new(false) }
+    }
+
+    /// Reports `within` (the whole load's fraction, or with `replica` that replica's) at
+    /// `stage`; `Error::Cancelled` once the host returned false.
+    fn report(&self, replica: Option<(usize, usize)>, within: f32, stage: &'static str) -> Result<()> {
+        let Some(callback) = &self.callback else { return Ok(()) };
+        let cancelled = |fraction: f32| {
+            Error::Cancelled(format!("the load was cancelled by the progress callback (at '{stage}', {:.0} %)", fraction * 100.0))
+        };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(cancelled(state.1));
+        }
+        let fraction = match replica {
+            None => within,
+            Some((index, count)) => {
+                state.0.resize(count, 0.0);
+                state.0[index] = state.0[index].max(within);
+                0.02 + 0.97 * state.0.iter().sum::<f32>() / count as f32
+            }
+        };
+        let fraction = fraction.clamp(state.1, 1.0);
+        if stage == state.2 && fraction - state.1 < 0.01 && fraction < 1.0 {
+            return Ok(());
+        }
+        state.1 = fraction;
+        state.2 = stage;
+        if !(callback.0)(fraction, stage) {
+            self.stopped.store(true, Ordering::SeqCst);
+            return Err(cancelled(fraction));
+        }
+        Ok(())
+    }
+
+    /// What replica `index` of `count` tells the loader: reading is its first 30 %, placing the
+    /// next 65 %.
+    fn for_replica(self: &Arc<Self>, index: usize, count: usize) -> Option<TensorProgress> {
+        self.callback.as_ref()?;
+        let reporter = self.clone();
+        Some(Arc::new(move |phase, done, total| {
+            let part = done as f32 / total.max(1) as f32;
+            match phase {
+                LoadPhase::Read => reporter.report(Some((index, count)), 0.3 * part, "read"),
+                LoadPhase::Place => reporter.report(Some((index, count)), 0.3 + 0.65 * part, "build"),
+            }
+        }))
+    }
 }
 
 impl LoadOptions {
     /// Default devices and settings that ignore the environment.
     pub fn new(use_accelerate: bool, precision: Precision) -> LoadOptions {
-        LoadOptions { use_accelerate, precision, devices: None, settings: Settings::default() }
+        LoadOptions {
+            use_accelerate,
+            precision,
+            devices: None,
+            settings: Settings::default(),
+            torch_threads: None,
+            preprocess_threads: None,
+            progress: None,
+        }
     }
 
     /// What `da3_create` uses: default devices, settings from the environment.
@@ -58,6 +155,24 @@ impl LoadOptions {
 
     pub fn with_settings(mut self, settings: Settings) -> LoadOptions {
         self.settings = settings;
+        self
+    }
+
+    /// See `LoadOptions::torch_threads`.
+    pub fn with_torch_threads(mut self, threads: Option<usize>) -> LoadOptions {
+        self.torch_threads = threads;
+        self
+    }
+
+    /// See `LoadOptions::preprocess_threads`.
+    pub fn with_preprocess_threads(mut self, threads: Option<usize>) -> LoadOptions {
+        self.preprocess_threads = threads;
+        self
+    }
+
+    /// See `LoadOptions::progress`.
+    pub fn with_progress(mut self, progress: impl Fn(f32, &str) -> bool + Send + Sync + 'static) -> LoadOptions {
+        self.progress = Some(LoadProgress(Arc::new(progress)));
         self
     }
 }
@@ -123,10 +238,13 @@ impl Engine {
     /// Loads `model` (a checkpoint directory, or a Hugging Face repo id found in the local
     /// cache under `settings.model_cache_roots`), one replica per device.
     pub fn load(model: &str, options: LoadOptions) -> Result<Engine> {
-        let LoadOptions { use_accelerate, precision, devices, settings } = options;
-        crate::log::set_level(settings.log_level);
+        let LoadOptions { use_accelerate, precision, devices, settings, torch_threads, preprocess_threads, progress } = options;
+        crate::log::set_level_from_settings(settings.log_level);
         gpu::support::configure(settings.cuda_support_lib.clone());
+        let reporter = Arc::new(LoadReporter::new(progress));
+        reporter.report(None, 0.0, "resolve")?;
         let checkpoint = hub::resolve(model, &settings.model_cache_roots)?;
+        let devices_from = if devices.is_some() { "the caller's list" } else { "the default choice and the settings" };
         let devices = match devices {
             Some(devices) => devices,
             None => gpu::default_devices(&settings, use_accelerate)?,
@@ -135,18 +253,43 @@ impl Engine {
         if devices.iter().any(|d| d.is_cuda() != device.is_cuda()) {
             return Err(Error::InvalidArgument("devices: CPU and CUDA devices mixed; replicas share one precision".into()));
         }
+        let asked = precision;
         let precision = gpu::resolve_precision(precision, device);
         let kind = gpu::compute_kind(precision);
+        let preprocess_threads = preprocess_threads.filter(|&n| n > 0).unwrap_or_else(|| settings.preprocess_thread_count());
+        let names: Vec<String> = devices.iter().map(|&d| gpu::device_name(d)).collect();
+        crate::log::info(&format!(
+            "loading {} from {} on {} ({} replica(s), devices from {devices_from}); precision {asked:?} -> {precision:?}; \
+             use_accelerate {use_accelerate}; {preprocess_threads} preprocessing thread(s)",
+            checkpoint.config.preset,
+            checkpoint.dir.display(),
+            names.join(", "),
+            devices.len(),
+        ));
+        if asked == Precision::Auto && precision == Precision::Fp16 {
+            crate::log::info(&format!("precision auto: fp16, as {} computes no bf16 (compute capability before 8.0)", names[0]));
+        }
+        if let Some(threads) = torch_threads.filter(|&n| n > 0) {
+            tch::set_num_threads(threads as i32);
+            crate::log::info(&format!("libtorch's intra-op CPU threads set to {threads} for the whole process (asked at load)"));
+        }
         // One replica per device, two at a time: each load holds a host copy of the checkpoint
         // while it runs (da3-giant: 4.5 GB in fp32), so all at once could exhaust host memory.
         let mut runners = Vec::with_capacity(devices.len());
-        for pair in devices.chunks(2) {
+        let count = devices.len();
+        for (p, pair) in devices.chunks(2).enumerate() {
             let loaded = std::thread::scope(|scope| {
                 let loads: Vec<_> = pair
                     .iter()
-                    .map(|&d| {
-                        let (checkpoint, settings) = (&checkpoint, &settings);
-                        scope.spawn(move || Runner::load(checkpoint, d, kind, use_accelerate, settings))
+                    .enumerate()
+                    .map(|(i, &d)| {
+                        let (checkpoint, settings, reporter) = (&checkpoint, &settings, &reporter);
+                        let index = 2 * p + i;
+                        scope.spawn(move || {
+                            let runner = Runner::load(checkpoint, d, kind, use_accelerate, settings, reporter.for_replica(index, count))?;
+                            reporter.report(Some((index, count)), 1.0, "build")?;
+                            Ok(runner)
+                        })
                     })
                     .collect();
                 loads
@@ -156,6 +299,12 @@ impl Engine {
             })?;
             runners.extend(loaded);
         }
+        if let Some(threads) = torch_threads.filter(|&n| n > 0) {
+            // Again: an accelerated GPU replica set one thread while it loaded; the caller's
+            // explicit count wins.
+            tch::set_num_threads(threads as i32);
+        }
+        reporter.report(None, 1.0, "done")?;
         let scene_memory = runners[0].scene_memory();
         let capabilities = runners[0].capabilities();
         let accelerated = runners[0].accelerated();
@@ -169,24 +318,34 @@ impl Engine {
             preset: checkpoint.config.preset,
             precision,
             use_accelerate,
-            preprocess_threads: settings.preprocess_thread_count(),
+            preprocess_threads,
         })
     }
 
     /// Runs one scene.
+    /// Runs one scene. The options' cancel token (`CheckedOptions::with_cancel_token`) is
+    /// checked before and after preprocessing, before every backbone block, between the
+    /// backbone and the head and after the forward (`Error::Cancelled`).
     pub fn infer(&self, scene: &Scene<'_>, options: &CheckedOptions) -> Result<Prediction> {
+        let cancel = options.cancel_token();
+        cancel::check(cancel, "before preprocessing")?;
         let prepared = self.prepare(scene, options)?;
+        cancel::check(cancel, "after preprocessing")?;
+        let stop = cancel.map(|t| move || t.is_cancelled());
+        let stop = stop.as_ref().map(|f| f as &StopCheck<'_>);
         let (views, height, width) = prepared.shape();
         if self.shards(views, height, width) {
             let lease = self.runners.lease_all();
             let runners = lease.workers();
             return run_prepared(&prepared, options, self.devices[0], |images, cameras| {
-                Runner::forward_sharded(&runners, images, cameras, &request_of(options.forward()), false)
+                Runner::forward_sharded(&runners, images, cameras, &request_of(options.forward()), false, stop)
             });
         }
         let mut runner = self.runners.lease();
         let device = runner.device();
-        run_prepared(&prepared, options, device, |images, cameras| runner.forward(images, cameras, &request_of(options.forward()), false))
+        run_prepared(&prepared, options, device, |images, cameras| {
+            runner.forward(images, cameras, &request_of(options.forward()), false, stop)
+        })
     }
 
     /// Runs independent scenes, each its own forward (no attention across scenes), spread over
@@ -199,13 +358,20 @@ impl Engine {
         if self.runners.len() > 1 && self.placement() == Placement::Shard {
             return scenes.iter().map(|scene| self.infer(scene, options)).collect();
         }
+        let cancel = options.cancel_token();
+        let stop = cancel.map(|t| move || t.is_cancelled());
+        let stop = stop.as_ref().map(|f| f as &StopCheck<'_>);
         self.runners.run_batch(
             scenes.iter().collect(),
-            |scene| self.prepare(scene, options),
+            |scene| {
+                cancel::check(cancel, "before preprocessing")?;
+                self.prepare(scene, options)
+            },
             |runner, prepared| {
+                cancel::check(cancel, "after preprocessing")?;
                 let device = runner.device();
                 run_prepared(&prepared, options, device, |images, cameras| {
-                    runner.forward(images, cameras, &request_of(options.forward()), false)
+                    runner.forward(images, cameras, &request_of(options.forward()), false, stop)
                 })
             },
             |panic| Error::Internal(format!("a scene panicked: {panic}")),
@@ -239,9 +405,9 @@ impl Engine {
         self.capabilities.check(cameras.is_some(), options)?;
         if self.shards(size[0], size[2], size[3]) {
             let lease = self.runners.lease_all();
-            return Runner::forward_sharded(&lease.workers(), images, cameras, &request_of(options), keep_trace);
+            return Runner::forward_sharded(&lease.workers(), images, cameras, &request_of(options), keep_trace, None);
         }
-        self.runners.lease().forward(images, cameras, &request_of(options), keep_trace)
+        self.runners.lease().forward(images, cameras, &request_of(options), keep_trace, None)
     }
 
     /// Preprocessing and checks of one scene: views into the network input, cameras
@@ -250,7 +416,16 @@ impl Engine {
         let threads = self.preprocess_threads;
         // Files are decoded first; then the cameras are checked, before any resizing.
         let decoded: Option<Vec<RgbImage>> = match scene.views {
-            Views::Files(paths) => Some(paths.iter().map(|p| preprocess::load_image(p)).collect::<Result<_>>()?),
+            Views::Files(paths) => Some(
+                paths
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        cancel::check(options.cancel_token(), &format!("before decoding file {i}"))?;
+                        preprocess::load_image(p)
+                    })
+                    .collect::<Result<_>>()?,
+            ),
             _ => None,
         };
         let views = match scene.views {
@@ -278,11 +453,28 @@ impl Engine {
         }
         match self.placement() {
             Placement::Replicate => false,
-            Placement::Shard => true,
+            Placement::Shard => {
+                crate::log::info(&format!(
+                    "placement shard: a scene of {views} view(s) at {height}x{width} split over {} replicas",
+                    self.runners.len()
+                ));
+                true
+            }
             Placement::Auto => {
                 let Device::Cuda(index) = self.devices[0] else { return false };
                 let Some((free, _)) = gpu::cuda_memory_info(index) else { return false };
-                self.scene_memory.bytes(views, height, width) > free
+                let needed = self.scene_memory.bytes(views, height, width);
+                let shard = needed > free;
+                if shard {
+                    crate::log::info(&format!(
+                        "placement auto: a scene of {views} view(s) at {height}x{width} needs about {} MiB, more than the \
+                         {} MiB free on cuda:{index}: split over {} replicas",
+                        needed >> 20,
+                        free >> 20,
+                        self.runners.len()
+                    ));
+                }
+                shard
             }
         }
     }
@@ -360,6 +552,11 @@ impl Engine {
     pub fn use_accelerate(&self) -> bool {
         self.use_accelerate
     }
+
+    /// Threads that preprocess the views of one call.
+    pub fn preprocess_threads(&self) -> usize {
+        self.preprocess_threads
+    }
 }
 
 impl PreparedScene {
@@ -403,6 +600,7 @@ fn run_prepared(
     let processed = &prepared.processed;
     let Some(known) = &prepared.known else {
         let out = forward(&processed.images, None)?;
+        cancel::check(options.cancel_token(), "after the forward")?;
         return to_prediction(processed, &out);
     };
     // The caller's intrinsics through the resize and crops; extrinsics normalised for the
@@ -412,6 +610,7 @@ fn run_prepared(
     let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(device)))?;
     let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
     let out = forward(&processed.images, Some((&normalized, &intrinsics_t)))?;
+    cancel::check(options.cancel_token(), "after the forward")?;
     let mut prediction = to_prediction(processed, &out)?;
     align_prediction(&mut prediction, known, &intrinsics, options.alignment().to_input_scale)?;
     Ok(prediction)

@@ -41,6 +41,11 @@ pub enum Error {
     /// stays usable, a smaller request (fewer views, a lower resolution) may succeed.
     #[error("out of memory: {0}")]
     OutOfMemory(String),
+
+    /// The host asked the call to stop (a cancel token set, a load progress callback that
+    /// returned false): the call did nothing the host sees, the model stays usable.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
 }
 
 impl Error {

@@ -5,6 +5,7 @@
 //! catches panics and maps errors to status codes.
 
 pub mod camera_input;
+pub mod cancel;
 pub mod engine;
 pub mod gpu;
 pub mod log;
@@ -16,7 +17,8 @@ pub mod options;
 pub mod prediction;
 pub mod visualize;
 
-pub use engine::{Engine, LoadOptions, Scene, Views};
+pub use cancel::CancelToken;
+pub use engine::{Engine, LoadOptions, LoadProgress, Scene, Views};
 pub use settings::Settings;
 pub use error::{Error, Result};
 pub use image_input::{ImageView, PixelFormat, RgbImage};

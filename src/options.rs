@@ -1,4 +1,5 @@
 //! Inference options and their defaults (the official `inference()` defaults).
+use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 
 /// Arithmetic used by the network.
@@ -116,6 +117,7 @@ impl InferOptions {
                 export_feat_layers: self.export_feat_layers.clone(),
             },
             alignment: AlignmentOptions { to_input_scale: self.align_to_input_ext_scale },
+            cancel: None,
         })
     }
 }
@@ -155,9 +157,21 @@ pub struct CheckedOptions {
     preprocess: PreprocessOptions,
     forward: ForwardOptions,
     alignment: AlignmentOptions,
+    /// The host's cancel token for the calls made with these options.
+    cancel: Option<CancelToken>,
 }
 
 impl CheckedOptions {
+    /// The same options, with calls made with them stoppable by `token` (see `CancelToken`).
+    pub fn with_cancel_token(mut self, token: Option<CancelToken>) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    pub fn cancel_token(&self) -> Option<&CancelToken> {
+        self.cancel.as_ref()
+    }
+
     pub fn preprocess(&self) -> &PreprocessOptions {
         &self.preprocess
     }

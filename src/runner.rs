@@ -15,6 +15,7 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{guard, Error, Result};
 use crate::gpu::support::{CudaGraph, CudnnAttention};
 use crate::hub::Checkpoint;
+use crate::weights::TensorProgress;
 use crate::model::da3::Head;
 use crate::model::{load_network, AttentionKernel, Execution, ForwardRequest, NetOutput, Network};
 use crate::options::{ForwardOptions, RefViewStrategy};
@@ -27,6 +28,9 @@ pub const GRAPH_CACHE_CAPACITY: usize = 4;
 
 /// Views per DualDPT head pass on the accelerated path (the official: 8).
 pub const ACCELERATED_HEAD_CHUNK_VIEWS: i64 = 4;
+
+/// Whether the host asked a forward to stop (see `Execution::stop`).
+pub type StopCheck<'a> = dyn Fn() -> bool + Sync + 'a;
 
 pub struct Runner {
     net: Network,
@@ -50,12 +54,13 @@ struct Profile {
 
 impl Profile {
     /// The execution of one forward: every block here.
-    fn execution(&self) -> Execution<'_> {
+    fn execution<'a>(&'a self, stop: Option<&'a StopCheck<'a>>) -> Execution<'a> {
         Execution {
             attention: self.attention.as_ref().map(|a| a as &dyn AttentionKernel),
             reference_on_device: self.reference_on_device,
             features_kind: self.features_kind,
             blocks: None,
+            stop,
         }
     }
 }
@@ -64,10 +69,18 @@ impl Runner {
     /// Loads the weights of `checkpoint` onto `device`, matrix weights in `kind`, with the
     /// accelerated path when `accelerate` (see the module doc; `settings` holds its
     /// measurement switches).
-    pub fn load(checkpoint: &Checkpoint, device: Device, kind: Kind, accelerate: bool, settings: &Settings) -> Result<Runner> {
+    /// `progress` hears of every tensor read and placed (and may stop the load).
+    pub fn load(
+        checkpoint: &Checkpoint,
+        device: Device,
+        kind: Kind,
+        accelerate: bool,
+        settings: &Settings,
+        progress: Option<TensorProgress>,
+    ) -> Result<Runner> {
         let on = crate::gpu::device_name(device);
         let mut net = guard(&format!("loading onto {on}"), || {
-            tch::no_grad(|| load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind))
+            tch::no_grad(|| load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind, progress))
         })?;
         // The reference view chosen on the device applies everywhere (same view, no wait);
         // CUDA graphs only on a GPU.
@@ -86,6 +99,10 @@ impl Runner {
         let accelerate = accelerate && device.is_cuda();
         if accelerate {
             crate::gpu::backend::use_one_intra_op_thread_for_gpu_work();
+            crate::log::info(&format!(
+                "use_accelerate on {on}: libtorch's intra-op CPU threads set to 1 for the whole process \
+                 (an explicit thread count at load wins)"
+            ));
         }
         if accelerate && kind != Kind::Float && settings.attention == AttentionChoice::Cudnn {
             // cuDNN's fused attention called directly (DA3_ATTENTION=sdpa: libtorch's SDPA
@@ -130,13 +147,15 @@ impl Runner {
 
     /// The network on a checked (S, 3, H, W) batch, on any device; `cameras` are the
     /// normalised extrinsics and the intrinsics (see `Engine::forward_with_cameras`) and
-    /// replace `request.cameras`.
+    /// replace `request.cameras`. `stop` is polled between stages and blocks (see
+    /// `Execution::stop`): `Error::Cancelled` when it says so.
     pub fn forward(
         &mut self,
         images: &Tensor,
         cameras: Option<(&Tensor, &Tensor)>,
         request: &ForwardRequest<'_>,
         keep_trace: bool,
+        stop: Option<&StopCheck<'_>>,
     ) -> Result<NetOutput> {
         let device = self.device;
         let (images, cameras) = to_device_f32(device, images, cameras)?;
@@ -144,14 +163,14 @@ impl Runner {
         if self.accelerate && !keep_trace && self.graphable(&request) {
             let key = GraphKey { shape: images.size(), strategy: request.ref_view_strategy };
             if !self.graphs.failed.contains(&key) {
-                let exec = self.profile.execution();
+                let exec = self.profile.execution(stop);
                 let net = &self.net;
                 let graphs = &mut self.graphs;
                 let operation = format!("the forward on {}", crate::gpu::device_name(device));
                 return guard(&operation, || tch::no_grad(|| graphs.run(net, exec, device, key, &images, &request)));
             }
         }
-        let exec = self.profile.execution();
+        let exec = self.profile.execution(stop);
         let net = &self.net;
         let operation = format!("the forward on {}", crate::gpu::device_name(device));
         guard(&operation, || tch::no_grad(|| net.forward(&images, &request, exec, keep_trace)))
@@ -168,6 +187,7 @@ impl Runner {
         cameras: Option<(&Tensor, &Tensor)>,
         request: &ForwardRequest<'_>,
         keep_trace: bool,
+        stop: Option<&StopCheck<'_>>,
     ) -> Result<NetOutput> {
         let first = runners.first().ok_or_else(|| Error::InvalidArgument("a sharded forward needs runners".into()))?;
         if runners.iter().any(|r| r.preset != first.preset) {
@@ -177,7 +197,7 @@ impl Runner {
         let (images, cameras) = to_device_f32(device, images, cameras)?;
         let request = ForwardRequest { cameras: cameras.as_ref().map(|(e, k)| (e, k)), ..*request };
         let blocks = ShardedBlocks::new(runners.iter().map(|r| &r.net.any_view().backbone.pretrained).collect())?;
-        let exec = Execution { blocks: Some(&blocks), ..first.profile.execution() };
+        let exec = Execution { blocks: Some(&blocks), ..first.profile.execution(stop) };
         let net = &first.net;
         let operation = format!("the sharded forward over {} devices", runners.len());
         guard(&operation, || tch::no_grad(|| net.forward(&images, &request, exec, keep_trace)))
@@ -288,9 +308,12 @@ impl GraphCache {
         self.clock += 1;
         let clock = self.clock;
         if let Some(entry) = self.entries.iter_mut().find(|e| e.key == key) {
+            // A replay is one launch: the host can only stop before or after it.
+            exec.check_stop(|| "before the CUDA graph replay".into())?;
             entry.last_use = clock;
             entry.input.f_copy_(images)?;
             entry.graph.replay()?;
+            exec.check_stop(|| "after the CUDA graph replay".into())?;
             // Copies on the device: the next replay (another thread, once the runner's lock
             // is released) would overwrite the static outputs while the caller reads them.
             return copy_output(&entry.output);
@@ -303,8 +326,12 @@ impl GraphCache {
         };
         // Without the support library (or on any capture failure) the eager result stands
         // and this shape stays eager.
+        // Checked once more before capturing; never during the capture (a stop there would
+        // leave this shape eager for good).
+        exec.check_stop(|| "after the forward".into())?;
+        let capture_exec = Execution { stop: None, ..exec };
         let captured = CudaGraph::new().and_then(|mut graph| {
-            let output = graph.capture(index, || net.forward(&input, request, exec, false))?;
+            let output = graph.capture(index, || net.forward(&input, request, capture_exec, false))?;
             Ok((graph, output))
         });
         match captured {

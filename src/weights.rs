@@ -3,10 +3,24 @@
 //! while the model is built, so one error names all of them.
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+
+/// Which part of a load a tensor count belongs to (`TensorProgress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadPhase {
+    /// Tensors read from the file into host memory.
+    Read,
+    /// Tensors converted and placed on the device as the modules are built.
+    Place,
+}
+
+/// Hears `(phase, done, total)` as tensors are read and placed; an error it returns (e.g.
+/// `Error::Cancelled`) stops the load with that error. Called from the loading thread.
+pub type TensorProgress = Arc<dyn Fn(LoadPhase, usize, usize) -> Result<()> + Send + Sync>;
 
 /// Tensors read from `model.safetensors`, handed out by name while modules are built.
 pub struct WeightLoader {
@@ -17,11 +31,21 @@ pub struct WeightLoader {
     missing: Vec<String>,
     misshaped: Vec<String>,
     device: Device,
+    progress: Option<TensorProgress>,
+    /// Tensors handed out so far, and how many will be (known once the skips are set).
+    placed: usize,
+    place_total: Option<usize>,
 }
 
 impl WeightLoader {
     /// Reads every tensor of a safetensors file into host memory.
     pub fn from_safetensors(path: &Path, device: Device) -> Result<Self> {
+        Self::from_safetensors_with_progress(path, device, None)
+    }
+
+    /// `from_safetensors`, telling `progress` of every tensor read, then (as the modules take
+    /// them) of every tensor placed on the device.
+    pub fn from_safetensors_with_progress(path: &Path, device: Device, progress: Option<TensorProgress>) -> Result<Self> {
         let io_err = |source| Error::Io { path: path.to_owned(), source };
         let file = std::fs::File::open(path).map_err(io_err)?;
         // SAFETY: the mapping is read-only and dropped before this function returns; the
@@ -30,7 +54,12 @@ impl WeightLoader {
         let file = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::Checkpoint(format!("{} is not a valid safetensors file: {e}", path.display())))?;
         let mut tensors = BTreeMap::new();
-        for (name, view) in file.tensors() {
+        let views = file.tensors();
+        let total = views.len();
+        for (i, (name, view)) in views.into_iter().enumerate() {
+            if let Some(progress) = &progress {
+                progress(LoadPhase::Read, i, total)?;
+            }
             let kind = match view.dtype() {
                 safetensors::Dtype::F32 => Kind::Float,
                 safetensors::Dtype::F16 => Kind::Half,
@@ -45,7 +74,12 @@ impl WeightLoader {
             let t = Tensor::f_from_data_size(view.data(), &shape, kind)?;
             tensors.insert(name, t);
         }
-        Ok(Self::from_tensors(tensors, device))
+        if let Some(progress) = &progress {
+            progress(LoadPhase::Read, total, total)?;
+        }
+        let mut loader = Self::from_tensors(tensors, device);
+        loader.progress = progress;
+        Ok(loader)
     }
 
     pub fn from_tensors(tensors: BTreeMap<String, Tensor>, device: Device) -> Self {
@@ -56,6 +90,9 @@ impl WeightLoader {
             missing: Vec::new(),
             misshaped: Vec::new(),
             device,
+            progress: None,
+            placed: 0,
+            place_total: None,
         }
     }
 
@@ -75,6 +112,13 @@ impl WeightLoader {
     /// Like `take`, for a tensor stored under any one of several names (a module shared by
     /// several parents is written once by safetensors' `save_model`).
     pub fn take_any(&mut self, names: &[String], shape: &[i64], kind: Kind) -> Result<Tensor> {
+        if let Some(progress) = &self.progress {
+            let total = *self.place_total.get_or_insert_with(|| {
+                self.tensors.keys().filter(|k| !self.skipped_prefixes.iter().any(|p| k.starts_with(p))).count()
+            });
+            self.placed += 1;
+            progress(LoadPhase::Place, self.placed.min(total), total)?;
+        }
         let found: Vec<&String> = names.iter().filter(|n| self.tensors.contains_key(*n)).collect();
         let Some(&name) = found.first() else {
             self.missing.push(names.join(" | "));

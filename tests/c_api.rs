@@ -143,6 +143,32 @@ fn c_error_tests_pass() {
 }
 
 #[test]
+fn c_host_tests_pass() {
+    let dir = scratch("host");
+    let exe = dir.join("test_host");
+    compile(&[root().join("tests/c/test_host.c")], &exe, &[]);
+    let checkpoint = checkpoint().expect("checkpoint");
+    let (code, out, err) = run(Command::new(&exe).env("DA3_TEST_CHECKPOINT", checkpoint).env("DA3_DEVICE", "cpu"));
+    assert_error_suite_passed(code, &out, &err, "tests/c/test_host.c");
+}
+
+#[test]
+fn c_host_tests_pass_under_sanitizers() {
+    if !sanitizers_work() {
+        println!("skipped: `{} -fsanitize=address,undefined` does not build or run a program here", cc());
+        return;
+    }
+    let dir = scratch("host-asan");
+    let exe = dir.join("test_host_asan");
+    compile(&[root().join("tests/c/test_host.c")], &exe, &SANITIZE);
+    let checkpoint = checkpoint().expect("checkpoint");
+    let (code, out, err) =
+        run(sanitizer_env(Command::new(&exe).env("DA3_TEST_CHECKPOINT", checkpoint).env("DA3_DEVICE", "cpu"), &dir));
+    assert!(!err.contains("ERROR: AddressSanitizer") && !err.contains("runtime error:"), "sanitizer report:\n{err}");
+    assert_error_suite_passed(code, &out, &err, "tests/c/test_host.c under ASan/UBSan");
+}
+
+#[test]
 fn c_multi_replica_tests_pass() {
     let dir = scratch("multi");
     let exe = dir.join("test_multi");

@@ -89,6 +89,12 @@ pub enum da3_status {
     /// handle stays usable and a smaller request (fewer views, a lower `process_res`) may
     /// succeed. The message names the operation and the device.
     DA3_ERR_OUT_OF_MEMORY = 11,
+    /// The host stopped the call: a `da3_infer*` whose `da3_options.cancel` token was
+    /// cancelled (before the call or while it ran), or a `da3_create_with_options` whose
+    /// progress callback returned false. Nothing was returned (out-pointers are NULL), and the
+    /// model handle stays usable: the next call runs normally (reset the token first, it stays
+    /// cancelled until `da3_cancel_token_reset`). The message says where the call stopped.
+    DA3_ERR_CANCELLED = 12,
 }
 
 pub(super) use da3_status::*;
@@ -106,6 +112,7 @@ fn status_of(error: &Error) -> da3_status {
         Error::Torch(_) => DA3_ERR_TORCH,
         Error::Internal(_) => DA3_ERR_PANIC,
         Error::OutOfMemory(_) => DA3_ERR_OUT_OF_MEMORY,
+        Error::Cancelled(_) => DA3_ERR_CANCELLED,
     }
 }
 
@@ -123,6 +130,7 @@ fn status_name(status: c_int) -> &'static CStr {
         9 => c"DA3_ERR_NOT_AVAILABLE",
         10 => c"DA3_ERR_PANIC",
         11 => c"DA3_ERR_OUT_OF_MEMORY",
+        12 => c"DA3_ERR_CANCELLED",
         _ => c"DA3_UNKNOWN_STATUS",
     }
 }

@@ -114,7 +114,8 @@ fn into_result(prediction: Prediction, out: &mut *mut da3_result) -> FfiResult<(
 /// Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (also: non-finite or non-rigid
 /// extrinsics, non-pinhole intrinsics, camera centres too degenerate to align to, a feature
 /// layer beyond the backbone), `DA3_ERR_UNSUPPORTED` (the model cannot take known cameras or
-/// ray pose: check `da3_model_capabilities` first), `DA3_ERR_TORCH`.
+/// ray pose: check `da3_model_capabilities` first), `DA3_ERR_TORCH`, `DA3_ERR_CANCELLED` (the
+/// token in `options.cancel` was cancelled before or during the call; see `da3_cancel_token`).
 ///
 /// Ownership: pixel buffers are only read during the call (see `da3_image` for how many
 /// bytes); on success the caller owns `*out` and must release it with `da3_result_free`; on

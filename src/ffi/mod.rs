@@ -18,7 +18,8 @@
 //! (cbindgen follows these `mod` declarations): the boundary every export goes through
 //! (`boundary`: statuses, errors, panics, version), argument conversion and the handle helper
 //! (`args`), the enum-like values (`enums`), `da3_options` (`options`), the model handle
-//! (`model`), inference (`infer`) and the result handle (`result`, `result_cameras`,
+//! (`model`), the host's control (`cancel`: the cancel token `da3_options` carries; `load`: load
+//! options and progress; `log`: the log callback), inference (`infer`) and the result handle (`result`, `result_cameras`,
 //! `result_features`).
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -26,8 +27,11 @@
 mod boundary;
 mod args;
 mod enums;
+mod cancel;
 mod options;
 mod model;
+mod load;
+mod log;
 mod infer;
 mod result;
 mod result_cameras;
@@ -57,6 +61,15 @@ pub use model::{
     da3_model_set_placement,
 };
 pub use options::{da3_options, da3_options_default, da3_options_validate};
+pub use load::{da3_create_with_options, da3_load_options, da3_load_options_default, da3_load_progress};
+pub use log::{
+    da3_log_callback, da3_log_get_level, da3_log_level, da3_log_set, da3_log_set_level, DA3_LOG_DEBUG, DA3_LOG_ERROR,
+    DA3_LOG_INFO, DA3_LOG_OFF, DA3_LOG_WARN,
+};
+pub use cancel::{
+    da3_cancel_token, da3_cancel_token_cancel, da3_cancel_token_free, da3_cancel_token_is_cancelled, da3_cancel_token_new,
+    da3_cancel_token_reset,
+};
 pub use result::{
     da3_result, da3_result_confidence, da3_result_confidence_all, da3_result_depth, da3_result_depth_all,
     da3_result_free, da3_result_has_confidence, da3_result_has_sky, da3_result_height, da3_result_sky,

@@ -106,7 +106,7 @@ pub unsafe extern "C" fn da3_create(
     })
 }
 
-fn model_handle(engine: Engine) -> FfiResult<da3_model> {
+pub(super) fn model_handle(engine: Engine) -> FfiResult<da3_model> {
     let to_c = |s: String, what: &str| {
         CString::new(s).map_err(|_| FfiError::new(DA3_ERR_PANIC, format!("internal error: {what} contains NUL")))
     };

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::options::{CheckedOptions, InferOptions};
 
 use super::args::flag_from_c;
+use super::cancel::da3_cancel_token;
 use super::boundary::{da3_status, status_call, FfiError, FfiResult, DA3_ERR_NULL_POINTER, DA3_ERR_UNSUPPORTED};
 use super::enums::{
     da3_ref_view_strategy, da3_resize_method, ref_view_from_c, ref_view_to_c, resize_method_from_c, resize_method_to_c,
@@ -23,8 +24,9 @@ use super::enums::{
 /// padding inside or at its end (32-bit fields in pairs before pointers); so each version's
 /// `sizeof` is the end of its last field and differs from every other version's, on every
 /// platform. The versions: 16 bytes (up to `ref_view_strategy`), 24 bytes (up to
-/// `align_to_input_ext_scale`), and this one (32 bytes plus three pointers: 56 on 64-bit
-/// platforms, 44 on 32-bit ones). Only these sizes are accepted. Fields beyond the caller's
+/// `align_to_input_ext_scale`), 32 bytes plus three pointers (up to `export_feat_layers`: 56
+/// on 64-bit platforms, 44 on 32-bit ones), and this one (32 bytes plus four pointers, up to
+/// `cancel`: 64 on 64-bit platforms, 48 on 32-bit ones). Only these sizes are accepted. Fields beyond the caller's
 /// `struct_size` take their defaults and are never read, so a program built against an older
 /// `da3.h` keeps working with a newer library; a `struct_size` larger than the loaded library
 /// knows (a program built against a newer `da3.h`) is rejected with `DA3_ERR_UNSUPPORTED`
@@ -79,22 +81,30 @@ pub struct da3_options {
     /// in the order the result lists them (`da3_result_feature_*`). NULL with a count of 0
     /// (default): none.
     pub export_feat_layers: *const u32,
+    /// A cancel token (`da3_cancel_token_new`) that stops the call when cancelled from another
+    /// thread, with `DA3_ERR_CANCELLED` (see `da3_cancel_token` for where the call checks it);
+    /// NULL (default): the call cannot be cancelled. Borrowed: it must stay alive until the
+    /// call returns. Added in the 64-byte version (48 on 32-bit platforms).
+    pub cancel: *const da3_cancel_token,
 }
 
 /// Size of the first published `da3_options`; the smallest accepted `struct_size`.
 pub(super) const OPTIONS_V1_SIZE: usize = offset_of!(da3_options, use_ray_pose);
 /// Size of the second version (ray pose and the alignment flag).
 pub(super) const OPTIONS_V2_SIZE: usize = offset_of!(da3_options, extrinsics_rows);
+/// Size of the third version (known cameras and exported features).
+pub(super) const OPTIONS_V3_SIZE: usize = offset_of!(da3_options, cancel);
 /// Every `struct_size` ever published, oldest first; the last is this library's.
-const OPTIONS_SIZES: [usize; 3] = [OPTIONS_V1_SIZE, OPTIONS_V2_SIZE, size_of::<da3_options>()];
+const OPTIONS_SIZES: [usize; 4] = [OPTIONS_V1_SIZE, OPTIONS_V2_SIZE, OPTIONS_V3_SIZE, size_of::<da3_options>()];
 // The versioning rule: published sizes never change, and no version has padding (inside, so
 // that a struct_size never ends in the middle of a field; at the end, so that sizeof is the
 // end of the last field and a later field can never hide in an older version's padding).
 const _: () = {
     assert!(OPTIONS_V1_SIZE == 16 && OPTIONS_V2_SIZE == 24);
     assert!(offset_of!(da3_options, extrinsics) == 32);
-    assert!(size_of::<da3_options>() == 32 + 3 * size_of::<*const f32>());
-    assert!(offset_of!(da3_options, export_feat_layers) + size_of::<*const u32>() == size_of::<da3_options>());
+    assert!(OPTIONS_V3_SIZE == 32 + 3 * size_of::<*const f32>());
+    assert!(offset_of!(da3_options, export_feat_layers) + size_of::<*const u32>() == OPTIONS_V3_SIZE);
+    assert!(offset_of!(da3_options, cancel) + size_of::<*const da3_cancel_token>() == size_of::<da3_options>());
     assert!(align_of::<f32>() == 4 && align_of::<u32>() == 4);
 };
 
@@ -113,6 +123,7 @@ impl da3_options {
             intrinsics: ptr::null(),
             // The layers are C memory: defaults have none (the core's defaults have none either).
             export_feat_layers: ptr::null(),
+            cancel: ptr::null(),
         }
     }
 }
@@ -203,7 +214,8 @@ fn check_struct_size(size: usize) -> FfiResult<()> {
 /// count is known.
 ///
 /// # Safety
-/// `raw.export_feat_layers` is NULL or points to `raw.export_feat_layer_count` readable `u32`s.
+/// `raw.export_feat_layers` is NULL or points to `raw.export_feat_layer_count` readable `u32`s;
+/// `raw.cancel` is NULL or a live cancel token.
 pub(super) unsafe fn options_from_raw(raw: &da3_options) -> FfiResult<CallOptions> {
     let aligned = |p: *const u8, what: &str| {
         if (p as usize) % 4 == 0 {
@@ -269,7 +281,9 @@ pub(super) unsafe fn options_from_raw(raw: &da3_options) -> FfiResult<CallOption
         Error::InvalidArgument(m) => FfiError::invalid(format!("options.{m}")),
         other => other.into(),
     })?;
-    Ok(CallOptions { options, cameras })
+    // SAFETY: NULL or a live token per the caller; the call shares its flag from here on.
+    let cancel = unsafe { raw.cancel.as_ref() }.map(|t| t.token.clone());
+    Ok(CallOptions { options: options.with_cancel_token(cancel), cameras })
 }
 
 /// Fills `*options` with the official defaults (process_res 504, upper-bound resize,

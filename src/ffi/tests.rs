@@ -109,13 +109,14 @@ fn version_matches_cargo() {
 
 #[test]
 fn status_names_cover_every_code() {
-    for code in 0..=11 {
+    for code in 0..=12 {
         let name = unsafe { CStr::from_ptr(da3_status_name(code)) }.to_str().unwrap();
         assert!(name.starts_with("DA3_OK") || name.starts_with("DA3_ERR_"), "{code}: {name}");
     }
     assert_eq!(unsafe { CStr::from_ptr(da3_status_name(DA3_ERR_PANIC as c_int)) }, c"DA3_ERR_PANIC");
     assert_eq!(unsafe { CStr::from_ptr(da3_status_name(DA3_ERR_OUT_OF_MEMORY as c_int)) }, c"DA3_ERR_OUT_OF_MEMORY");
-    assert_eq!(unsafe { CStr::from_ptr(da3_status_name(12)) }, c"DA3_UNKNOWN_STATUS");
+    assert_eq!(unsafe { CStr::from_ptr(da3_status_name(DA3_ERR_CANCELLED as c_int)) }, c"DA3_ERR_CANCELLED");
+    assert_eq!(unsafe { CStr::from_ptr(da3_status_name(13)) }, c"DA3_UNKNOWN_STATUS");
     assert_eq!(unsafe { CStr::from_ptr(da3_status_name(-1)) }, c"DA3_UNKNOWN_STATUS");
 }
 
@@ -131,6 +132,7 @@ fn every_core_error_maps_to_its_status() {
         (Error::Unsupported("d".into()), DA3_ERR_UNSUPPORTED),
         (Error::Torch("e".into()), DA3_ERR_TORCH),
         (Error::Internal("f".into()), DA3_ERR_PANIC),
+        (Error::Cancelled("g".into()), DA3_ERR_CANCELLED),
     ];
     for (error, status) in cases {
         let text = error.to_string();
@@ -319,7 +321,9 @@ fn options_default_validate_and_enum_checks() {
     // Between published versions: would end inside a field.
     expect(da3_options { struct_size: 28, ..o }, DA3_ERR_INVALID_ARGUMENT, &["struct_size is 28", "16, 24"]);
     expect(da3_options { struct_size: 40, ..o }, DA3_ERR_INVALID_ARGUMENT, &["struct_size is 40"]);
-    expect(da3_options { struct_size: 64, ..o }, DA3_ERR_UNSUPPORTED, &["struct_size is 64", "newer da3.h"]);
+    // Between the 56-byte version and this one (64): would end inside the cancel pointer.
+    expect(da3_options { struct_size: 60, ..o }, DA3_ERR_INVALID_ARGUMENT, &["struct_size is 60"]);
+    expect(da3_options { struct_size: 72, ..o }, DA3_ERR_UNSUPPORTED, &["struct_size is 72", "newer da3.h"]);
 
     assert_eq!(unsafe { da3_options_default(ptr::null_mut(), 16) }, DA3_ERR_NULL_POINTER);
     assert_eq!(unsafe { da3_options_default(&mut o, 0) }, DA3_ERR_INVALID_ARGUMENT);

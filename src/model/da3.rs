@@ -182,6 +182,7 @@ impl DepthAnything3Net {
             request.export_feat_layers,
             exec,
         )?;
+        exec.check_stop(|| "between the backbone and the head".into())?;
         let reference_view = backbone.reference_view;
         let patch = BackboneConfig::PATCH_SIZE;
         let exported_features = backbone
@@ -339,6 +340,7 @@ impl NestedDepthAnything3Net {
         // The official calls the metric branch with its default strategy; it has no global
         // attention, so no reference view is chosen anyway.
         let metric_request = ForwardRequest::new(RefViewStrategy::SaddleBalanced);
+        exec.check_stop(|| "between the nested model's branches".into())?;
         let metric_exec = Execution { features_kind: None, blocks: None, ..exec };
         let metric = self.da3_metric.forward(images, &metric_request, metric_exec, keep_trace)?;
         let missing = |what: &str| Error::Unsupported(format!("nested model: a branch predicts no {what}"));

@@ -5,7 +5,7 @@
 use tch::{Kind, Tensor};
 
 use super::dinov2::{BlockState, DinoVisionTransformer};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A fused attention implementation supplied from outside the model (e.g. cuDNN's).
 pub trait AttentionKernel: Send + Sync {
@@ -38,13 +38,26 @@ pub struct Execution<'a> {
     pub features_kind: Option<Kind>,
     /// Where the any-view backbone's blocks run; `None`: every block here, in order.
     pub blocks: Option<&'a dyn BlockRunner>,
+    /// Whether the host asked the forward to stop, polled between stages and before each
+    /// backbone block (`check_stop`); `None`: never. On a GPU the checks happen as the host
+    /// queues the work, so kernels already queued still run; a captured CUDA graph replays
+    /// as one launch, with no check inside (the runner checks before and after it).
+    pub stop: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 impl Execution<'_> {
     /// As the official: SDPA, reference view read back to the host, fp32 features, every
     /// block on the network's device.
     pub fn official() -> Self {
-        Execution { attention: None, reference_on_device: false, features_kind: None, blocks: None }
+        Execution { attention: None, reference_on_device: false, features_kind: None, blocks: None, stop: None }
+    }
+
+    /// `Err(Error::Cancelled)` naming `at` (e.g. "before block 3 of 12") when `stop` says so.
+    pub fn check_stop(&self, at: impl FnOnce() -> String) -> Result<()> {
+        match self.stop {
+            Some(stop) if stop() => Err(Error::Cancelled(format!("the forward was cancelled {}", at()))),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::{HeadKind, ModelConfig};
 use crate::error::{Error, Result};
-use crate::weights::WeightLoader;
+use crate::weights::{TensorProgress, WeightLoader};
 pub use da3::{DepthAnything3Net, ForwardRequest, NestedDepthAnything3Net, NestedTrace, NetOutput, Trace};
 pub use execution::{AttentionKernel, BlockRunner, Execution};
 pub use reference_view_selector::RefViewStrategy;
@@ -82,10 +82,11 @@ impl Network {
     }
 }
 
-/// Builds the network of `cfg` from a `model.safetensors` file, strictly.
-pub fn load_network(cfg: &ModelConfig, weights: &Path, device: Device, kind: Kind) -> Result<Network> {
+/// Builds the network of `cfg` from a `model.safetensors` file, strictly; `progress` hears of
+/// every tensor read and placed, and may stop the load.
+pub fn load_network(cfg: &ModelConfig, weights: &Path, device: Device, kind: Kind, progress: Option<TensorProgress>) -> Result<Network> {
     check_supported(cfg)?;
-    let mut loader = WeightLoader::from_safetensors(weights, device)?;
+    let mut loader = WeightLoader::from_safetensors_with_progress(weights, device, progress)?;
     let net = match cfg.metric_branch.as_deref() {
         None => {
             skip_unused(&mut loader, CHECKPOINT_PREFIX, cfg);

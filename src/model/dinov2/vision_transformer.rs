@@ -301,6 +301,7 @@ impl DinoVisionTransformer {
             return Err(Error::InvalidArgument(format!("blocks {blocks:?} of a backbone of {}", self.blocks.len())));
         }
         for i in blocks {
+            exec.check_stop(|| format!("before backbone block {i} of {}", self.blocks.len()))?;
             let block = &self.blocks[i];
             if alt_start == Some(i + 1) && s >= THRESH_FOR_REF_SELECTION && state.camera_tokens.is_none() {
                 let order = if exec.reference_on_device {
