@@ -488,6 +488,8 @@ fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
         warnings: out.warnings.clone(),
         features,
         alignment_scale: None,
+        grid_changes: processed.grid_changes.clone(),
+        colors: preprocess::to_rgb8(&processed.images)?,
     })
 }
 

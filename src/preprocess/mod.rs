@@ -61,6 +61,38 @@ pub fn adjust_intrinsics(k: &[f32; 9], changes: &[GridChange]) -> [f32; 9] {
     k
 }
 
+/// The network input (S, 3, H, W) float32 as RGB8 (S x H x W x 3): the ImageNet normalisation
+/// undone and rounded, exact for the values `process_views` writes (each byte maps to its own
+/// float); other values are clamped to 0..255.
+pub fn to_rgb8(images: &Tensor) -> Result<Vec<u8>> {
+    let size = images.size();
+    if size.len() != 4 || size[1] != 3 {
+        return Err(Error::InvalidArgument(format!("images must be (S, 3, H, W), got {size:?}")));
+    }
+    let (views, hw) = (size[0] as usize, (size[2] * size[3]) as usize);
+    let data = Vec::<f32>::try_from(&images.f_to_kind(Kind::Float)?.f_contiguous()?.f_reshape([-1])?)?;
+    let mut out = vec![0u8; views * hw * 3];
+    for v in 0..views {
+        for c in 0..3 {
+            let plane = &data[(v * 3 + c) * hw..][..hw];
+            for (i, x) in plane.iter().enumerate() {
+                out[(v * hw + i) * 3 + c] = level_of(*x, c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The byte that normalises to `x` in channel `c` (rounded, clamped; NaN gives 0).
+fn level_of(x: f32, c: usize) -> u8 {
+    let level = ((x as f64 * STD[c] as f64 + MEAN[c] as f64) * 255.0).round();
+    if level.is_nan() {
+        0
+    } else {
+        level.clamp(0.0, 255.0) as u8
+    }
+}
+
 /// Decodes a PNG or JPEG file to RGB8 the way the official `PIL.Image.open(path).convert("RGB")`
 /// does: alpha dropped, grey replicated, no EXIF rotation. JPEG goes through libjpeg-turbo's
 /// decoder (as in PIL), since other decoders differ by a few levels on many pixels.
@@ -540,6 +572,23 @@ mod tests {
                 assert_eq!(got[c * 196 + i].to_bits(), want.to_bits());
             }
         }
+    }
+
+    #[test]
+    fn rgb8_recovers_every_byte_from_the_normalised_input() {
+        let img = noise(32, 28, 9);
+        let p = process_views(std::slice::from_ref(&img), &options(28, ResizeMethod::UpperBoundCrop), 1).unwrap();
+        assert_eq!((p.width, p.height), (28, 14));
+        let back = to_rgb8(&p.images).unwrap();
+        let processed = process_one(&img, 28, ResizeMethod::UpperBoundCrop).unwrap();
+        assert_eq!(back, processed.data);
+        let table = normalisation_table();
+        for c in 0..3 {
+            for v in 0..=255u8 {
+                assert_eq!(level_of(table[c][v as usize], c), v);
+            }
+        }
+        assert_eq!((level_of(f32::NAN, 0), level_of(100.0, 1), level_of(-100.0, 2)), (0, 255, 0));
     }
 
     #[test]
