@@ -394,6 +394,11 @@ typedef uint32_t da3_map;
 typedef uint32_t da3_interpolation;
 
 /**
+ * Which mapping from processed to input pixels: one of the `DA3_PIXEL_MAPPING_*` constants.
+ */
+typedef uint32_t da3_pixel_mapping;
+
+/**
  * Bit set of export choices: an OR of the `DA3_EXPORT_*` constants (0: none).
  */
 typedef uint32_t da3_export_flags;
@@ -581,6 +586,22 @@ typedef uint32_t da3_export_flags;
  * Bilinear between the four nearest processed pixels (smooth; mixes depths across edges).
  */
 #define DA3_INTERPOLATION_BILINEAR 1
+
+/**
+ * Where the pixel's content came from: OpenCV's resize geometry (pixel centres at
+ * half-integers of the continuous grid: through each resize x -> (x + 0.5) * from / to - 0.5,
+ * through each crop x -> x + left). The mapping `da3_result_map_at_input` samples with.
+ */
+#define DA3_PIXEL_MAPPING_SAMPLE 0
+
+/**
+ * Consistent with the intrinsics (`da3_result_intrinsics_at_input`): through each resize
+ * x -> x * from / to, through each crop x -> x + left, so a point projecting to (x, y) with
+ * `da3_result_intrinsics` projects to the result with the input intrinsics (as the official
+ * COLMAP export scales its 2D points). It differs from SAMPLE by 0.5 * (from / to - 1) input
+ * pixels per resize: the official's intrinsics and its resize disagree by that half pixel.
+ */
+#define DA3_PIXEL_MAPPING_CAMERA 1
 
 /**
  * Leave out sky pixels (sky >= 0.5, the official sky mask) when the result has a sky map.
@@ -1394,13 +1415,13 @@ enum da3_status da3_result_intrinsics_at_input(const struct da3_result *result,
                                                float *out);
 
 /**
- * Maps processed pixel (x, y) of view `view` to its input image's pixel coordinates (pixel
- * centres at integers in both; through each crop x + left, through each resize
- * (x + 0.5) * from / to - 0.5) and writes them to `out_xy[0]`, `out_xy[1]`. Any real (x, y)
- * is accepted (points outside the image map linearly).
+ * Maps processed pixel (x, y) of view `view` to its input image's pixel coordinates with
+ * `mapping` (`DA3_PIXEL_MAPPING_SAMPLE` or `_CAMERA`, see them) and writes them to
+ * `out_xy[0]`, `out_xy[1]`. Any real (x, y) is accepted (points outside the image map
+ * linearly). For `da3_infer_preprocessed` results both are the identity.
  *
- * Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (view out of range). Thread
- * safety: any thread.
+ * Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (view out of range, unknown
+ * mapping); `out_xy` untouched on failure. Thread safety: any thread.
  *
  * # Safety
  * `result` is NULL or a live result; `out_xy` is NULL or writable for 2 doubles.
@@ -1409,6 +1430,7 @@ enum da3_status da3_result_pixel_to_input(const struct da3_result *result,
                                           size_t view,
                                           double x,
                                           double y,
+                                          da3_pixel_mapping mapping,
                                           double *out_xy);
 
 /**
@@ -1480,8 +1502,10 @@ enum da3_status da3_result_write_glb(const struct da3_result *result,
  * 2D observations), `points3D.txt` (the kept points, as `da3_result_write_ply`, with colour,
  * error 0 and their one observation). Cameras and 2D points are in processed pixels
  * (W x H), or with `DA3_EXPORT_INPUT_PIXELS` in each view's input pixels
- * (`da3_result_intrinsics_at_input`, `da3_result_pixel_to_input`); pixel centres at integer
- * coordinates as the network's intrinsics (COLMAP's own convention has them at + 0.5).
+ * (`da3_result_intrinsics_at_input`, the 2D points mapped consistently with them: through each
+ * crop x + left, each resize x * from / to, as the official COLMAP export scales them); pixel
+ * centres at integer coordinates as the network's intrinsics (COLMAP's own convention has
+ * them at + 0.5).
  * `names`: NULL (view_0000.png, ...) or one UTF-8 name per view without white space.
  *
  * Errors: as `da3_result_write_ply`, and `DA3_ERR_INVALID_ARGUMENT` for a NULL, non-UTF-8,

@@ -258,7 +258,8 @@ pub fn quaternion(r: &[f64; 9]) -> [f64; 4] {
 /// observations of the view's points), `points3D.txt` (the selected points, error 0, each
 /// with its one track element). Cameras and 2D points are in processed pixels (W x H), or with
 /// `input_pixels` in each view's input pixels (intrinsics through `input_intrinsics`, points
-/// through `processed_to_input`). Pixel coordinates are the official's (pixel centres at
+/// through `processed_to_input_camera`, consistent with them, as the official COLMAP
+/// export). Pixel coordinates are the official's (pixel centres at
 /// integers, as the network's intrinsics; COLMAP's own convention puts them at + 0.5).
 /// `names`: the image names (default `view_0000.png`, ...). Returns the number of points.
 pub fn write_colmap(prediction: &Prediction, filter: &PointFilter, input_pixels: bool, names: Option<&[String]>, dir: &Path) -> Result<usize> {
@@ -304,7 +305,7 @@ pub fn write_colmap(prediction: &Prediction, filter: &PointFilter, input_pixels:
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let (x, y) = crate::geometry::processed_to_input(p.u as f64, p.v as f64, changes(view));
+                let (x, y) = crate::geometry::processed_to_input_camera(p.u as f64, p.v as f64, changes(view));
                 format!("{x} {y} {}", start + i + 1)
             })
             .collect();

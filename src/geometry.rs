@@ -157,6 +157,25 @@ pub fn processed_to_input(x: f64, y: f64, changes: &[GridChange]) -> (f64, f64) 
     })
 }
 
+/// Input pixel coordinates of processed pixel (x, y) as the intrinsics see it: the linear map
+/// that `input_intrinsics` applies to K (through each crop x + left, through each resize
+/// x * from / to, no half-pixel shift), so that a point projecting to (x, y) with the
+/// processed intrinsics projects to the result with the input intrinsics. This is how the
+/// official COLMAP export scales its 2D points; it differs from the sample mapping
+/// (`processed_to_input`) by 0.5 * (from / to - 1) input pixels per resize, the official's own
+/// half-pixel inconsistency between its intrinsics and its resize.
+pub fn processed_to_input_camera(x: f64, y: f64, changes: &[GridChange]) -> (f64, f64) {
+    changes.iter().rev().fold((x, y), |(x, y), change| match *change {
+        GridChange::Resize { from_w, from_h, to_w, to_h } => {
+            // The same float32 ratios as `adjust_intrinsics`.
+            let sx = (to_w as f64 / from_w as f64) as f32 as f64;
+            let sy = (to_h as f64 / from_h as f64) as f32 as f64;
+            (x / sx, y / sy)
+        }
+        GridChange::Crop { left, top } => (x + left as f64, y + top as f64),
+    })
+}
+
 /// Resamples one `width` x `height` map to `out_w` x `out_h` input pixels through `changes`.
 /// An input pixel whose processed coordinate falls outside the processed image by more than
 /// half a pixel (the parts a crop removed) gets NaN; within that half pixel, the edge value.
@@ -464,6 +483,16 @@ mod tests {
         let (px, py) = input_to_processed(10.0, 20.0, &changes);
         assert_eq!((px, py), (10.5 / 2.0 - 0.5 - 3.0, 20.5 / 2.0 - 0.5 - 1.0));
         assert_eq!(processed_to_input(px, py, &changes), (10.0, 20.0));
+        // The camera mapping agrees with the intrinsics: project with K in processed pixels,
+        // map, and it equals the projection with the input intrinsics.
+        let k_in = [300.0f32, 0.0, 49.5, 0.0, 280.0, 24.5, 0.0, 0.0, 1.0];
+        let k_proc = crate::preprocess::adjust_intrinsics(&k_in, &changes);
+        let x = [0.3, -0.2, 2.0];
+        let proj = |k: &[f32; 9]| (k[0] as f64 * x[0] / x[2] + k[2] as f64, k[4] as f64 * x[1] / x[2] + k[5] as f64);
+        let (u, v) = proj(&k_proc);
+        let (ui, vi) = processed_to_input_camera(u, v, &changes);
+        let want = proj(&input_intrinsics(&k_proc, &changes));
+        assert!((ui - want.0).abs() < 1e-9 && (vi - want.1).abs() < 1e-9, "{ui} {vi} {want:?}");
     }
 
     #[test]

@@ -122,8 +122,10 @@ pub unsafe extern "C" fn da3_result_write_glb(
 /// 2D observations), `points3D.txt` (the kept points, as `da3_result_write_ply`, with colour,
 /// error 0 and their one observation). Cameras and 2D points are in processed pixels
 /// (W x H), or with `DA3_EXPORT_INPUT_PIXELS` in each view's input pixels
-/// (`da3_result_intrinsics_at_input`, `da3_result_pixel_to_input`); pixel centres at integer
-/// coordinates as the network's intrinsics (COLMAP's own convention has them at + 0.5).
+/// (`da3_result_intrinsics_at_input`, the 2D points mapped consistently with them: through each
+/// crop x + left, each resize x * from / to, as the official COLMAP export scales them); pixel
+/// centres at integer coordinates as the network's intrinsics (COLMAP's own convention has
+/// them at + 0.5).
 /// `names`: NULL (view_0000.png, ...) or one UTF-8 name per view without white space.
 ///
 /// Errors: as `da3_result_write_ply`, and `DA3_ERR_INVALID_ARGUMENT` for a NULL, non-UTF-8,

@@ -28,6 +28,19 @@ pub const DA3_INTERPOLATION_NEAREST: da3_interpolation = 0;
 /// Bilinear between the four nearest processed pixels (smooth; mixes depths across edges).
 pub const DA3_INTERPOLATION_BILINEAR: da3_interpolation = 1;
 
+/// Which mapping from processed to input pixels: one of the `DA3_PIXEL_MAPPING_*` constants.
+pub type da3_pixel_mapping = u32;
+/// Where the pixel's content came from: OpenCV's resize geometry (pixel centres at
+/// half-integers of the continuous grid: through each resize x -> (x + 0.5) * from / to - 0.5,
+/// through each crop x -> x + left). The mapping `da3_result_map_at_input` samples with.
+pub const DA3_PIXEL_MAPPING_SAMPLE: da3_pixel_mapping = 0;
+/// Consistent with the intrinsics (`da3_result_intrinsics_at_input`): through each resize
+/// x -> x * from / to, through each crop x -> x + left, so a point projecting to (x, y) with
+/// `da3_result_intrinsics` projects to the result with the input intrinsics (as the official
+/// COLMAP export scales its 2D points). It differs from SAMPLE by 0.5 * (from / to - 1) input
+/// pixels per resize: the official's intrinsics and its resize disagree by that half pixel.
+pub const DA3_PIXEL_MAPPING_CAMERA: da3_pixel_mapping = 1;
+
 /// A core error as C sees it from a result: what the result does not hold is
 /// `DA3_ERR_NOT_AVAILABLE` (as for `da3_result_extrinsics`), not `DA3_ERR_UNSUPPORTED`.
 pub(super) fn from_core(error: Error) -> FfiError {
@@ -183,13 +196,13 @@ pub unsafe extern "C" fn da3_result_intrinsics_at_input(result: *const da3_resul
     })
 }
 
-/// Maps processed pixel (x, y) of view `view` to its input image's pixel coordinates (pixel
-/// centres at integers in both; through each crop x + left, through each resize
-/// (x + 0.5) * from / to - 0.5) and writes them to `out_xy[0]`, `out_xy[1]`. Any real (x, y)
-/// is accepted (points outside the image map linearly).
+/// Maps processed pixel (x, y) of view `view` to its input image's pixel coordinates with
+/// `mapping` (`DA3_PIXEL_MAPPING_SAMPLE` or `_CAMERA`, see them) and writes them to
+/// `out_xy[0]`, `out_xy[1]`. Any real (x, y) is accepted (points outside the image map
+/// linearly). For `da3_infer_preprocessed` results both are the identity.
 ///
-/// Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (view out of range). Thread
-/// safety: any thread.
+/// Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (view out of range, unknown
+/// mapping); `out_xy` untouched on failure. Thread safety: any thread.
 ///
 /// # Safety
 /// `result` is NULL or a live result; `out_xy` is NULL or writable for 2 doubles.
@@ -199,6 +212,7 @@ pub unsafe extern "C" fn da3_result_pixel_to_input(
     view: usize,
     x: f64,
     y: f64,
+    mapping: da3_pixel_mapping,
     out_xy: *mut f64,
 ) -> da3_status {
     status_call("da3_result_pixel_to_input", || {
@@ -208,7 +222,12 @@ pub unsafe extern "C" fn da3_result_pixel_to_input(
             return Err(FfiError::null("out_xy"));
         }
         r.check_view(view)?;
-        let (ix, iy) = crate::geometry::processed_to_input(x, y, r.prediction.view_grid_changes(view));
+        let changes = r.prediction.view_grid_changes(view);
+        let (ix, iy) = match mapping {
+            DA3_PIXEL_MAPPING_SAMPLE => crate::geometry::processed_to_input(x, y, changes),
+            DA3_PIXEL_MAPPING_CAMERA => crate::geometry::processed_to_input_camera(x, y, changes),
+            other => return Err(FfiError::invalid(format!("mapping {other} is not a DA3_PIXEL_MAPPING_* value"))),
+        };
         // SAFETY: non-NULL and writable for 2 doubles per the caller.
         unsafe {
             out_xy.write(ix);

@@ -71,9 +71,9 @@ pub use result_cameras::{
 };
 pub use result_features::{da3_result_feature_count, da3_result_feature_data, da3_result_feature_info};
 pub use geometry::{
-    da3_interpolation, da3_map, da3_result_colors, da3_result_input_size, da3_result_intrinsics_at_input,
+    da3_interpolation, da3_map, da3_pixel_mapping, da3_result_colors, da3_result_input_size, da3_result_intrinsics_at_input,
     da3_result_map_at_input, da3_result_pixel_to_input, da3_result_points, DA3_INTERPOLATION_BILINEAR,
-    DA3_INTERPOLATION_NEAREST, DA3_MAP_CONFIDENCE, DA3_MAP_DEPTH, DA3_MAP_SKY,
+    DA3_INTERPOLATION_NEAREST, DA3_MAP_CONFIDENCE, DA3_MAP_DEPTH, DA3_MAP_SKY, DA3_PIXEL_MAPPING_CAMERA, DA3_PIXEL_MAPPING_SAMPLE,
 };
 pub use export::{
     da3_export_flags, da3_result_write_colmap, da3_result_write_depth_npy, da3_result_write_depth_pfm,
