@@ -36,6 +36,8 @@ mod geometry;
 mod export;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_export;
 
 pub use boundary::{
     da3_last_error_message, da3_status, da3_status_name, da3_version, DA3_VERSION_MAJOR, DA3_VERSION_MINOR,
