@@ -1079,7 +1079,11 @@ uint32_t da3_result_height(const struct da3_result *result);
 
 /**
  * Depth of view `view`: H*W floats, row-major. NULL (with a message) if `result` is NULL or
- * `view >= da3_result_view_count(result)`.
+ * `view >= da3_result_view_count(result)`. Z-depth along the optical axis (not the distance
+ * along the ray), pixel (u, v) at the integer coordinates (u, v) of `da3_result_intrinsics`;
+ * units: see `da3_result_is_metric` (relative for the any-view and mono models, a 300-pixel
+ * focal length for da3metric-large, metres for the nested model). World points:
+ * `da3_result_points`; at the input size: `da3_result_map_at_input`.
  *
  * Ownership: owned by the result, valid until `da3_result_free(result)`; never free it.
  * Thread safety: any thread.
@@ -1254,7 +1258,9 @@ enum da3_status da3_result_extrinsics(const struct da3_result *result, size_t vi
 
 /**
  * Copies the pinhole intrinsics of view `view` into `out`: 9 floats, a 3x3 row-major matrix
- * [fx 0 cx; 0 fy cy; 0 0 1] in pixels of the processed image (W x H).
+ * [fx 0 cx; 0 fy cy; 0 0 1] in pixels of the processed image (W x H), pixel (u, v) of the maps
+ * at the integer coordinates (u, v) (as the official unprojects). In the input image's pixels:
+ * `da3_result_intrinsics_at_input`.
  *
  * Errors: as `da3_result_extrinsics`. Thread safety: any thread.
  *

@@ -187,6 +187,24 @@ def main():
     check("COLMAP points3D = the PLY points", np.allclose(xyz_c, xyz, rtol=1e-6, atol=1e-6))
     check("COLMAP colours", np.array_equal(np.stack([pts[j + 1][1] for j in range(len(pts))]), rgb))
 
+    # pycolmap (tests/requirements-tools.txt), when this environment has it.
+    try:
+        import pycolmap
+    except ImportError:
+        pycolmap = None
+        print("skip pycolmap: not installed in this environment (scripts/setup.sh installs it)")
+    if pycolmap is not None:
+        rec = pycolmap.Reconstruction(os.path.join(out, "colmap"))
+        check("pycolmap reads the model: cameras, images, points",
+              (rec.num_cameras(), rec.num_images(), rec.num_points3D()) == (n, n, len(ref_pts)))
+        for i in range(n):
+            cam, img = rec.cameras[i + 1], rec.images[i + 1]
+            kk = k_in[i]
+            check(f"pycolmap camera {i + 1} params", np.allclose(cam.params, [kk[0, 0], kk[1, 1], kk[0, 2], kk[1, 2]], rtol=1e-6))
+            m = img.cam_from_world().matrix() if callable(img.cam_from_world) else img.cam_from_world.matrix()
+            check(f"pycolmap image {i + 1} cam_from_world = extrinsics", np.allclose(m, ext[i], atol=1e-5))
+            check(f"pycolmap image {i + 1} observations", len(img.points2D) == int((valid[i]).sum()))
+
     # --- depth maps: PFM (parsed here), 16-bit PNG (PIL), .npy at input size ----------------
     for i in range(n):
         pfm = read_pfm(os.path.join(out, f"depth_{i}.pfm"))
