@@ -28,6 +28,9 @@ pub struct Processed {
     /// Per view, how its pixel grid went from the original image to the network input, for
     /// carrying intrinsics along (`adjust_intrinsics`).
     pub grid_changes: Vec<Vec<GridChange>>,
+    /// The network input as RGB8 (S x H x W x 3), the bytes that were normalised; `None` for
+    /// views the caller normalised (`to_rgb8` recovers them from the floats).
+    pub colors: Option<Vec<u8>>,
 }
 
 /// One step of a view's pixel grid from the original image to the network input, as the
@@ -409,6 +412,7 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Work
     }
     let views = sources.len();
     let hw = height * width;
+    let mut colors = zeroed_bytes(views * hw * 3, "the processed colours")?;
     let images = Tensor::f_empty([views as i64, 3, height as i64, width as i64], (Kind::Float, Device::Cpu))
         .map_err(|e| Error::from(e).during("preprocessing: the network input"))?;
     {
@@ -419,18 +423,25 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Work
         let table = normalisation_table();
         let band = workers.band_rows(views * height);
         let mut planes = data.chunks_mut(hw);
+        let mut color_views = colors.chunks_mut(hw * 3);
         let mut tasks: Vec<Task> = Vec::new();
         for (img, plan) in lasts.iter().zip(&plans) {
             let (img, left, top) = (*img, plan.left, plan.top);
             let (r, g, b) = (planes.next().unwrap(), planes.next().unwrap(), planes.next().unwrap());
-            let bands = r.chunks_mut(band * width).zip(g.chunks_mut(band * width)).zip(b.chunks_mut(band * width));
-            for (i, ((r, g), b)) in bands.enumerate() {
+            let c = color_views.next().unwrap();
+            let bands = r
+                .chunks_mut(band * width)
+                .zip(g.chunks_mut(band * width))
+                .zip(b.chunks_mut(band * width))
+                .zip(c.chunks_mut(band * width * 3));
+            for (i, (((r, g), b), c)) in bands.enumerate() {
                 tasks.push(Box::new(move || {
                     let y0 = top + i * band;
                     for (k, ((r, g), b)) in
                         r.chunks_exact_mut(width).zip(g.chunks_exact_mut(width)).zip(b.chunks_exact_mut(width)).enumerate()
                     {
                         let row = &img.data[(y0 + k) * img.stride + left * 3..][..width * 3];
+                        c[k * width * 3..][..width * 3].copy_from_slice(row);
                         for (x, px) in row.chunks_exact(3).enumerate() {
                             r[x] = table[0][px[0] as usize];
                             g[x] = table[1][px[1] as usize];
@@ -443,7 +454,7 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Work
         workers.run(tasks);
     }
     let grid_changes = plans.into_iter().map(|p| p.changes).collect();
-    Ok(Processed { images, height: height as u32, width: width as u32, grid_changes })
+    Ok(Processed { images, height: height as u32, width: width as u32, grid_changes, colors: Some(colors) })
 }
 
 #[cfg(test)]
@@ -557,6 +568,9 @@ mod tests {
                 assert_eq!((got.width, got.height), (want.width, want.height));
                 assert_eq!(got.grid_changes, want.grid_changes);
                 assert!(got.images.equal(&want.images), "{format:?} {method:?}");
+                assert_eq!(got.colors, want.colors);
+                // The bytes kept are the bytes normalised (mixed sizes: unified by centre crops).
+                assert_eq!(want.colors.as_deref(), Some(&to_rgb8(&want.images).unwrap()[..]));
             }
         }
     }
@@ -582,6 +596,7 @@ mod tests {
         let back = to_rgb8(&p.images).unwrap();
         let processed = process_one(&img, 28, ResizeMethod::UpperBoundCrop).unwrap();
         assert_eq!(back, processed.data);
+        assert_eq!(p.colors.as_deref(), Some(&processed.data[..]));
         let table = normalisation_table();
         for c in 0..3 {
             for v in 0..=255u8 {

@@ -14,6 +14,11 @@ import sys
 
 import numpy as np
 
+try:  # before the stubs below, which would stand in for a missing pycolmap
+    import pycolmap
+except ImportError:
+    pycolmap = None
+
 # The official package imports its export-only dependencies eagerly; stub the missing ones
 # (plyfile and trimesh are installed, so the real ones are used).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
@@ -188,12 +193,9 @@ def main():
     check("COLMAP colours", np.array_equal(np.stack([pts[j + 1][1] for j in range(len(pts))]), rgb))
 
     # pycolmap (tests/requirements-tools.txt), when this environment has it.
-    try:
-        import pycolmap
-    except ImportError:
-        pycolmap = None
+    if pycolmap is None:
         print("skip pycolmap: not installed in this environment (scripts/setup.sh installs it)")
-    if pycolmap is not None:
+    else:
         rec = pycolmap.Reconstruction(os.path.join(out, "colmap"))
         check("pycolmap reads the model: cameras, images, points",
               (rec.num_cameras(), rec.num_images(), rec.num_points3D()) == (n, n, len(ref_pts)))
