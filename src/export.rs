@@ -195,9 +195,14 @@ pub fn write_glb(prediction: &Prediction, filter: &PointFilter, cameras: bool, p
             add(&segments, &|_| color, 1);
         }
     }
+    if json_meshes.is_empty() {
+        // glTF arrays may not be empty: a scene without nodes is the whole file.
+        let json = format!(r#"{{"asset":{{"version":"2.0","generator":"libda3 {}"}},"scene":0,"scenes":[{{}}]}}"#, env!("CARGO_PKG_VERSION"));
+        return write_glb_chunks(json.into_bytes(), Vec::new(), path).map(|_| 0);
+    }
     let nodes: Vec<String> = (0..json_meshes.len()).map(|i| format!(r#"{{"mesh":{i}}}"#)).collect();
     let node_ids: Vec<String> = (0..json_meshes.len()).map(|i| i.to_string()).collect();
-    let mut json = format!(
+    let json = format!(
         r#"{{"asset":{{"version":"2.0","generator":"libda3 {}"}},"scene":0,"scenes":[{{"nodes":[{}]}}],"nodes":[{}],"meshes":[{}],"accessors":[{}],"bufferViews":[{}],"buffers":[{{"byteLength":{}}}]}}"#,
         env!("CARGO_PKG_VERSION"),
         node_ids.join(","),
@@ -208,6 +213,13 @@ pub fn write_glb(prediction: &Prediction, filter: &PointFilter, cameras: bool, p
         bin.len()
     )
     .into_bytes();
+    write_glb_chunks(json, bin, path)?;
+    Ok(points.len())
+}
+
+/// The GLB container: header, the JSON chunk (padded with spaces), the BIN chunk when not
+/// empty (padded with zeros).
+fn write_glb_chunks(mut json: Vec<u8>, mut bin: Vec<u8>, path: &Path) -> Result<()> {
     while json.len() % 4 != 0 {
         json.push(b' ');
     }
@@ -227,8 +239,7 @@ pub fn write_glb(prediction: &Prediction, filter: &PointFilter, cameras: bool, p
         out.extend_from_slice(b"BIN\0");
         out.extend_from_slice(&bin);
     }
-    std::fs::write(path, out).map_err(io_error(path))?;
-    Ok(points.len())
+    std::fs::write(path, out).map_err(io_error(path))
 }
 
 /// Unit quaternion (w, x, y, z), w >= 0, of a row-major rotation matrix.
@@ -444,6 +455,13 @@ mod tests {
         let g = std::fs::read(&glb).unwrap();
         assert_eq!(&g[..4], b"glTF");
         assert_eq!(u32::from_le_bytes(g[8..12].try_into().unwrap()) as usize, g.len());
+        // Nothing kept and no cameras: a valid empty scene, no BIN chunk.
+        let none = PointFilter { min_confidence: 2.0, ..Default::default() };
+        assert_eq!(write_glb(&p, &none, false, &glb).unwrap(), 0);
+        let g = std::fs::read(&glb).unwrap();
+        let json_len = u32::from_le_bytes(g[12..16].try_into().unwrap()) as usize;
+        assert_eq!(g.len(), 20 + json_len);
+        assert!(std::str::from_utf8(&g[20..]).unwrap().contains(r#""scenes":[{}]"#));
         let npy = dir.join("d.npy");
         write_depth_npy(&p, 1, &npy).unwrap();
         let n = std::fs::read(&npy).unwrap();

@@ -228,8 +228,11 @@ pub struct PointFilter {
     pub drop_sky: bool,
 }
 
-/// numpy's default (linear) percentile of `values` (not empty), `p` in 0..=100.
+/// numpy's default (linear) percentile of `values`, `p` in 0..=100 (NaN when empty).
 pub fn percentile(values: &mut [f32], p: f32) -> f32 {
+    if values.is_empty() {
+        return f32::NAN;
+    }
     values.sort_unstable_by(|a, b| a.total_cmp(b));
     let rank = (p as f64 / 100.0) * (values.len() - 1) as f64;
     let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
@@ -515,6 +518,7 @@ mod tests {
         assert_eq!(percentile(&mut v, 0.0), 1.0);
         assert_eq!(percentile(&mut v, 50.0), 2.5);
         assert_eq!(percentile(&mut v, 100.0), 4.0);
+        assert!(percentile(&mut [], 50.0).is_nan());
     }
 
     #[test]
