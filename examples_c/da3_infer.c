@@ -5,6 +5,8 @@
  *             [--resize-method NAME] [--ref-view NAME] [--out DIR] [--png] [--repeat N]
  *             [--ray-pose] [--extrinsics FILE.npy --intrinsics FILE.npy] [--no-align-scale]
  *             [--export-layers L1,L2,...]
+ *             [--ply] [--glb] [--colmap] [--png16] [--pfm] [--points] [--at-input]
+ *             [--conf-percentile P] [--drop-sky] [--input-pixels]
  *             image1 [image2 ...]
  *
  * All images form one scene (one view each). Prints the model's capabilities, the processed
@@ -14,6 +16,16 @@
  * alignment_scale.npy (1,) (with known cameras) and features_<layer>.npy (N,h,w,C) (with
  * --export-layers), each when the result has it, as little-endian float32 NumPy files into
  * DIR (default "out"), and with --png a colour-mapped depth_<i>.png per view.
+ *
+ * Geometry and export (models with cameras for the point clouds): --ply writes scene.ply
+ * (binary PLY: x y z, red green blue, confidence), --glb scene.glb (points and camera frusta,
+ * laid out as the official GLB export), --colmap a COLMAP text model in DIR/colmap (cameras
+ * in input pixels with --input-pixels), --png16 depth16_<i>.png (16-bit, full range; the scale
+ * is printed), --pfm depth_<i>.pfm, --points points.npy (N,H,W,3: world-space point of every
+ * pixel), --at-input depth_input_<i>.npy (depth resampled bilinearly to each image's size,
+ * NaN where a crop removed pixels) and intrinsics_input.npy (N,3,3, input pixels). The point
+ * clouds keep pixels at or above the P-th percentile of confidence (--conf-percentile,
+ * default 0: all) and leave out sky with --drop-sky.
  *
  * Known cameras: --extrinsics reads world-to-camera matrices, shape (N,4,4) or (N,3,4), and
  * --intrinsics (N,3,3) in the pixels of the input images, from .npy files (float32 or
@@ -61,6 +73,8 @@ static void usage(FILE *to) {
             "                 [--out DIR] [--png] [--repeat N] [--ray-pose]\n"
             "                 [--extrinsics F.npy --intrinsics F.npy] [--no-align-scale]\n"
             "                 [--export-layers L1,L2,...]\n"
+            "                 [--ply] [--glb] [--colmap] [--png16] [--pfm] [--points]\n"
+            "                 [--at-input] [--conf-percentile P] [--drop-sky] [--input-pixels]\n"
             "                 image1 [image2 ...]\n"
             "\n"
             "  --model M          checkpoint directory or Hugging Face repo id (local cache)\n"
@@ -77,7 +91,15 @@ static void usage(FILE *to) {
             "  --extrinsics F     known world-to-camera matrices, .npy (N,4,4) or (N,3,4)\n"
             "  --intrinsics F     known intrinsics in input-image pixels, .npy (N,3,3)\n"
             "  --no-align-scale   with known cameras, keep the predicted depth scale\n"
-            "  --export-layers L  backbone blocks whose features to write, e.g. 3,7\n");
+            "  --export-layers L  backbone blocks whose features to write, e.g. 3,7\n"
+            "  --ply, --glb       point cloud of all views: scene.ply, scene.glb (with cameras)\n"
+            "  --colmap           COLMAP text model in DIR/colmap\n"
+            "  --png16, --pfm     depth16_<i>.png (16-bit), depth_<i>.pfm per view\n"
+            "  --points           points.npy (N,H,W,3), world-space point of every pixel\n"
+            "  --at-input         depth_input_<i>.npy and intrinsics_input.npy at input size\n"
+            "  --conf-percentile P  point clouds: drop pixels below this confidence percentile\n"
+            "  --drop-sky         point clouds: drop sky pixels (models with a sky map)\n"
+            "  --input-pixels     COLMAP cameras and 2D points in input-image pixels\n");
 }
 
 /* Index of `name` in `names`, or -1. */
@@ -377,6 +399,9 @@ struct invocation {
     const char *model_name;
     const char *out_dir;
     bool accelerate, png;
+    bool ply, glb, colmap, png16, pfm, points, at_input;
+    float conf_percentile;
+    da3_export_flags export_flags;
     unsigned long repeat;
     da3_precision precision;
     const char *extrinsics_path, *intrinsics_path;
@@ -418,6 +443,16 @@ static int parse_value(const char *a, const char *value, struct invocation *inv,
         opts->export_feat_layers = inv->layers;
     } else if (strcmp(a, "--out") == 0) {
         inv->out_dir = value;
+    } else if (strcmp(a, "--conf-percentile") == 0) {
+        char *end = NULL;
+        errno = 0;
+        double p = strtod(value, &end);
+        if (errno != 0 || end == value || *end != '\0' || !(p >= 0.0 && p <= 100.0)) {
+            fprintf(stderr, "da3_infer: --conf-percentile needs a number from 0 to 100, got '%s'\n",
+                    value);
+            return 2;
+        }
+        inv->conf_percentile = (float)p;
     } else if (strcmp(a, "--precision") == 0) {
         if ((idx = lookup(value, PRECISION_NAMES, COUNT(PRECISION_NAMES))) < 0) {
             fprintf(stderr, "da3_infer: unknown precision '%s'\n", value);
@@ -465,7 +500,13 @@ static int parse_args(int argc, char **argv, struct invocation *inv, da3_options
     /* The options that take a value (parse_value reads it). */
     static const char *const WITH_VALUE[] = {
         "--model", "--precision", "--res", "--repeat", "--resize-method", "--ref-view", "--out",
-        "--extrinsics", "--intrinsics", "--export-layers"};
+        "--extrinsics", "--intrinsics", "--export-layers", "--conf-percentile"};
+    /* The switches of the geometry exports and where each is stored. */
+    const char *const EXPORT_SWITCHES[] = {"--ply", "--glb",    "--colmap",  "--png16",
+                                           "--pfm", "--points", "--at-input"};
+    bool *const export_targets[] = {&inv->ply, &inv->glb,    &inv->colmap,  &inv->png16,
+                                    &inv->pfm, &inv->points, &inv->at_input};
+    int which;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -480,6 +521,12 @@ static int parse_args(int argc, char **argv, struct invocation *inv, da3_options
             opts->use_ray_pose = 1;
         } else if (strcmp(a, "--no-align-scale") == 0) {
             opts->align_to_input_ext_scale = 0;
+        } else if ((which = lookup(a, EXPORT_SWITCHES, COUNT(EXPORT_SWITCHES))) >= 0) {
+            *export_targets[which] = true;
+        } else if (strcmp(a, "--drop-sky") == 0) {
+            inv->export_flags |= DA3_EXPORT_DROP_SKY;
+        } else if (strcmp(a, "--input-pixels") == 0) {
+            inv->export_flags |= DA3_EXPORT_INPUT_PIXELS;
         } else if (lookup(a, WITH_VALUE, COUNT(WITH_VALUE)) >= 0) {
             if (value == NULL) {
                 fprintf(stderr, "da3_infer: %s needs a value\n", a);
@@ -715,6 +762,157 @@ static int write_outputs(const da3_result *result, const struct invocation *inv,
     return GO_ON;
 }
 
+/* Writes one per-view file named prefix<v>suffix in dir through write(result, v, path).
+ * Returns GO_ON or 1. */
+static int per_view_file(const da3_result *result, const char *dir, size_t v, const char *prefix,
+                         const char *suffix, const char *what,
+                         da3_status (*write)(const da3_result *, size_t, const char *)) {
+    char name[64];
+    snprintf(name, sizeof name, "%s%zu%s", prefix, v, suffix);
+    char *path = join(dir, name);
+    if (path == NULL) {
+        return 1;
+    }
+    da3_status st = write(result, v, path);
+    if (st == DA3_OK) {
+        printf("wrote %s\n", path);
+    }
+    free(path);
+    return st == DA3_OK ? GO_ON : fail(what, st);
+}
+
+/* 16-bit PNG with the full-range scale (printed), in the per_view_file shape. */
+static da3_status write_png16(const da3_result *result, size_t view, const char *path) {
+    float scale = 0.0f;
+    da3_status st = da3_result_write_depth_png16(result, view, path, 0.0f, &scale);
+    if (st == DA3_OK) {
+        printf("view %zu: 16-bit depth = value / %.6g\n", view, (double)scale);
+    }
+    return st;
+}
+
+/* Depth at the input size (bilinear) as depth_input_<v>.npy. Returns GO_ON or 1. */
+static int write_depth_at_input(const da3_result *result, const char *dir, size_t v) {
+    uint32_t w = 0, h = 0;
+    da3_status st = da3_result_input_size(result, v, &w, &h);
+    if (st != DA3_OK) {
+        return fail("da3_result_input_size", st);
+    }
+    float *depth = malloc((size_t)w * h * sizeof(float));
+    if (depth == NULL) {
+        fprintf(stderr, "da3_infer: out of memory\n");
+        return 1;
+    }
+    st = da3_result_map_at_input(result, v, DA3_MAP_DEPTH, DA3_INTERPOLATION_BILINEAR, depth, w,
+                                 h);
+    char name[64];
+    snprintf(name, sizeof name, "depth_input_%zu.npy", v);
+    size_t shape[2] = {h, w};
+    int rc = st != DA3_OK ? fail("da3_result_map_at_input", st)
+                          : (save_npy(dir, name, depth, shape, 2) != 0 ? 1 : GO_ON);
+    free(depth);
+    return rc;
+}
+
+/* Step 8, geometry and export (--ply, --glb, --colmap, --png16, --pfm, --points,
+ * --at-input) into out_dir. Returns GO_ON or 1. */
+static int write_exports(const da3_result *result, const struct invocation *inv,
+                         const struct outputs *out) {
+    const char *dir = inv->out_dir;
+    size_t n = out->views, count = 0;
+    struct {
+        bool on;
+        const char *name, *what;
+        da3_status (*write)(const da3_result *, const char *, float, float, da3_export_flags,
+                            size_t *);
+    } clouds[2] = {{inv->ply, "scene.ply", "da3_result_write_ply", da3_result_write_ply},
+                   {inv->glb, "scene.glb", "da3_result_write_glb", da3_result_write_glb}};
+    for (size_t i = 0; i < 2; i++) {
+        if (!clouds[i].on) {
+            continue;
+        }
+        char *path = join(dir, clouds[i].name);
+        if (path == NULL) {
+            return 1;
+        }
+        da3_status st =
+            clouds[i].write(result, path, 0.0f, inv->conf_percentile, inv->export_flags, &count);
+        if (st == DA3_OK) {
+            printf("wrote %s (%zu points)\n", path, count);
+        }
+        free(path);
+        if (st != DA3_OK) {
+            return fail(clouds[i].what, st);
+        }
+    }
+    if (inv->colmap) {
+        char *path = join(dir, "colmap");
+        const char **names = calloc(n ? n : 1, sizeof *names);
+        if (path == NULL || names == NULL) {
+            free(path);
+            free(names);
+            return 1;
+        }
+        for (size_t v = 0; v < n; v++) {
+            const char *slash = strrchr(inv->images[v], '/');
+            names[v] = slash ? slash + 1 : inv->images[v];
+        }
+        da3_status st = da3_result_write_colmap(result, path, names, 0.0f, inv->conf_percentile,
+                                                inv->export_flags, &count);
+        if (st == DA3_OK) {
+            printf("wrote COLMAP text model to %s (%zu points)\n", path, count);
+        }
+        free(path);
+        free(names);
+        if (st != DA3_OK) {
+            return fail("da3_result_write_colmap", st);
+        }
+    }
+    for (size_t v = 0; v < n; v++) {
+        if ((inv->png16 && per_view_file(result, dir, v, "depth16_", ".png",
+                                         "da3_result_write_depth_png16", write_png16) != GO_ON) ||
+            (inv->pfm && per_view_file(result, dir, v, "depth_", ".pfm",
+                                       "da3_result_write_depth_pfm",
+                                       da3_result_write_depth_pfm) != GO_ON) ||
+            (inv->at_input && write_depth_at_input(result, dir, v) != GO_ON)) {
+            return 1;
+        }
+    }
+    if (inv->at_input && out->cameras) {
+        float *k = calloc(n * 9, sizeof(float));
+        size_t shape[3] = {n, 3, 3};
+        da3_status st = DA3_OK;
+        for (size_t v = 0; k != NULL && v < n && st == DA3_OK; v++) {
+            st = da3_result_intrinsics_at_input(result, v, k + v * 9);
+        }
+        int rc = k == NULL ? 1
+                 : st != DA3_OK
+                     ? fail("da3_result_intrinsics_at_input", st)
+                     : (save_npy(dir, "intrinsics_input.npy", k, shape, 3) != 0 ? 1 : GO_ON);
+        free(k);
+        if (rc != GO_ON) {
+            return rc;
+        }
+    }
+    if (inv->points) {
+        size_t hw3 = out->height * out->width * 3, shape[4] = {n, out->height, out->width, 3};
+        float *xyz = malloc(n * hw3 * sizeof(float));
+        da3_status st = DA3_OK;
+        for (size_t v = 0; xyz != NULL && v < n && st == DA3_OK; v++) {
+            st = da3_result_points(result, v, xyz + v * hw3);
+        }
+        int rc = xyz == NULL        ? 1
+                 : st != DA3_OK     ? fail("da3_result_points", st)
+                 : save_npy(dir, "points.npy", xyz, shape, 4) != 0 ? 1
+                                                                    : GO_ON;
+        free(xyz);
+        if (rc != GO_ON) {
+            return rc;
+        }
+    }
+    return GO_ON;
+}
+
 int main(int argc, char **argv) {
     da3_options opts;
     da3_status st = da3_options_default(&opts, sizeof opts);
@@ -749,6 +947,9 @@ int main(int argc, char **argv) {
     }
     if (rc == GO_ON) {
         rc = write_outputs(result, &inv, &out);
+    }
+    if (rc == GO_ON) {
+        rc = write_exports(result, &inv, &out);
     }
 
     free(out.extrinsics);

@@ -506,6 +506,26 @@ typedef struct da3_scene {
 typedef uint32_t da3_warning;
 
 /**
+ * Which per-pixel map of a result: one of the `DA3_MAP_*` constants.
+ */
+typedef uint32_t da3_map;
+
+/**
+ * How a map is resampled to the input size: one of the `DA3_INTERPOLATION_*` constants.
+ */
+typedef uint32_t da3_interpolation;
+
+/**
+ * Which mapping from processed to input pixels: one of the `DA3_PIXEL_MAPPING_*` constants.
+ */
+typedef uint32_t da3_pixel_mapping;
+
+/**
+ * Bit set of export choices: an OR of the `DA3_EXPORT_*` constants (0: none).
+ */
+typedef uint32_t da3_export_flags;
+
+/**
  * bf16 on GPUs that support it, else fp16; fp32 on the CPU.
  */
 #define DA3_PRECISION_AUTO 0
@@ -689,6 +709,63 @@ typedef uint32_t da3_warning;
  * Diagnostics, e.g. libtorch's whole error message with its C++ backtrace.
  */
 #define DA3_LOG_DEBUG 4
+
+/**
+ * Depth (`da3_result_depth`).
+ */
+#define DA3_MAP_DEPTH 0
+
+/**
+ * Depth confidence (`da3_result_confidence`).
+ */
+#define DA3_MAP_CONFIDENCE 1
+
+/**
+ * Sky (`da3_result_sky`).
+ */
+#define DA3_MAP_SKY 2
+
+/**
+ * The nearest processed pixel: only values the network gave (masks; no depth mixed across
+ * an edge).
+ */
+#define DA3_INTERPOLATION_NEAREST 0
+
+/**
+ * Bilinear between the four nearest processed pixels (smooth; mixes depths across edges).
+ */
+#define DA3_INTERPOLATION_BILINEAR 1
+
+/**
+ * Where the pixel's content came from: OpenCV's resize geometry (pixel centres at
+ * half-integers of the continuous grid: through each resize x -> (x + 0.5) * from / to - 0.5,
+ * through each crop x -> x + left). The mapping `da3_result_map_at_input` samples with.
+ */
+#define DA3_PIXEL_MAPPING_SAMPLE 0
+
+/**
+ * Consistent with the intrinsics (`da3_result_intrinsics_at_input`): through each resize
+ * x -> x * from / to, through each crop x -> x + left, so a point projecting to (x, y) with
+ * `da3_result_intrinsics` projects to the result with the input intrinsics (as the official
+ * COLMAP export scales its 2D points). It differs from SAMPLE by 0.5 * (from / to - 1) input
+ * pixels per resize: the official's intrinsics and its resize disagree by that half pixel.
+ */
+#define DA3_PIXEL_MAPPING_CAMERA 1
+
+/**
+ * Leave out sky pixels (sky >= 0.5, the official sky mask) when the result has a sky map.
+ */
+#define DA3_EXPORT_DROP_SKY 1
+
+/**
+ * COLMAP: cameras and 2D points in each view's input pixels instead of processed pixels.
+ */
+#define DA3_EXPORT_INPUT_PIXELS 2
+
+/**
+ * GLB: no camera frusta.
+ */
+#define DA3_EXPORT_NO_CAMERAS 4
 
 #ifdef __cplusplus
 extern "C" {
@@ -1288,7 +1365,11 @@ uint32_t da3_result_height(const struct da3_result *result);
 
 /**
  * Depth of view `view`: H*W floats, row-major. NULL (with a message) if `result` is NULL or
- * `view >= da3_result_view_count(result)`.
+ * `view >= da3_result_view_count(result)`. Z-depth along the optical axis (not the distance
+ * along the ray), pixel (u, v) at the integer coordinates (u, v) of `da3_result_intrinsics`;
+ * units: see `da3_result_is_metric` (relative for the any-view and mono models, a 300-pixel
+ * focal length for da3metric-large, metres for the nested model). World points:
+ * `da3_result_points`; at the input size: `da3_result_map_at_input`.
  *
  * Ownership: owned by the result, valid until `da3_result_free(result)`; never free it.
  * Thread safety: any thread.
@@ -1463,7 +1544,9 @@ enum da3_status da3_result_extrinsics(const struct da3_result *result, size_t vi
 
 /**
  * Copies the pinhole intrinsics of view `view` into `out`: 9 floats, a 3x3 row-major matrix
- * [fx 0 cx; 0 fy cy; 0 0 1] in pixels of the processed image (W x H).
+ * [fx 0 cx; 0 fy cy; 0 0 1] in pixels of the processed image (W x H), pixel (u, v) of the maps
+ * at the integer coordinates (u, v) (as the official unprojects). In the input image's pixels:
+ * `da3_result_intrinsics_at_input`.
  *
  * Errors: as `da3_result_extrinsics`. Thread safety: any thread.
  *
@@ -1551,6 +1634,232 @@ enum da3_status da3_result_feature_info(const struct da3_result *result,
  * `result` is NULL or a live result.
  */
 const float *da3_result_feature_data(const struct da3_result *result, size_t index);
+
+/**
+ * Writes the world-space point of every pixel of view `view` to `out_xyz`: W*H*3 floats
+ * (W, H = `da3_result_width`, `_height`), row-major, pixel (u, v) at `(v * W + u) * 3`, as x,
+ * y, z: `X = R^T (depth(u, v) * K^-1 [u v 1]^T - t)` with the view's predicted (or aligned
+ * known) camera. Pixels whose depth is not finite give NaN. Units are the depth's (see
+ * `da3_result_is_metric`). The caller owns the buffer (the result holds no copy).
+ *
+ * Errors: `DA3_ERR_NULL_POINTER` (result or out_xyz), `DA3_ERR_INVALID_ARGUMENT` (view out of
+ * range, singular intrinsics), `DA3_ERR_NOT_AVAILABLE` (no cameras: `da3_result_has_cameras`).
+ * `out_xyz` is untouched on failure. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `out_xyz` is NULL or writable for W*H*3 floats.
+ */
+enum da3_status da3_result_points(const struct da3_result *result, size_t view, float *out_xyz);
+
+/**
+ * Writes the size of the image the caller gave as view `view` (before the resize and crops
+ * of the preprocessing) to `*width` and `*height`; the processed size for
+ * `da3_infer_preprocessed` (no resize there).
+ *
+ * Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (view out of range); outputs
+ * untouched on failure. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `width` and `height` are NULL or writable.
+ */
+enum da3_status da3_result_input_size(const struct da3_result *result,
+                                      size_t view,
+                                      uint32_t *width,
+                                      uint32_t *height);
+
+/**
+ * Resamples map `map` (`DA3_MAP_*`) of view `view` to the view's input size and writes it to
+ * `out` (width*height floats, row-major), where `width` x `height` must be
+ * `da3_result_input_size`. Each input pixel's centre is taken through the preprocessing's
+ * resizes (OpenCV's half-pixel centres: x -> (x + 0.5) * to / from - 0.5) and crops (x ->
+ * x - left) into the processed map, and sampled with `interpolation`
+ * (`DA3_INTERPOLATION_*`). Input pixels a crop removed (more than half a pixel outside the
+ * processed image) get NaN; within that half pixel, the edge value.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (view out of range, unknown map or
+ * interpolation, a size other than the input size), `DA3_ERR_NOT_AVAILABLE` (the result holds
+ * no such map). `out` is untouched on failure. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `out` is NULL or writable for width*height floats.
+ */
+enum da3_status da3_result_map_at_input(const struct da3_result *result,
+                                        size_t view,
+                                        da3_map map,
+                                        da3_interpolation interpolation_,
+                                        float *out,
+                                        uint32_t width,
+                                        uint32_t height);
+
+/**
+ * Copies the intrinsics of view `view` in the pixels of its input image into `out` (9 floats,
+ * row-major): the processed intrinsics (`da3_result_intrinsics`) with the preprocessing's
+ * crops and resizes undone, the inverse of how the official carries a camera into the
+ * processed image (rows of K scaled by each resize ratio, principal point shifted by each crop).
+ *
+ * Errors: as `da3_result_intrinsics`. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `out` is NULL or writable for 9 floats.
+ */
+enum da3_status da3_result_intrinsics_at_input(const struct da3_result *result,
+                                               size_t view,
+                                               float *out);
+
+/**
+ * Maps processed pixel (x, y) of view `view` to its input image's pixel coordinates with
+ * `mapping` (`DA3_PIXEL_MAPPING_SAMPLE` or `_CAMERA`, see them) and writes them to
+ * `out_xy[0]`, `out_xy[1]`. Any real (x, y) is accepted (points outside the image map
+ * linearly). For `da3_infer_preprocessed` results both are the identity.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER`, `DA3_ERR_INVALID_ARGUMENT` (view out of range, unknown
+ * mapping); `out_xy` untouched on failure. Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result; `out_xy` is NULL or writable for 2 doubles.
+ */
+enum da3_status da3_result_pixel_to_input(const struct da3_result *result,
+                                          size_t view,
+                                          double x,
+                                          double y,
+                                          da3_pixel_mapping mapping,
+                                          double *out_xy);
+
+/**
+ * The processed image of view `view` as RGB8: W*H*3 bytes, row-major (the network input with
+ * the ImageNet normalisation undone: exactly the resized and cropped pixels for images the
+ * library preprocessed; for `da3_infer_preprocessed`, the caller's floats taken as
+ * ImageNet-normalised, rounded and clamped). These are the colours of the exported points.
+ * NULL (with a message) if `result` is NULL, `view` is out of range or the result keeps no
+ * colours.
+ *
+ * Ownership: owned by the result, valid until `da3_result_free(result)`; never free it.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+const uint8_t *da3_result_colors(const struct da3_result *result, size_t view);
+
+/**
+ * The point cloud of every view (one file) as binary little-endian PLY at `path`: one vertex
+ * per kept pixel with `x y z` (float, world frame, the unit of the depth), `red green blue`
+ * (uchar, the processed image's colour: `da3_result_colors`) and `confidence` (float; NaN
+ * for models without confidence). Kept: pixels of finite positive depth whose confidence is
+ * at least `min_confidence` and at least the `confidence_percentile`-th percentile (0..100,
+ * numpy's linear percentile) of all views' non-sky confidence, and not sky with
+ * `DA3_EXPORT_DROP_SKY`. 0 and 0 keep every valid pixel. Writes the number of points to
+ * `*points_written` when it is not NULL.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER` (result, path), `DA3_ERR_INVALID_ARGUMENT` (unknown flags,
+ * percentile outside 0..100), `DA3_ERR_NOT_AVAILABLE` (no cameras, or a confidence filter on a
+ * result without confidence), `DA3_ERR_IO` (the file). Thread safety: any thread (distinct
+ * paths).
+ *
+ * # Safety
+ * `result` is NULL or a live result; `path` is NULL or a NUL-terminated string;
+ * `points_written` is NULL or writable.
+ */
+enum da3_status da3_result_write_ply(const struct da3_result *result,
+                                     const char *path,
+                                     float min_confidence,
+                                     float confidence_percentile,
+                                     da3_export_flags flags,
+                                     size_t *points_written);
+
+/**
+ * The point cloud of every view and each camera's frustum as a glTF 2.0 binary (`.glb`) at
+ * `path`, laid out as the official `export_to_glb`: the first camera's frame turned to glTF
+ * axes (x right, y up, z backward) and centred on the points' median; the points one POINTS
+ * primitive with RGBA8 colours, each frustum a LINES primitive sized 3 % of the scene's
+ * 5th-95th percentile diagonal (`DA3_EXPORT_NO_CAMERAS`: none). No random down-sampling.
+ * The points kept and the arguments: as `da3_result_write_ply`.
+ *
+ * Errors: as `da3_result_write_ply`. Thread safety: any thread (distinct paths).
+ *
+ * # Safety
+ * As `da3_result_write_ply`.
+ */
+enum da3_status da3_result_write_glb(const struct da3_result *result,
+                                     const char *path,
+                                     float min_confidence,
+                                     float confidence_percentile,
+                                     da3_export_flags flags,
+                                     size_t *points_written);
+
+/**
+ * A COLMAP text model in directory `dir` (created if missing): `cameras.txt` (camera i+1 of
+ * view i, PINHOLE fx fy cx cy), `images.txt` (image i+1: the world-to-camera rotation as a
+ * unit quaternion QW QX QY QZ with QW >= 0, the translation, camera i+1, its name, and its
+ * 2D observations), `points3D.txt` (the kept points, as `da3_result_write_ply`, with colour,
+ * error 0 and their one observation). Cameras and 2D points are in processed pixels
+ * (W x H), or with `DA3_EXPORT_INPUT_PIXELS` in each view's input pixels
+ * (`da3_result_intrinsics_at_input`, the 2D points mapped consistently with them: through each
+ * crop x + left, each resize x * from / to, as the official COLMAP export scales them); pixel
+ * centres at integer coordinates as the network's intrinsics (COLMAP's own convention has
+ * them at + 0.5).
+ * `names`: NULL (view_0000.png, ...) or one UTF-8 name per view without white space.
+ *
+ * Errors: as `da3_result_write_ply`, and `DA3_ERR_INVALID_ARGUMENT` for a NULL, non-UTF-8,
+ * empty or spaced name. Thread safety: any thread (distinct directories).
+ *
+ * # Safety
+ * As `da3_result_write_ply`; `dir` is NULL or a NUL-terminated string; `names` is NULL or
+ * points to `da3_result_view_count(result)` pointers, each NULL or a NUL-terminated string.
+ */
+enum da3_status da3_result_write_colmap(const struct da3_result *result,
+                                        const char *dir,
+                                        const char *const *names,
+                                        float min_confidence,
+                                        float confidence_percentile,
+                                        da3_export_flags flags,
+                                        size_t *points_written);
+
+/**
+ * Depth of view `view` as a 16-bit greyscale PNG at `path` (processed size): each pixel
+ * round(depth * scale) clamped to 1..65535, and 0 where the depth is not finite or not
+ * positive (no depth). `scale` <= 0 picks 65535 / the view's largest depth (full range,
+ * relative); for metric depth pass e.g. 1000 (millimetres). Writes the scale used to
+ * `*scale_used` when it is not NULL: depth = value / scale.
+ *
+ * Errors: `DA3_ERR_NULL_POINTER` (result, path), `DA3_ERR_INVALID_ARGUMENT` (view out of range),
+ * `DA3_ERR_IO` (the file). Thread safety: any thread (distinct paths).
+ *
+ * # Safety
+ * `result` is NULL or a live result; `path` is NULL or a NUL-terminated string; `scale_used`
+ * is NULL or writable.
+ */
+enum da3_status da3_result_write_depth_png16(const struct da3_result *result,
+                                             size_t view,
+                                             const char *path,
+                                             float scale,
+                                             float *scale_used);
+
+/**
+ * Depth of view `view` as PFM at `path` (processed size; `Pf`, float32 little-endian, rows
+ * bottom to top as the format stores them; values as `da3_result_depth`).
+ *
+ * Errors: as `da3_result_write_depth_png16`. Thread safety: any thread (distinct paths).
+ *
+ * # Safety
+ * `result` is NULL or a live result; `path` is NULL or a NUL-terminated string.
+ */
+enum da3_status da3_result_write_depth_pfm(const struct da3_result *result,
+                                           size_t view,
+                                           const char *path);
+
+/**
+ * Depth of view `view` as a NumPy `.npy` file at `path` (float32 `<f4`, shape (H, W), C
+ * order; values as `da3_result_depth`).
+ *
+ * Errors: as `da3_result_write_depth_png16`. Thread safety: any thread (distinct paths).
+ *
+ * # Safety
+ * `result` is NULL or a live result; `path` is NULL or a NUL-terminated string.
+ */
+enum da3_status da3_result_write_depth_npy(const struct da3_result *result,
+                                           size_t view,
+                                           const char *path);
 
 #ifdef __cplusplus
 }  // extern "C"

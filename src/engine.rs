@@ -585,7 +585,7 @@ fn preprocessed_input(data: &[f32], views: usize, height: u32, width: u32) -> Re
     }
     let images = Tensor::f_from_slice(data)?.f_reshape([views as i64, 3, height as i64, width as i64])?;
     check_network_input(&images.size())?;
-    Ok(Processed { images, height, width, grid_changes: vec![Vec::new(); views] })
+    Ok(Processed { images, height, width, grid_changes: vec![Vec::new(); views], colors: None })
 }
 
 /// The network (`forward`) on a prepared scene, then the prediction: with known cameras,
@@ -687,6 +687,11 @@ fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
         warnings: out.warnings.clone(),
         features,
         alignment_scale: None,
+        grid_changes: processed.grid_changes.clone(),
+        colors: match &processed.colors {
+            Some(colors) => colors.clone(),
+            None => preprocess::to_rgb8(&processed.images)?,
+        },
     })
 }
 

@@ -12,6 +12,8 @@ pub mod log;
 pub mod settings;
 pub mod error;
 pub mod ffi;
+pub mod export;
+pub mod geometry;
 pub mod image_input;
 pub mod options;
 pub mod prediction;

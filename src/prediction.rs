@@ -3,6 +3,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::model::utils::alignment::apply_metric_scaling;
+use crate::preprocess::GridChange;
 pub use crate::model::warning::Warning;
 
 /// Depth, confidence, cameras and sky for N views of one scene, all in host memory.
@@ -55,6 +56,14 @@ pub struct Prediction {
     pub scale_factor: Option<f32>,
     /// Conditions met on the way that the caller should know about; empty normally.
     pub warnings: Vec<Warning>,
+    /// Per view, how its pixel grid went from the caller's image to the processed one (the
+    /// resizes and crops, see `geometry` for the pixel mapping); empty (or empty per view)
+    /// when processed pixels are input pixels (`Views::Preprocessed`).
+    pub grid_changes: Vec<Vec<GridChange>>,
+    /// The processed images as RGB8, `views * height * width * 3` (the network input with the
+    /// ImageNet normalisation undone, exact for images the library preprocessed): the colours
+    /// of exported points. Empty when not kept.
+    pub colors: Vec<u8>,
 }
 
 /// One backbone block's output for every view (official `aux["feat_layer_{layer}"]`): patch
@@ -109,6 +118,12 @@ impl Prediction {
         }
         if let Some(sky) = &self.sky {
             check("sky", sky.len(), maps)?;
+        }
+        if !self.grid_changes.is_empty() && self.grid_changes.len() != self.views {
+            return internal(format!("prediction has grid changes for {} of {} views", self.grid_changes.len(), self.views));
+        }
+        if !self.colors.is_empty() {
+            check("colors", self.colors.len(), maps.and_then(|m| m.checked_mul(3)))?;
         }
         for f in &self.features {
             if f.shape[0] != self.views || u32::try_from(f.layer).is_err() {

@@ -19,8 +19,9 @@
 //! (`boundary`: statuses, errors, panics, version), argument conversion and the handle helper
 //! (`args`), the enum-like values (`enums`), `da3_options` (`options`), the model handle
 //! (`model`), the host's control (`cancel`: the cancel token `da3_options` carries; `load`: load
-//! options and progress; `log`: the log callback), inference (`infer`) and the result handle (`result`, `result_cameras`,
-//! `result_features`).
+//! options and progress; `log`: the log callback), inference (`infer`), the result handle
+//! (`result`, `result_cameras`, `result_features`), the result's geometry (`geometry`) and its
+//! writers (`export`).
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -36,8 +37,12 @@ mod infer;
 mod result;
 mod result_cameras;
 mod result_features;
+mod geometry;
+mod export;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_export;
 
 pub use boundary::{
     da3_last_error_message, da3_status, da3_status_name, da3_version, DA3_VERSION_MAJOR, DA3_VERSION_MINOR,
@@ -81,3 +86,13 @@ pub use result_cameras::{
     da3_result_is_metric, da3_result_scale_factor,
 };
 pub use result_features::{da3_result_feature_count, da3_result_feature_data, da3_result_feature_info};
+pub use geometry::{
+    da3_interpolation, da3_map, da3_pixel_mapping, da3_result_colors, da3_result_input_size, da3_result_intrinsics_at_input,
+    da3_result_map_at_input, da3_result_pixel_to_input, da3_result_points, DA3_INTERPOLATION_BILINEAR,
+    DA3_INTERPOLATION_NEAREST, DA3_MAP_CONFIDENCE, DA3_MAP_DEPTH, DA3_MAP_SKY, DA3_PIXEL_MAPPING_CAMERA, DA3_PIXEL_MAPPING_SAMPLE,
+};
+pub use export::{
+    da3_export_flags, da3_result_write_colmap, da3_result_write_depth_npy, da3_result_write_depth_pfm,
+    da3_result_write_depth_png16, da3_result_write_glb, da3_result_write_ply, DA3_EXPORT_DROP_SKY,
+    DA3_EXPORT_INPUT_PIXELS, DA3_EXPORT_NO_CAMERAS,
+};

@@ -103,7 +103,11 @@ pub unsafe extern "C" fn da3_result_height(result: *const da3_result) -> u32 {
 }
 
 /// Depth of view `view`: H*W floats, row-major. NULL (with a message) if `result` is NULL or
-/// `view >= da3_result_view_count(result)`.
+/// `view >= da3_result_view_count(result)`. Z-depth along the optical axis (not the distance
+/// along the ray), pixel (u, v) at the integer coordinates (u, v) of `da3_result_intrinsics`;
+/// units: see `da3_result_is_metric` (relative for the any-view and mono models, a 300-pixel
+/// focal length for da3metric-large, metres for the nested model). World points:
+/// `da3_result_points`; at the input size: `da3_result_map_at_input`.
 ///
 /// Ownership: owned by the result, valid until `da3_result_free(result)`; never free it.
 /// Thread safety: any thread.

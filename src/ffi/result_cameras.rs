@@ -69,7 +69,9 @@ pub unsafe extern "C" fn da3_result_extrinsics(result: *const da3_result, view: 
 }
 
 /// Copies the pinhole intrinsics of view `view` into `out`: 9 floats, a 3x3 row-major matrix
-/// [fx 0 cx; 0 fy cy; 0 0 1] in pixels of the processed image (W x H).
+/// [fx 0 cx; 0 fy cy; 0 0 1] in pixels of the processed image (W x H), pixel (u, v) of the maps
+/// at the integer coordinates (u, v) (as the official unprojects). In the input image's pixels:
+/// `da3_result_intrinsics_at_input`.
 ///
 /// Errors: as `da3_result_extrinsics`. Thread safety: any thread.
 ///

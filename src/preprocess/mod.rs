@@ -28,6 +28,9 @@ pub struct Processed {
     /// Per view, how its pixel grid went from the original image to the network input, for
     /// carrying intrinsics along (`adjust_intrinsics`).
     pub grid_changes: Vec<Vec<GridChange>>,
+    /// The network input as RGB8 (S x H x W x 3), the bytes that were normalised; `None` for
+    /// views the caller normalised (`to_rgb8` recovers them from the floats).
+    pub colors: Option<Vec<u8>>,
 }
 
 /// One step of a view's pixel grid from the original image to the network input, as the
@@ -59,6 +62,38 @@ pub fn adjust_intrinsics(k: &[f32; 9], changes: &[GridChange]) -> [f32; 9] {
         }
     }
     k
+}
+
+/// The network input (S, 3, H, W) float32 as RGB8 (S x H x W x 3): the ImageNet normalisation
+/// undone and rounded, exact for the values `process_views` writes (each byte maps to its own
+/// float); other values are clamped to 0..255.
+pub fn to_rgb8(images: &Tensor) -> Result<Vec<u8>> {
+    let size = images.size();
+    if size.len() != 4 || size[1] != 3 {
+        return Err(Error::InvalidArgument(format!("images must be (S, 3, H, W), got {size:?}")));
+    }
+    let (views, hw) = (size[0] as usize, (size[2] * size[3]) as usize);
+    let data = Vec::<f32>::try_from(&images.f_to_kind(Kind::Float)?.f_contiguous()?.f_reshape([-1])?)?;
+    let mut out = vec![0u8; views * hw * 3];
+    for v in 0..views {
+        for c in 0..3 {
+            let plane = &data[(v * 3 + c) * hw..][..hw];
+            for (i, x) in plane.iter().enumerate() {
+                out[(v * hw + i) * 3 + c] = level_of(*x, c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The byte that normalises to `x` in channel `c` (rounded, clamped; NaN gives 0).
+fn level_of(x: f32, c: usize) -> u8 {
+    let level = ((x as f64 * STD[c] as f64 + MEAN[c] as f64) * 255.0).round();
+    if level.is_nan() {
+        0
+    } else {
+        level.clamp(0.0, 255.0) as u8
+    }
 }
 
 /// Decodes a PNG or JPEG file to RGB8 the way the official `PIL.Image.open(path).convert("RGB")`
@@ -377,6 +412,7 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Work
     }
     let views = sources.len();
     let hw = height * width;
+    let mut colors = zeroed_bytes(views * hw * 3, "the processed colours")?;
     let images = Tensor::f_empty([views as i64, 3, height as i64, width as i64], (Kind::Float, Device::Cpu))
         .map_err(|e| Error::from(e).during("preprocessing: the network input"))?;
     {
@@ -387,18 +423,25 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Work
         let table = normalisation_table();
         let band = workers.band_rows(views * height);
         let mut planes = data.chunks_mut(hw);
+        let mut color_views = colors.chunks_mut(hw * 3);
         let mut tasks: Vec<Task> = Vec::new();
         for (img, plan) in lasts.iter().zip(&plans) {
             let (img, left, top) = (*img, plan.left, plan.top);
             let (r, g, b) = (planes.next().unwrap(), planes.next().unwrap(), planes.next().unwrap());
-            let bands = r.chunks_mut(band * width).zip(g.chunks_mut(band * width)).zip(b.chunks_mut(band * width));
-            for (i, ((r, g), b)) in bands.enumerate() {
+            let c = color_views.next().unwrap();
+            let bands = r
+                .chunks_mut(band * width)
+                .zip(g.chunks_mut(band * width))
+                .zip(b.chunks_mut(band * width))
+                .zip(c.chunks_mut(band * width * 3));
+            for (i, (((r, g), b), c)) in bands.enumerate() {
                 tasks.push(Box::new(move || {
                     let y0 = top + i * band;
                     for (k, ((r, g), b)) in
                         r.chunks_exact_mut(width).zip(g.chunks_exact_mut(width)).zip(b.chunks_exact_mut(width)).enumerate()
                     {
                         let row = &img.data[(y0 + k) * img.stride + left * 3..][..width * 3];
+                        c[k * width * 3..][..width * 3].copy_from_slice(row);
                         for (x, px) in row.chunks_exact(3).enumerate() {
                             r[x] = table[0][px[0] as usize];
                             g[x] = table[1][px[1] as usize];
@@ -411,7 +454,7 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Work
         workers.run(tasks);
     }
     let grid_changes = plans.into_iter().map(|p| p.changes).collect();
-    Ok(Processed { images, height: height as u32, width: width as u32, grid_changes })
+    Ok(Processed { images, height: height as u32, width: width as u32, grid_changes, colors: Some(colors) })
 }
 
 #[cfg(test)]
@@ -525,6 +568,9 @@ mod tests {
                 assert_eq!((got.width, got.height), (want.width, want.height));
                 assert_eq!(got.grid_changes, want.grid_changes);
                 assert!(got.images.equal(&want.images), "{format:?} {method:?}");
+                assert_eq!(got.colors, want.colors);
+                // The bytes kept are the bytes normalised (mixed sizes: unified by centre crops).
+                assert_eq!(want.colors.as_deref(), Some(&to_rgb8(&want.images).unwrap()[..]));
             }
         }
     }
@@ -540,6 +586,24 @@ mod tests {
                 assert_eq!(got[c * 196 + i].to_bits(), want.to_bits());
             }
         }
+    }
+
+    #[test]
+    fn rgb8_recovers_every_byte_from_the_normalised_input() {
+        let img = noise(32, 28, 9);
+        let p = process_views(std::slice::from_ref(&img), &options(28, ResizeMethod::UpperBoundCrop), 1).unwrap();
+        assert_eq!((p.width, p.height), (28, 14));
+        let back = to_rgb8(&p.images).unwrap();
+        let processed = process_one(&img, 28, ResizeMethod::UpperBoundCrop).unwrap();
+        assert_eq!(back, processed.data);
+        assert_eq!(p.colors.as_deref(), Some(&processed.data[..]));
+        let table = normalisation_table();
+        for c in 0..3 {
+            for v in 0..=255u8 {
+                assert_eq!(level_of(table[c][v as usize], c), v);
+            }
+        }
+        assert_eq!((level_of(f32::NAN, 0), level_of(100.0, 1), level_of(-100.0, 2)), (0, 255, 0));
     }
 
     #[test]
