@@ -155,7 +155,7 @@ pub const VARIABLES: &[Variable] = &[
         name: "DA3_LOG",
         values: "off, error, warn, info, debug",
         default: "warn",
-        effect: "what libda3 writes to stderr (debug: libtorch backtraces)",
+        effect: "what libda3 reports to stderr or the da3_log_set callback (debug: libtorch backtraces)",
     },
     Variable {
         name: "DA3_LOG_GRAPHS",
