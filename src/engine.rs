@@ -337,13 +337,13 @@ impl Engine {
         if self.shards(views, height, width) {
             let lease = self.runners.lease_all();
             let runners = lease.workers();
-            return run_prepared(&prepared, options, self.devices[0], |images, cameras| {
+            return run_prepared(prepared, options, self.devices[0], |images, cameras| {
                 Runner::forward_sharded(&runners, images, cameras, &request_of(options.forward()), false, stop)
             });
         }
         let mut runner = self.runners.lease();
         let device = runner.device();
-        run_prepared(&prepared, options, device, |images, cameras| {
+        run_prepared(prepared, options, device, |images, cameras| {
             runner.forward(images, cameras, &request_of(options.forward()), false, stop)
         })
     }
@@ -370,7 +370,7 @@ impl Engine {
             |runner, prepared| {
                 cancel::check(cancel, "after preprocessing")?;
                 let device = runner.device();
-                run_prepared(&prepared, options, device, |images, cameras| {
+                run_prepared(prepared, options, device, |images, cameras| {
                     runner.forward(images, cameras, &request_of(options.forward()), false, stop)
                 })
             },
@@ -592,16 +592,18 @@ fn preprocessed_input(data: &[f32], views: usize, height: u32, width: u32) -> Re
 /// conditioned on them and aligned back to them (the official `inference()`). `device` is
 /// where `forward` runs (the extrinsics are normalised there, as the official does).
 fn run_prepared(
-    prepared: &PreparedScene,
+    mut prepared: PreparedScene,
     options: &CheckedOptions,
     device: Device,
     forward: impl FnOnce(&Tensor, Option<(&Tensor, &Tensor)>) -> Result<NetOutput>,
 ) -> Result<Prediction> {
+    // The colours move into the prediction (no copy); caller-normalised views have none.
+    let colors = prepared.processed.colors.take().unwrap_or_default();
     let processed = &prepared.processed;
     let Some(known) = &prepared.known else {
         let out = forward(&processed.images, None)?;
         cancel::check(options.cancel_token(), "after the forward")?;
-        return to_prediction(processed, &out);
+        return to_prediction(processed, colors, &out);
     };
     // The caller's intrinsics through the resize and crops; extrinsics normalised for the
     // camera encoder (the alignment below uses them as given).
@@ -611,7 +613,7 @@ fn run_prepared(
     let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
     let out = forward(&processed.images, Some((&normalized, &intrinsics_t)))?;
     cancel::check(options.cancel_token(), "after the forward")?;
-    let mut prediction = to_prediction(processed, &out)?;
+    let mut prediction = to_prediction(processed, colors, &out)?;
     align_prediction(&mut prediction, known, &intrinsics, options.alignment().to_input_scale)?;
     Ok(prediction)
 }
@@ -663,7 +665,7 @@ fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
+fn to_prediction(processed: &Processed, colors: Vec<u8>, out: &NetOutput) -> Result<Prediction> {
     let features = out
         .exported_features
         .iter()
@@ -688,10 +690,7 @@ fn to_prediction(processed: &Processed, out: &NetOutput) -> Result<Prediction> {
         features,
         alignment_scale: None,
         grid_changes: processed.grid_changes.clone(),
-        colors: match &processed.colors {
-            Some(colors) => colors.clone(),
-            None => preprocess::to_rgb8(&processed.images)?,
-        },
+        colors,
     })
 }
 

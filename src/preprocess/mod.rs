@@ -29,7 +29,8 @@ pub struct Processed {
     /// carrying intrinsics along (`adjust_intrinsics`).
     pub grid_changes: Vec<Vec<GridChange>>,
     /// The network input as RGB8 (S x H x W x 3), the bytes that were normalised; `None` for
-    /// views the caller normalised (`to_rgb8` recovers them from the floats).
+    /// views the caller normalised (the prediction then keeps no colours: `to_rgb8` recovers
+    /// them from the floats on request, not on every call).
     pub colors: Option<Vec<u8>>,
 }
 
