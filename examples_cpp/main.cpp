@@ -113,6 +113,13 @@ int main(int argc, char **argv) {
             result.write_depth_png(v, png);
             std::printf("  wrote %s\n", png.c_str());
         }
+        if (result.has_cameras()) {
+            // Every view's points in the world frame, coloured, the sky left out where the model
+            // predicts it: opens in MeshLab, CloudCompare or Blender (File > Import > PLY).
+            const std::string ply = out_dir + "/points.ply";
+            const std::size_t points = result.write_ply(ply, 0.0f, 0.0f, result.has_sky() ? DA3_EXPORT_DROP_SKY : 0);
+            std::printf("wrote %s (%zu points)\n", ply.c_str(), points);
+        }
         for (const da3::Warning &warning : result.warnings()) {
             std::printf("warning: %s\n", warning.text.c_str());
         }

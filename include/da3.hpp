@@ -90,6 +90,7 @@ enum class Status : int {
     NotAvailable = DA3_ERR_NOT_AVAILABLE,
     Panic = DA3_ERR_PANIC,
     OutOfMemory = DA3_ERR_OUT_OF_MEMORY,
+    Cancelled = DA3_ERR_CANCELLED,
 };
 
 /// Arithmetic precision (DA3_PRECISION_*).
@@ -175,6 +176,7 @@ constexpr bool has(Capabilities set, Capabilities flags) noexcept { return (set 
 constexpr bool any(Capabilities set) noexcept { return set != Capabilities::None; }
 
 static_assert(static_cast<int>(Status::Ok) == 0 && static_cast<int>(Status::OutOfMemory) == DA3_ERR_OUT_OF_MEMORY &&
+                  static_cast<int>(Status::Cancelled) == DA3_ERR_CANCELLED &&
                   static_cast<int>(Status::NotAvailable) == DA3_ERR_NOT_AVAILABLE &&
                   static_cast<int>(Status::InvalidArgument) == DA3_ERR_INVALID_ARGUMENT,
               "da3::Status follows da3_status");
@@ -646,6 +648,35 @@ public:
     /// Writes view `view`'s depth as a colour-mapped PNG (da3_result_write_depth_png).
     void write_depth_png(std::size_t view, const std::string &path) const {
         detail::check(da3_result_write_depth_png(checked(), view, path.c_str()));
+    }
+
+    /// View `view`'s world-space points (da3_result_points): width() * height() * 3 floats,
+    /// pixel (u, v) at (v * width() + u) * 3, NaN where the depth is not finite. Throws
+    /// Status::NotAvailable for a result without cameras.
+    std::vector<float> points(std::size_t view) const {
+        std::vector<float> xyz(static_cast<std::size_t>(width()) * height() * 3);
+        detail::check(da3_result_points(checked(), view, xyz.data()));
+        return xyz;
+    }
+
+    /// Every view's points with their colours and confidence as a binary PLY at `path`
+    /// (da3_result_write_ply); `flags` is an OR of DA3_EXPORT_*. Returns the points written.
+    std::size_t write_ply(const std::string &path, float min_confidence = 0.0f, float confidence_percentile = 0.0f,
+                          da3_export_flags flags = 0) const {
+        std::size_t written = 0;
+        detail::check(
+            da3_result_write_ply(checked(), path.c_str(), min_confidence, confidence_percentile, flags, &written));
+        return written;
+    }
+
+    /// The points and the camera frusta as a glTF 2.0 binary at `path` (da3_result_write_glb);
+    /// arguments as write_ply. Returns the points written.
+    std::size_t write_glb(const std::string &path, float min_confidence = 0.0f, float confidence_percentile = 0.0f,
+                          da3_export_flags flags = 0) const {
+        std::size_t written = 0;
+        detail::check(
+            da3_result_write_glb(checked(), path.c_str(), min_confidence, confidence_percentile, flags, &written));
+        return written;
     }
 
 private:

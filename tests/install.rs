@@ -301,5 +301,24 @@ fn cpp_consumers_build_against_the_install_and_run_from_a_moved_bundle() {
     for png in ["depth_0.png", "depth_1.png"] {
         assert!(out_dir.join(png).is_file(), "da3_example wrote no {png}:\n{out}");
     }
+    // Its point cloud, read by an independent reader (plyfile, in the test venv).
+    let ply = out_dir.join("points.ply");
+    let written = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("wrote {} (", ply.display())))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("da3_example reported no points.ply:\n{out}"));
+    let read = run(
+        Command::new(root().join(".venv/bin/python"))
+            .args(["-c", "import sys, plyfile; v = plyfile.PlyData.read(sys.argv[1])['vertex']; print(v.count, ' '.join(p.name for p in v.properties))"])
+            .arg(&ply),
+        "plyfile reads points.ply",
+    );
+    let (count, properties) = read.trim().split_once(' ').unwrap_or_else(|| panic!("plyfile printed {read}"));
+    assert_eq!(count, written, "plyfile reads another point count than da3_example wrote");
+    assert!(written.parse::<usize>().unwrap() > 0, "no points");
+    for property in ["x", "y", "z", "red", "green", "blue"] {
+        assert!(properties.split(' ').any(|p| p == property), "points.ply has no {property}: {properties}");
+    }
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -372,6 +372,24 @@ void with_model(const char *checkpoint, const char *tmpdir) {
     check_throws("write_depth_png into a missing directory", da3::Status::Io, {"da3-hpp-missing-dir"},
                  [&] { result.write_depth_png(0, "/nonexistent/da3-hpp-missing-dir/d.png"); });
 
+    // Points and the PLY writer: the same values as the C functions.
+    if (result.has_cameras()) {
+        const std::vector<float> xyz = result.points(0);
+        std::vector<float> c_xyz(static_cast<std::size_t>(result.width()) * result.height() * 3);
+        const bool c_ok = da3_result_points(result.get(), 0, c_xyz.data()) == DA3_OK;
+        CHECK(c_ok && xyz.size() == c_xyz.size() && std::memcmp(xyz.data(), c_xyz.data(), xyz.size() * sizeof(float)) == 0,
+              "points(0) equals da3_result_points (%zu floats)", xyz.size());
+        const std::string ply = std::string(tmpdir) + "/da3_hpp_points.ply";
+        std::size_t c_written = 0;
+        const std::string c_ply = std::string(tmpdir) + "/da3_hpp_points_c.ply";
+        const bool c_ply_ok = da3_result_write_ply(result.get(), c_ply.c_str(), 0.0f, 0.0f, 0, &c_written) == DA3_OK;
+        const std::size_t written = result.write_ply(ply);
+        CHECK(c_ply_ok && written > 0 && written == c_written, "write_ply writes as many points as the C call (%zu)",
+              written);
+        check_throws("write_ply into a missing directory", da3::Status::Io, {"da3-hpp-missing-dir"},
+                     [&] { (void)result.write_ply("/nonexistent/da3-hpp-missing-dir/p.ply"); });
+    }
+
     // Moves: the handle moves, the buffers stay; moved-from handles are empty and safe.
     const float *depth0 = result.depth(0).data();
     da3::Result moved = std::move(result);
