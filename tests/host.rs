@@ -15,17 +15,6 @@ fn checkpoint() -> String {
     common::oracle_checkpoint("da3-small").to_str().unwrap().to_owned()
 }
 
-fn pattern(width: u32, height: u32, seed: u32) -> Vec<u8> {
-    let mut data = Vec::with_capacity((width * height * 3) as usize);
-    for y in 0..height {
-        for x in 0..width {
-            let v = x * (3 + seed) + y * (5 + 2 * seed) + seed * 40;
-            data.extend_from_slice(&[(v % 251) as u8, ((v * 7 / 3) % 253) as u8, ((x * y + seed) % 241) as u8]);
-        }
-    }
-    data
-}
-
 const W: u32 = 320;
 const H: u32 = 240;
 const VIEWS: u32 = 6;
@@ -41,7 +30,7 @@ fn load() -> Engine {
 #[test]
 fn a_token_cancelled_before_the_call_stops_it_at_once() {
     let engine = load();
-    let buffers: Vec<Vec<u8>> = (0..2).map(|s| pattern(W, H, s)).collect();
+    let buffers: Vec<Vec<u8>> = (0..2).map(|s| common::pattern(W, H, s)).collect();
     let views: Vec<ImageView<'_>> = buffers.iter().map(|b| ImageView::new(b, W, H, (W * 3) as usize, PixelFormat::Rgb8).unwrap()).collect();
     let token = CancelToken::new();
     token.cancel();
@@ -65,7 +54,7 @@ fn a_token_cancelled_before_the_call_stops_it_at_once() {
 #[test]
 fn a_token_cancelled_from_another_thread_stops_a_running_forward() {
     let engine = load();
-    let buffers: Vec<Vec<u8>> = (0..VIEWS).map(|s| pattern(W, H, s)).collect();
+    let buffers: Vec<Vec<u8>> = (0..VIEWS).map(|s| common::pattern(W, H, s)).collect();
     let views: Vec<ImageView<'_>> = buffers.iter().map(|b| ImageView::new(b, W, H, (W * 3) as usize, PixelFormat::Rgb8).unwrap()).collect();
     let scene = Scene::new(Views::Images(&views));
     let token = CancelToken::new();

@@ -11,18 +11,6 @@ fn checkpoint() -> String {
     common::oracle_checkpoint("da3-small").to_str().unwrap().to_owned()
 }
 
-/// A deterministic RGB8 test pattern, different per `seed`.
-fn pattern(width: u32, height: u32, seed: u32) -> Vec<u8> {
-    let mut data = Vec::with_capacity((width * height * 3) as usize);
-    for y in 0..height {
-        for x in 0..width {
-            let v = x * (3 + seed) + y * (5 + 2 * seed) + seed * 40;
-            data.extend_from_slice(&[(v % 251) as u8, ((v * 7 / 3) % 253) as u8, ((x * y + seed) % 241) as u8]);
-        }
-    }
-    data
-}
-
 const W: u32 = 84;
 const H: u32 = 70;
 
@@ -74,7 +62,7 @@ fn two_cpu_replicas_serve_batches_concurrent_callers_and_sharded_scenes_like_one
 
     // Scenes of 1, 2 and 3 views (3 runs the reference-view selection), and one bad scene.
     let buffers: Vec<Vec<Vec<u8>>> =
-        [1u32, 2, 3].iter().enumerate().map(|(s, &n)| (0..n).map(|v| pattern(W, H, 10 * s as u32 + v)).collect()).collect();
+        [1u32, 2, 3].iter().enumerate().map(|(s, &n)| (0..n).map(|v| common::pattern(W, H, 10 * s as u32 + v)).collect()).collect();
     let view_sets: Vec<Vec<ImageView<'_>>> = buffers.iter().map(|b| views(b)).collect();
     let expected: Vec<Prediction> = view_sets.iter().map(|v| single.infer(&scene(v), &opts).unwrap()).collect();
     let mut scenes: Vec<Scene<'_>> = view_sets.iter().map(|v| scene(v)).collect();

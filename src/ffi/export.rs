@@ -215,15 +215,8 @@ pub unsafe extern "C" fn da3_result_write_depth_png16(
 /// `result` is NULL or a live result; `path` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn da3_result_write_depth_pfm(result: *const da3_result, view: usize, path: *const c_char) -> da3_status {
-    status_call("da3_result_write_depth_pfm", || {
-        // SAFETY: per the caller.
-        let r = unsafe { da3_result::borrow(result, "result") }?;
-        // SAFETY: per the caller.
-        let path = path_arg(unsafe { cstr_arg(path, "path") }?, "path")?;
-        r.check_view(view)?;
-        crate::export::write_depth_pfm(&r.prediction, view, &path).map_err(from_core)?;
-        Ok(())
-    })
+    // SAFETY: per the caller.
+    unsafe { write_depth_file("da3_result_write_depth_pfm", result, view, path, crate::export::write_depth_pfm) }
 }
 
 /// Depth of view `view` as a NumPy `.npy` file at `path` (float32 `<f4`, shape (H, W), C
@@ -235,13 +228,28 @@ pub unsafe extern "C" fn da3_result_write_depth_pfm(result: *const da3_result, v
 /// `result` is NULL or a live result; `path` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn da3_result_write_depth_npy(result: *const da3_result, view: usize, path: *const c_char) -> da3_status {
-    status_call("da3_result_write_depth_npy", || {
+    // SAFETY: per the caller.
+    unsafe { write_depth_file("da3_result_write_depth_npy", result, view, path, crate::export::write_depth_npy) }
+}
+
+/// The body of the single-view depth-file writers: the arguments checked, then `write`.
+///
+/// # Safety
+/// As the writers': `result` is NULL or a live result; `path` is NULL or a NUL-terminated string.
+unsafe fn write_depth_file(
+    name: &'static str,
+    result: *const da3_result,
+    view: usize,
+    path: *const c_char,
+    write: fn(&crate::prediction::Prediction, usize, &std::path::Path) -> crate::Result<()>,
+) -> da3_status {
+    status_call(name, || {
         // SAFETY: per the caller.
         let r = unsafe { da3_result::borrow(result, "result") }?;
         // SAFETY: per the caller.
         let path = path_arg(unsafe { cstr_arg(path, "path") }?, "path")?;
         r.check_view(view)?;
-        crate::export::write_depth_npy(&r.prediction, view, &path).map_err(from_core)?;
+        write(&r.prediction, view, &path).map_err(from_core)?;
         Ok(())
     })
 }

@@ -55,3 +55,15 @@ pub fn options_of(case: &serde_json::Value) -> InferOptions {
 pub fn load_oracle_checkpoint(dir: &std::path::Path) -> Engine {
     Engine::load(dir.to_str().unwrap(), LoadOptions::new(false, Precision::Fp32).with_settings(da3::Settings::from_env().expect("settings"))).expect("checkpoint loads")
 }
+
+/// A deterministic RGB8 test pattern of `width` x `height`, different per `seed`.
+pub fn pattern(width: u32, height: u32, seed: u32) -> Vec<u8> {
+    let mut data = Vec::with_capacity((width * height * 3) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            let v = x * (3 + seed) + y * (5 + 2 * seed) + seed * 40;
+            data.extend_from_slice(&[(v % 251) as u8, ((v * 7 / 3) % 253) as u8, ((x * y + seed) % 241) as u8]);
+        }
+    }
+    data
+}
