@@ -18,7 +18,7 @@ model="${DA3_MODEL:-}"
 if [ -z "$model" ]; then
   for root in "${HF_HUB_CACHE:-}" "${HF_HOME:+$HF_HOME/hub}" "$HOME/.cache/huggingface/hub"; do
     [ -n "$root" ] || continue
-    for repo in DA3-LARGE DA3-GIANT DA3-BASE DA3-SMALL; do
+    for repo in DA3-LARGE-1.1 DA3-LARGE DA3-GIANT-1.1 DA3-GIANT DA3-BASE DA3-SMALL; do
       if ls "$root/models--depth-anything--$repo"/snapshots/*/model.safetensors >/dev/null 2>&1; then
         model="depth-anything/$repo"
         break 2
@@ -36,8 +36,8 @@ if [ -z "$model" ]; then
 *** No Depth Anything 3 weights found (DA3_MODEL unset, nothing in the Hugging Face cache).
 *** Running with a RANDOMLY INITIALISED da3-small checkpoint ($model):
 *** the outputs show the pipeline working, not real depth. For real depth maps:
-***   hf download depth-anything/DA3-LARGE      (on a machine with network access)
-***   DA3_MODEL=depth-anything/DA3-LARGE scripts/demo.sh
+***   hf download depth-anything/DA3-LARGE-1.1  (on a machine with network access)
+***   DA3_MODEL=depth-anything/DA3-LARGE-1.1 scripts/demo.sh
 
 MSG
 fi

@@ -96,17 +96,25 @@ fn load_dir(dir: &Path) -> Result<Checkpoint> {
         .and_then(|v| v.as_str())
         .ok_or_else(|| Error::Checkpoint(format!("{} has no string field 'model_name'", config_path.display())))?;
     let config = match ModelConfig::from_preset_name(name) {
+        // As the official `DepthAnything3(model_name)` does, a preset name builds that preset
+        // and any architecture tree beside it is not read. The 1.1 releases (DA3-LARGE-1.1,
+        // DA3-GIANT-1.1, DA3NESTED-GIANT-LARGE-1.1) load this way: the official code builds its
+        // network from `MODEL_REGISTRY[model_name]` alone, whose names are the seven presets.
         Ok(config) => config,
-        // An architecture that is no preset (e.g. the tests' reduced nested model) loads when
-        // the directory carries the official resolved config it was built from.
-        Err(unknown) => match std::fs::read_to_string(dir.join(OFFICIAL_CONFIG_FILE)) {
-            Ok(text) => {
-                let official: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                    Error::Checkpoint(format!("{} is not valid JSON: {e}", dir.join(OFFICIAL_CONFIG_FILE).display()))
-                })?;
-                ModelConfig::from_official_config(name, &official)?
-            }
-            Err(_) => return Err(unknown),
+        // An architecture that is no preset loads from the resolved official config it was
+        // built from: the `config` tree of an official `config.json`, else `official_config.json`
+        // beside it (as the tests' reduced nested model carries).
+        Err(unknown) => match json.get("config").filter(|tree| tree.is_object()) {
+            Some(tree) => ModelConfig::from_official_config(name, tree)?,
+            None => match std::fs::read_to_string(dir.join(OFFICIAL_CONFIG_FILE)) {
+                Ok(text) => {
+                    let official: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                        Error::Checkpoint(format!("{} is not valid JSON: {e}", dir.join(OFFICIAL_CONFIG_FILE).display()))
+                    })?;
+                    ModelConfig::from_official_config(name, &official)?
+                }
+                Err(_) => return Err(unknown),
+            },
         },
     };
     if !dir.join(WEIGHTS_FILE).is_file() {
@@ -160,6 +168,54 @@ mod tests {
         let err = resolve(dir.path().to_str().unwrap(), &[]).unwrap_err();
         assert!(matches!(err, Error::Checkpoint(_)), "{err}");
         assert!(err.to_string().contains("da3-huge"));
+    }
+
+    /// An official `config.json` (save_pretrained's layout: the preset name and the resolved
+    /// architecture tree) with `tree` as that tree.
+    fn official_config_json(model_name: &str, tree: &str) -> String {
+        format!("{{\"model_name\": \"{model_name}\", \"config\": {tree}}}")
+    }
+
+    const VITB_TREE: &str = r#"{"__object__": {"path": "depth_anything_3.model.da3", "name": "DepthAnything3Net", "args": "as_params"},
+        "net": {"name": "vitb", "out_layers": [5, 7, 9, 11], "alt_start": 4, "qknorm_start": 4, "rope_start": 4, "cat_token": true},
+        "head": {"__object__": {"name": "DualDPT"}, "dim_in": 1536, "output_dim": 2, "features": 128, "out_channels": [96, 192, 384, 768]},
+        "cam_enc": {"dim_out": 768}, "cam_dec": {"dim_in": 1536}}"#;
+
+    #[test]
+    fn the_1_1_releases_resolve_by_repo_id_to_their_presets() {
+        let root = tempfile::tempdir().unwrap();
+        for (repo_id, model_name, expected) in [
+            ("depth-anything/DA3-LARGE-1.1", "da3-large", ModelConfig::da3_large()),
+            ("depth-anything/DA3-GIANT-1.1", "da3-giant", ModelConfig::da3_giant()),
+            ("depth-anything/DA3NESTED-GIANT-LARGE-1.1", "da3nested-giant-large", ModelConfig::da3nested_giant_large()),
+        ] {
+            let repo = root.path().join(format!("models--{}", repo_id.replace('/', "--")));
+            let snapshot = repo.join("snapshots").join("0e109ae");
+            std::fs::create_dir_all(&snapshot).unwrap();
+            // The tree is not read for a preset name (as in the official code): a wrong one changes nothing.
+            std::fs::write(snapshot.join(CONFIG_FILE), official_config_json(model_name, VITB_TREE)).unwrap();
+            std::fs::write(snapshot.join(WEIGHTS_FILE), b"").unwrap();
+            std::fs::create_dir_all(repo.join("refs")).unwrap();
+            std::fs::write(repo.join("refs").join("main"), "0e109ae").unwrap();
+            let by_id = resolve(repo_id, &[PathBuf::from("/nonexistent"), root.path().to_path_buf()]).unwrap();
+            assert_eq!(by_id.dir, snapshot);
+            assert_eq!(by_id.config, expected, "{repo_id}");
+            let by_dir = resolve(snapshot.to_str().unwrap(), &[]).unwrap();
+            assert_eq!(by_dir.config, expected, "{repo_id}");
+        }
+        // The deprecated 1.0 repo ids are different cache entries, not found here.
+        assert!(matches!(resolve("depth-anything/DA3-LARGE", &[root.path().to_path_buf()]), Err(Error::ModelNotFound(_))));
+    }
+
+    #[test]
+    fn an_architecture_beyond_the_presets_loads_from_the_tree_in_its_config_json() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), official_config_json("da3-base-2.0", VITB_TREE)).unwrap();
+        std::fs::write(dir.path().join(WEIGHTS_FILE), b"").unwrap();
+        let ckpt = resolve(dir.path().to_str().unwrap(), &[]).unwrap();
+        assert_eq!(ckpt.config, ModelConfig { preset: "da3-base-2.0", ..ModelConfig::da3_base() });
+        std::fs::write(dir.path().join(CONFIG_FILE), official_config_json("da3-base-2.0", r#"{"__object__": {"name": "Other"}}"#)).unwrap();
+        assert!(matches!(resolve(dir.path().to_str().unwrap(), &[]), Err(Error::Checkpoint(m)) if m.contains("Other")));
     }
 
     #[test]

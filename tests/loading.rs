@@ -106,3 +106,38 @@ fn the_shared_layer_norm_may_be_stored_under_any_of_its_names() {
     std::env::set_var("DA3_DEVICE", "cpu");
     Engine::load(dir.path().to_str().unwrap(), LoadOptions::new(false, Precision::Fp32)).expect("alias loads");
 }
+
+/// A Hugging Face cache holding `repo_id` whose snapshot links to the da3-small checkpoint's
+/// weights, with an official-layout `config.json` naming `model_name`.
+fn cache_with(repo_id: &str, model_name: &str) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join(format!("models--{}", repo_id.replace('/', "--")));
+    let snapshot = repo.join("snapshots").join("4f1c2d9");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::os::unix::fs::symlink(source_checkpoint().join("model.safetensors"), snapshot.join("model.safetensors")).unwrap();
+    std::fs::write(snapshot.join("config.json"), format!("{{\"model_name\": \"{model_name}\", \"config\": {{}}}}")).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs").join("main"), "4f1c2d9\n").unwrap();
+    root
+}
+
+fn load_by_repo_id(repo_id: &str, cache: &Path) -> da3::Result<Engine> {
+    let settings = da3::Settings { device: Some("cpu".into()), model_cache_roots: vec![cache.to_path_buf()], ..Default::default() };
+    Engine::load(repo_id, LoadOptions::new(false, Precision::Fp32).with_settings(settings))
+}
+
+#[test]
+fn a_repo_id_in_the_cache_loads_its_snapshot() {
+    let cache = cache_with("depth-anything/DA3-SMALL", "da3-small");
+    let engine = load_by_repo_id("depth-anything/DA3-SMALL", cache.path()).expect("repo id loads");
+    assert_eq!(engine.preset_name(), "da3-small");
+}
+
+#[test]
+fn a_1_1_repo_id_builds_its_preset() {
+    // DA3-LARGE-1.1's config.json names da3-large: the da3-small weights in its place are refused
+    // against the da3-large architecture (ViT-L, 1024 wide), which shows which network was built.
+    let cache = cache_with("depth-anything/DA3-LARGE-1.1", "da3-large");
+    let err = load_by_repo_id("depth-anything/DA3-LARGE-1.1", cache.path()).err().expect("da3-small weights are not da3-large's");
+    assert!(err.to_string().contains("checkpoint [384], model expects [1024]"), "{err}");
+}

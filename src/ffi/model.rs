@@ -44,10 +44,12 @@ const _: () = {
 /// Loads a model and returns a new handle in `*out`.
 ///
 /// `model` is a checkpoint directory (holding `config.json` and `model.safetensors`) or a
-/// Hugging Face repo id (e.g. "depth-anything/DA3-LARGE") found in the local cache; nothing is
-/// downloaded. A directory whose `config.json` names no official preset loads when it also
-/// holds `official_config.json`, the official package's resolved config of its architecture
-/// (how the tests' reduced nested model is described).
+/// Hugging Face repo id (e.g. "depth-anything/DA3-LARGE-1.1") found in the local cache; nothing is
+/// downloaded. `config.json`'s `model_name` picks the preset, as in the official package (the
+/// 1.1 releases name the 1.0 presets: DA3-LARGE-1.1 is da3-large, DA3-GIANT-1.1 da3-giant,
+/// DA3NESTED-GIANT-LARGE-1.1 da3nested-giant-large). A `model_name` that is no preset loads
+/// from the resolved official architecture in `config.json`'s `config` tree, else in an
+/// `official_config.json` beside it (how the tests' reduced nested model is described).
 ///
 /// `use_accelerate` turns on the accelerated path. Devices: one model replica on every
 /// visible CUDA device (`CUDA_VISIBLE_DEVICES` decides which are visible), so concurrent calls
