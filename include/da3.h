@@ -91,6 +91,37 @@
 #define DA3_VERSION_PATCH 0
 
 /**
+ * Largest `process_res` accepted.
+ */
+#define DA3_MAX_PROCESS_RES 4096
+
+/**
+ * Most pixels a view may have at any step of preprocessing (4200 x 4200). A request that
+ * would exceed it (e.g. a very elongated image at a lower-bound resize: a 1x60000 image at
+ * `process_res` 140 asks for 140 x 8,400,000 pixels) fails with `DA3_ERR_INVALID_ARGUMENT`,
+ * checked from the sizes before anything is allocated.
+ */
+#define DA3_MAX_PROCESSED_PIXELS 17640000
+
+/**
+ * Longest side a view may have at any step of preprocessing; beyond it, as for
+ * `DA3_MAX_PROCESSED_PIXELS`.
+ */
+#define DA3_MAX_PROCESSED_SIDE 16384
+
+/**
+ * Largest magnitude accepted in known cameras for a translation component, a focal length,
+ * the principal point or the skew; beyond it float32 geometry is meaningless (squared
+ * distances overflow), so such cameras are refused with `DA3_ERR_INVALID_ARGUMENT`.
+ */
+#define DA3_MAX_CAMERA_MAGNITUDE 1.0e8
+
+/**
+ * Smallest focal length accepted in known intrinsics, in pixels.
+ */
+#define DA3_MIN_FOCAL_LENGTH 1.0e-3
+
+/**
  * Result of a fallible call. `DA3_OK` is 0; every other value is an error whose readable
  * description is in `da3_last_error_message()`. Values are stable across versions; new
  * codes may be added, so keep a `default:` branch when switching on them.
@@ -166,6 +197,15 @@ typedef enum da3_status {
      * cancelled until `da3_cancel_token_reset`). The message says where the call stopped.
      */
     DA3_ERR_CANCELLED = 12,
+    /**
+     * The network produced a non-finite value (NaN or infinity) in depth, confidence, sky or
+     * the cameras, or the alignment to known cameras a non-finite or zero scale (e.g. an
+     * overflow at reduced precision). Nothing is returned: a result is either finite
+     * throughout or not made. Inputs that would cause it are refused up front with
+     * `DA3_ERR_INVALID_ARGUMENT` where they can be recognised (non-finite input floats,
+     * cameras outside `DA3_MAX_CAMERA_MAGNITUDE`); the model handle stays usable.
+     */
+    DA3_ERR_NON_FINITE = 13,
 } da3_status;
 
 /**
@@ -248,7 +288,9 @@ typedef struct da3_options {
      */
     uint32_t struct_size;
     /**
-     * Processing resolution in pixels, 14..=4096 (official `process_res`, default 504).
+     * Processing resolution in pixels, 14..=`DA3_MAX_PROCESS_RES` (official `process_res`,
+     * default 504); the processed views are bounded by `DA3_MAX_PROCESSED_PIXELS` and
+     * `DA3_MAX_PROCESSED_SIDE`.
      */
     uint32_t process_res;
     /**
@@ -288,7 +330,8 @@ typedef struct da3_options {
      * Known cameras, world-to-camera (OpenCV convention: x right, y down, z forward), one per
      * view of the call (`n_views` / `n_paths`), row-major float32: `n * extrinsics_rows * 4`
      * floats, 4-byte aligned. Each must be a rigid transform (rotation block orthonormal with
-     * determinant +1) with finite values. With known cameras the network is conditioned on
+     * determinant +1) with finite values and translation components of magnitude at most
+     * `DA3_MAX_CAMERA_MAGNITUDE`. With known cameras the network is conditioned on
      * them (any-view and nested models: `DA3_CAP_KNOWN_CAMERAS`) and the prediction is aligned
      * back to them (Umeyama similarity of the camera centres; RANSAC from 10 views), see
      * `align_to_input_ext_scale`. The alignment needs at least 3 camera centres that are not
@@ -298,7 +341,9 @@ typedef struct da3_options {
     const float *extrinsics;
     /**
      * Known intrinsics, one 3x3 row-major pinhole matrix per view (fx s cx / 0 fy cy / 0 0 1,
-     * fx and fy > 0) in pixels of the caller's original image (the library carries them
+     * fx and fy between `DA3_MIN_FOCAL_LENGTH` and `DA3_MAX_CAMERA_MAGNITUDE`, cx, cy and the
+     * skew at most `DA3_MAX_CAMERA_MAGNITUDE` in magnitude) in pixels of the caller's original
+     * image (the library carries them
      * through its resize and crop): `n * 9` floats, 4-byte aligned. NULL (default): none.
      */
     const float *intrinsics;

@@ -91,6 +91,7 @@ enum class Status : int {
     Panic = DA3_ERR_PANIC,
     OutOfMemory = DA3_ERR_OUT_OF_MEMORY,
     Cancelled = DA3_ERR_CANCELLED,
+    NonFinite = DA3_ERR_NON_FINITE,
 };
 
 /// Arithmetic precision (DA3_PRECISION_*).
@@ -177,6 +178,7 @@ constexpr bool any(Capabilities set) noexcept { return set != Capabilities::None
 
 static_assert(static_cast<int>(Status::Ok) == 0 && static_cast<int>(Status::OutOfMemory) == DA3_ERR_OUT_OF_MEMORY &&
                   static_cast<int>(Status::Cancelled) == DA3_ERR_CANCELLED &&
+                  static_cast<int>(Status::NonFinite) == DA3_ERR_NON_FINITE &&
                   static_cast<int>(Status::NotAvailable) == DA3_ERR_NOT_AVAILABLE &&
                   static_cast<int>(Status::InvalidArgument) == DA3_ERR_INVALID_ARGUMENT,
               "da3::Status follows da3_status");

@@ -32,6 +32,17 @@ pub struct KnownCameras {
 /// went through a few products stay far below it).
 const ROTATION_TOLERANCE: f64 = 1e-3;
 
+/// Largest magnitude accepted for a translation component, a focal length, the principal
+/// point or the skew. Beyond it float32 geometry stops being meaningful (squared distances
+/// overflow near 1e19; a translation of 1e8 already has a float32 resolution of 8 units),
+/// so such cameras are refused instead of giving non-finite depth or a meaningless scale.
+/// 1e8 leaves room for any unit a caller may use (UTM northings are below 1e7 metres).
+pub const MAX_CAMERA_MAGNITUDE: f32 = 1e8;
+
+/// Smallest focal length accepted, in pixels (a positive focal length below it is a unit
+/// mistake, not a camera: the rays it implies are parallel to the image plane).
+pub const MIN_FOCAL_LENGTH: f32 = 1e-3;
+
 impl CameraInput<'_> {
     /// Checks the cameras of `views` views: counts, finiteness, rigid extrinsics (a proper
     /// rotation, last row 0 0 0 1), positive focal lengths.
@@ -71,9 +82,23 @@ impl CameraInput<'_> {
                 return invalid(format!("extrinsics of view {view}: the last row must be 0 0 0 1, got {:?}", &e[12..]));
             }
             check_rotation(&m, view)?;
+            let translation = [m[3], m[7], m[11]];
+            if translation.iter().any(|t| t.abs() > MAX_CAMERA_MAGNITUDE) {
+                return invalid(format!(
+                    "extrinsics of view {view}: translation {translation:?} is beyond the supported magnitude \
+                     {MAX_CAMERA_MAGNITUDE:e} (DA3_MAX_CAMERA_MAGNITUDE); express the poses in a nearer origin or a larger unit"
+                ));
+            }
             let (fx, fy) = (k[0], k[4]);
             if fx <= 0.0 || fy <= 0.0 {
                 return invalid(format!("intrinsics of view {view}: focal lengths must be positive, got fx = {fx}, fy = {fy}"));
+            }
+            if fx < MIN_FOCAL_LENGTH || fy < MIN_FOCAL_LENGTH || k.iter().any(|v| v.abs() > MAX_CAMERA_MAGNITUDE) {
+                return invalid(format!(
+                    "intrinsics of view {view}: focal lengths must be between {MIN_FOCAL_LENGTH:e} and \
+                     {MAX_CAMERA_MAGNITUDE:e} pixels and the principal point and skew at most {MAX_CAMERA_MAGNITUDE:e} \
+                     in magnitude (DA3_MIN_FOCAL_LENGTH, DA3_MAX_CAMERA_MAGNITUDE), got {k:?}"
+                ));
             }
             if k[6..] != [0.0, 0.0, 1.0] || k[3] != 0.0 {
                 return invalid(format!(
@@ -237,6 +262,21 @@ mod tests {
         let mut k = K;
         k[8] = 2.0;
         assert!(message(CameraInput { extrinsics: &IDENTITY, intrinsics: &k }.validate(1)).contains("pinhole"));
+        // D8: finite but absurd cameras (a baseline of 1e20, a translation of 3e38, a focal
+        // length of 1e-30 or 1e12) are refused by the documented bounds.
+        for t in [1e20f32, -3e38, 1.5e8] {
+            let mut e = IDENTITY;
+            e[7] = t;
+            assert!(message(CameraInput { extrinsics: &e, intrinsics: &K }.validate(1)).contains("DA3_MAX_CAMERA_MAGNITUDE"));
+        }
+        for (i, v) in [(0, 1e-30f32), (4, 1e12), (2, -2e8), (1, 1e9)] {
+            let mut k = K;
+            k[i] = v;
+            assert!(message(CameraInput { extrinsics: &IDENTITY, intrinsics: &k }.validate(1)).contains("DA3_MIN_FOCAL_LENGTH"));
+        }
+        let mut e = IDENTITY;
+        e[3] = 9.9e7; // within the bound
+        CameraInput { extrinsics: &e, intrinsics: &K }.validate(1).unwrap();
     }
 
     #[test]

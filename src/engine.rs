@@ -583,6 +583,27 @@ fn preprocessed_input(data: &[f32], views: usize, height: u32, width: u32) -> Re
     if views == 0 || height == 0 || width == 0 || expected != Some(data.len()) {
         return Err(Error::InvalidArgument(format!("images: {} floats for {views} views of 3 x {height} x {width}", data.len())));
     }
+    if height > preprocess::MAX_PROCESSED_SIDE
+        || width > preprocess::MAX_PROCESSED_SIDE
+        || height as u64 * width as u64 > preprocess::MAX_PROCESSED_PIXELS
+    {
+        return Err(Error::InvalidArgument(format!(
+            "images: views of {width}x{height} pixels exceed the most a view may have ({} pixels, {} per side)",
+            preprocess::MAX_PROCESSED_PIXELS,
+            preprocess::MAX_PROCESSED_SIDE
+        )));
+    }
+    // The same policy as for outputs: NaN or infinity in, no result out (it would only
+    // propagate into every output).
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        let plane = 3 * height as usize * width as usize;
+        return Err(Error::InvalidArgument(format!(
+            "images: float {i} (view {}, channel {}) is {}: the network input must be finite",
+            i / plane,
+            i % plane / (height as usize * width as usize),
+            data[i]
+        )));
+    }
     let images = Tensor::f_from_slice(data)?.f_reshape([views as i64, 3, height as i64, width as i64])?;
     check_network_input(&images.size())?;
     Ok(Processed { images, height, width, grid_changes: vec![Vec::new(); views], colors: None })
@@ -665,7 +686,34 @@ fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// A result is finite throughout or not made (`Error::NonFinite`): one fused check per output
+/// on its device and one synchronisation (the copies to the host that follow synchronise anyway).
+fn check_finite(out: &NetOutput) -> Result<()> {
+    let outputs: Vec<(&str, &Tensor)> = [
+        ("depth", Some(&out.depth)),
+        ("confidence", out.depth_conf.as_ref()),
+        ("sky", out.sky.as_ref()),
+        ("extrinsics", out.extrinsics.as_ref()),
+        ("intrinsics", out.intrinsics.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, t)| t.map(|t| (name, t)))
+    .collect();
+    let finite = outputs.iter().map(|(_, t)| t.f_isfinite()?.f_all()).collect::<std::result::Result<Vec<_>, _>>()?;
+    if bool::try_from(Tensor::f_stack(&finite, 0)?.f_all()?)? {
+        return Ok(());
+    }
+    let (name, t) = outputs.iter().zip(&finite).find(|(_, f)| !bool::try_from(*f).unwrap_or(false)).map(|(o, _)| *o).unwrap_or(outputs[0]);
+    let bad = t.numel() as i64 - t.f_isfinite()?.f_sum(Kind::Int64)?.int64_value(&[]);
+    Err(Error::NonFinite(format!(
+        "{bad} of {} values of the predicted {name} are NaN or infinite (at {:?} precision)",
+        t.numel(),
+        t.kind()
+    )))
+}
+
 fn to_prediction(processed: &Processed, colors: Vec<u8>, out: &NetOutput) -> Result<Prediction> {
+    check_finite(out)?;
     let features = out
         .exported_features
         .iter()
@@ -698,6 +746,12 @@ fn to_prediction(processed: &Processed, colors: Vec<u8>, out: &NetOutput) -> Res
 fn align_prediction(prediction: &mut Prediction, known: &KnownCameras, intrinsics: &[[f32; 9]], to_input_scale: bool) -> Result<()> {
     let predicted = prediction.extrinsics.as_deref().ok_or_else(|| Error::Unsupported("the model predicted no cameras to align".into()))?;
     let aligned = camera_input::align_to_input_extrinsics_intrinsics(predicted, known, intrinsics, to_input_scale)?;
+    if !(aligned.scale.is_finite() && (aligned.scale as f32).is_normal() && aligned.scale > 0.0) {
+        return Err(Error::NonFinite(format!(
+            "the alignment to the given cameras has scale {:e}: the given and predicted camera centres cannot be matched",
+            aligned.scale
+        )));
+    }
     if to_input_scale {
         // numpy divides the float32 depth by the scale rounded to float32.
         let scale = aligned.scale as f32;

@@ -46,6 +46,13 @@ pub enum Error {
     /// returned false): the call did nothing the host sees, the model stays usable.
     #[error("cancelled: {0}")]
     Cancelled(String),
+
+    /// The network produced a non-finite value (NaN or infinity) in an output, or an alignment
+    /// gave a non-finite or zero scale: nothing is returned rather than numbers no consumer
+    /// should use. Inputs that would cause it are refused up front where they can be
+    /// recognised (`InvalidArgument`); this is for what slips past, e.g. fp16 overflow.
+    #[error("non-finite output: {0}")]
+    NonFinite(String),
 }
 
 impl Error {

@@ -95,6 +95,13 @@ pub enum da3_status {
     /// model handle stays usable: the next call runs normally (reset the token first, it stays
     /// cancelled until `da3_cancel_token_reset`). The message says where the call stopped.
     DA3_ERR_CANCELLED = 12,
+    /// The network produced a non-finite value (NaN or infinity) in depth, confidence, sky or
+    /// the cameras, or the alignment to known cameras a non-finite or zero scale (e.g. an
+    /// overflow at reduced precision). Nothing is returned: a result is either finite
+    /// throughout or not made. Inputs that would cause it are refused up front with
+    /// `DA3_ERR_INVALID_ARGUMENT` where they can be recognised (non-finite input floats,
+    /// cameras outside `DA3_MAX_CAMERA_MAGNITUDE`); the model handle stays usable.
+    DA3_ERR_NON_FINITE = 13,
 }
 
 pub(super) use da3_status::*;
@@ -113,6 +120,7 @@ fn status_of(error: &Error) -> da3_status {
         Error::Internal(_) => DA3_ERR_PANIC,
         Error::OutOfMemory(_) => DA3_ERR_OUT_OF_MEMORY,
         Error::Cancelled(_) => DA3_ERR_CANCELLED,
+        Error::NonFinite(_) => DA3_ERR_NON_FINITE,
     }
 }
 
@@ -131,6 +139,7 @@ fn status_name(status: c_int) -> &'static CStr {
         10 => c"DA3_ERR_PANIC",
         11 => c"DA3_ERR_OUT_OF_MEMORY",
         12 => c"DA3_ERR_CANCELLED",
+        13 => c"DA3_ERR_NON_FINITE",
         _ => c"DA3_UNKNOWN_STATUS",
     }
 }

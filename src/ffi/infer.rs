@@ -364,7 +364,7 @@ pub unsafe extern "C" fn da3_infer_preprocessed(
         let count = n_views
             .checked_mul(3 * height as usize * width as usize)
             .ok_or_else(|| FfiError::invalid("n_views * 3 * height * width overflows"))?;
-        let images = unsafe { slice_arg(images, count, "images", "n_views") }?;
+        let images = unsafe { slice_arg(images, count, "images", "n_views * 3 * height * width") }?;
         let options = unsafe { options_arg(options) }?;
         if options.cameras.is_some() {
             return Err(FfiError::invalid("options: known cameras are taken by da3_infer and da3_infer_files only"));

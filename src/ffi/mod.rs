@@ -65,7 +65,10 @@ pub use model::{
     da3_model_preset, da3_model_replica_count, da3_model_replica_device, da3_model_reset_peak_memory,
     da3_model_set_placement,
 };
-pub use options::{da3_options, da3_options_default, da3_options_validate};
+pub use options::{
+    da3_options, da3_options_default, da3_options_validate, DA3_MAX_CAMERA_MAGNITUDE, DA3_MAX_PROCESSED_PIXELS,
+    DA3_MAX_PROCESSED_SIDE, DA3_MAX_PROCESS_RES, DA3_MIN_FOCAL_LENGTH,
+};
 pub use load::{da3_create_with_options, da3_load_options, da3_load_options_default, da3_load_progress};
 pub use log::{
     da3_log_callback, da3_log_get_level, da3_log_level, da3_log_set, da3_log_set_level, DA3_LOG_DEBUG, DA3_LOG_ERROR,

@@ -14,6 +14,24 @@ use super::enums::{
     da3_ref_view_strategy, da3_resize_method, ref_view_from_c, ref_view_to_c, resize_method_from_c, resize_method_to_c,
 };
 
+/// Largest `process_res` accepted.
+pub const DA3_MAX_PROCESS_RES: u32 = 4096;
+/// Most pixels a view may have at any step of preprocessing (4200 x 4200). A request that
+/// would exceed it (e.g. a very elongated image at a lower-bound resize: a 1x60000 image at
+/// `process_res` 140 asks for 140 x 8,400,000 pixels) fails with `DA3_ERR_INVALID_ARGUMENT`,
+/// checked from the sizes before anything is allocated.
+pub const DA3_MAX_PROCESSED_PIXELS: u64 = 17640000;
+/// Longest side a view may have at any step of preprocessing; beyond it, as for
+/// `DA3_MAX_PROCESSED_PIXELS`.
+pub const DA3_MAX_PROCESSED_SIDE: u32 = 16384;
+
+/// Largest magnitude accepted in known cameras for a translation component, a focal length,
+/// the principal point or the skew; beyond it float32 geometry is meaningless (squared
+/// distances overflow), so such cameras are refused with `DA3_ERR_INVALID_ARGUMENT`.
+pub const DA3_MAX_CAMERA_MAGNITUDE: f32 = 1.0e8;
+/// Smallest focal length accepted in known intrinsics, in pixels.
+pub const DA3_MIN_FOCAL_LENGTH: f32 = 1.0e-3;
+
 /// Per-call inference options.
 ///
 /// Always initialise one with `da3_options_default(&opts, sizeof opts)`, then change the
@@ -39,7 +57,9 @@ use super::enums::{
 pub struct da3_options {
     /// `sizeof(da3_options)` as the caller compiled it; set by `da3_options_default`.
     pub struct_size: u32,
-    /// Processing resolution in pixels, 14..=4096 (official `process_res`, default 504).
+    /// Processing resolution in pixels, 14..=`DA3_MAX_PROCESS_RES` (official `process_res`,
+    /// default 504); the processed views are bounded by `DA3_MAX_PROCESSED_PIXELS` and
+    /// `DA3_MAX_PROCESSED_SIDE`.
     pub process_res: u32,
     /// A `DA3_RESIZE_*` value (default `DA3_RESIZE_UPPER_BOUND_RESIZE`).
     pub resize_method: da3_resize_method,
@@ -65,7 +85,8 @@ pub struct da3_options {
     /// Known cameras, world-to-camera (OpenCV convention: x right, y down, z forward), one per
     /// view of the call (`n_views` / `n_paths`), row-major float32: `n * extrinsics_rows * 4`
     /// floats, 4-byte aligned. Each must be a rigid transform (rotation block orthonormal with
-    /// determinant +1) with finite values. With known cameras the network is conditioned on
+    /// determinant +1) with finite values and translation components of magnitude at most
+    /// `DA3_MAX_CAMERA_MAGNITUDE`. With known cameras the network is conditioned on
     /// them (any-view and nested models: `DA3_CAP_KNOWN_CAMERAS`) and the prediction is aligned
     /// back to them (Umeyama similarity of the camera centres; RANSAC from 10 views), see
     /// `align_to_input_ext_scale`. The alignment needs at least 3 camera centres that are not
@@ -73,7 +94,9 @@ pub struct da3_options {
     /// together or not at all.
     pub extrinsics: *const f32,
     /// Known intrinsics, one 3x3 row-major pinhole matrix per view (fx s cx / 0 fy cy / 0 0 1,
-    /// fx and fy > 0) in pixels of the caller's original image (the library carries them
+    /// fx and fy between `DA3_MIN_FOCAL_LENGTH` and `DA3_MAX_CAMERA_MAGNITUDE`, cx, cy and the
+    /// skew at most `DA3_MAX_CAMERA_MAGNITUDE` in magnitude) in pixels of the caller's original
+    /// image (the library carries them
     /// through its resize and crop): `n * 9` floats, 4-byte aligned. NULL (default): none.
     pub intrinsics: *const f32,
     /// Backbone blocks whose features the result should carry (official `export_feat_layers`):

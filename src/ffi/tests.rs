@@ -116,7 +116,7 @@ fn status_names_cover_every_code() {
     assert_eq!(unsafe { CStr::from_ptr(da3_status_name(DA3_ERR_PANIC as c_int)) }, c"DA3_ERR_PANIC");
     assert_eq!(unsafe { CStr::from_ptr(da3_status_name(DA3_ERR_OUT_OF_MEMORY as c_int)) }, c"DA3_ERR_OUT_OF_MEMORY");
     assert_eq!(unsafe { CStr::from_ptr(da3_status_name(DA3_ERR_CANCELLED as c_int)) }, c"DA3_ERR_CANCELLED");
-    assert_eq!(unsafe { CStr::from_ptr(da3_status_name(13)) }, c"DA3_UNKNOWN_STATUS");
+    assert_eq!(unsafe { CStr::from_ptr(da3_status_name(14)) }, c"DA3_UNKNOWN_STATUS");
     assert_eq!(unsafe { CStr::from_ptr(da3_status_name(-1)) }, c"DA3_UNKNOWN_STATUS");
 }
 
@@ -133,6 +133,7 @@ fn every_core_error_maps_to_its_status() {
         (Error::Torch("e".into()), DA3_ERR_TORCH),
         (Error::Internal("f".into()), DA3_ERR_PANIC),
         (Error::Cancelled("g".into()), DA3_ERR_CANCELLED),
+        (Error::NonFinite("h".into()), DA3_ERR_NON_FINITE),
     ];
     for (error, status) in cases {
         let text = error.to_string();
@@ -272,6 +273,15 @@ fn images_are_validated_field_by_field() {
     check(da3_image { stride: 0, ..good }, DA3_ERR_INVALID_ARGUMENT, &["views[3].stride", "0"]);
     check(da3_image { format: 4, ..good }, DA3_ERR_INVALID_ARGUMENT, &["views[3].format", "unknown value 4"]);
     check(da3_image { stride: usize::MAX / 2, ..good }, DA3_ERR_INVALID_ARGUMENT, &["views[3]", "too large"]);
+}
+
+#[test]
+fn the_published_limits_are_the_cores() {
+    assert_eq!(DA3_MAX_PROCESS_RES, InferOptions::MAX_PROCESS_RES);
+    assert_eq!(DA3_MAX_PROCESSED_PIXELS, crate::preprocess::MAX_PROCESSED_PIXELS);
+    assert_eq!(DA3_MAX_PROCESSED_SIDE, crate::preprocess::MAX_PROCESSED_SIDE);
+    assert_eq!(DA3_MAX_CAMERA_MAGNITUDE, crate::camera_input::MAX_CAMERA_MAGNITUDE);
+    assert_eq!(DA3_MIN_FOCAL_LENGTH, crate::camera_input::MIN_FOCAL_LENGTH);
 }
 
 #[test]

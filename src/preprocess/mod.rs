@@ -16,6 +16,15 @@ use crate::image_input::{ImageView, PixelFormat, RgbImage};
 use crate::options::{PreprocessOptions, ResizeMethod};
 
 pub const PATCH_SIZE: u32 = 14;
+/// Most pixels a view may have at any step of preprocessing (4200 x 4200, about 90,000
+/// patches: the largest process_res, 4096, on a square image becomes 4102 x 4102): checked from
+/// the sizes before anything is allocated, so that a legal but extreme request (a 1x60000 image
+/// at a lower-bound resize asks for 140 x 8,400,000) is refused instead of asking the host for
+/// tens of gigabytes.
+pub const MAX_PROCESSED_PIXELS: u64 = 4200 * 4200;
+/// Longest side a view may have at any step of preprocessing (bounds extreme aspect ratios,
+/// and the patch positions the rotary embedding sees).
+pub const MAX_PROCESSED_SIDE: u32 = 16384;
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
@@ -227,6 +236,17 @@ impl ViewPlan {
     fn new(src_w: usize, src_h: usize, process_res: u32, method: ResizeMethod) -> Result<ViewPlan> {
         let (sw, sh) = (src_w as u32, src_h as u32);
         let (w, h) = boundary_size(sw, sh, process_res, method.fits_longest_side());
+        // The boundary size, or its rounding to multiples of 14, is the largest this view gets:
+        // bound it before any buffer or resize table exists.
+        let (rw, rh) = (nearest_multiple(w, PATCH_SIZE).max(w), nearest_multiple(h, PATCH_SIZE).max(h));
+        if rw > MAX_PROCESSED_SIDE || rh > MAX_PROCESSED_SIDE || rw as u64 * rh as u64 > MAX_PROCESSED_PIXELS {
+            return Err(Error::InvalidArgument(format!(
+                "a {src_w}x{src_h} image at process_res {process_res} ({}) would be processed at {w}x{h} pixels; \
+                 the most is {MAX_PROCESSED_PIXELS} pixels and {MAX_PROCESSED_SIDE} per side (DA3_MAX_PROCESSED_PIXELS, \
+                 DA3_MAX_PROCESSED_SIDE): use an upper-bound resize method, a lower process_res or a less elongated image",
+                method.official_name()
+            )));
+        }
         let first = resize_plan(src_w, src_h, w as usize, h as usize);
         let mut changes = vec![GridChange::Resize { from_w: sw, from_h: sh, to_w: w, to_h: h }];
         let (second, left, top, nw, nh) = if method.crops() {
@@ -461,6 +481,26 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Work
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_processed_size_is_bounded_before_anything_is_allocated() {
+        // D2: a 1x60000 image at a lower-bound resize to 140 asks for 140 x 8,400,000 pixels.
+        for (w, h, res, method) in [
+            (1, 60000, 140, ResizeMethod::LowerBoundResize),
+            (60000, 1, 140, ResizeMethod::LowerBoundCrop),
+            (3, 4000, 140, ResizeMethod::LowerBoundResize),
+            (16, 9, 4096, ResizeMethod::LowerBoundResize),
+        ] {
+            let err = ViewPlan::new(w, h, res, method).err().expect("refused");
+            assert!(err.to_string().contains("DA3_MAX_PROCESSED_PIXELS"), "{err}");
+        }
+        // The largest legal requests still plan: a square at the largest process_res.
+        let plan = ViewPlan::new(200, 200, 4096, ResizeMethod::UpperBoundResize).unwrap();
+        assert_eq!((plan.out_w, plan.out_h), (4102, 4102));
+        let plan = ViewPlan::new(4000, 3000, 4096, ResizeMethod::UpperBoundCrop).unwrap();
+        assert_eq!((plan.out_w, plan.out_h), (4088, 3066));
+        assert!(ViewPlan::new(1, 60000, 140, ResizeMethod::UpperBoundResize).is_err()); // 0 x 140: too small
+    }
 
     #[test]
     fn sizes_follow_the_official_rounding() {
