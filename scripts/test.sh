@@ -5,7 +5,8 @@
 #   3. make random-weight checkpoints in the official layout with the official package and
 #      the official outputs for the case files tests/oracle/cases*.json (da3-small, da3-base,
 #      da3metric-large, da3mono-large, and da3nested-reduced: the nested model with small branches),
-#   4. run every Rust and C test; the parity table is printed.
+#   4. run every Rust and C test (and the fault-injection test in the failpoints build); the
+#      parity table is printed.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
@@ -24,5 +25,7 @@ for model in ${pose_models//,/ }; do
 done
 export DA3_PARITY_MODELS="$models" DA3_POSE_PARITY_MODELS="$pose_models"
 cargo test --release --locked -- --skip parity_with_official_implementation
+# Injected failures need the failpoints build (its own artifacts: the default ones stay).
+cargo test --release --locked --features failpoints --test faults
 # Last, so the run ends on its summary: the parity table is the point of this test, show it.
 cargo test --release --locked --test parity -- --nocapture

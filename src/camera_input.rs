@@ -2,7 +2,7 @@
 //! parts of the official `api.py` around the network that use it: `_normalize_extrinsics`
 //! (what the camera encoder sees) and `_align_to_input_extrinsics_intrinsics` (the prediction
 //! brought back to the caller's cameras).
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::utils::geometry::{affine_inverse, Mat4};
@@ -135,9 +135,9 @@ fn check_rotation(m: &[f32; 16], view: usize) -> Result<()> {
 
 impl KnownCameras {
     /// (S, 4, 4) world-to-camera extrinsics on the host.
-    pub fn extrinsics_tensor(&self) -> Tensor {
+    pub fn extrinsics_tensor(&self) -> Result<Tensor> {
         let flat: Vec<f32> = self.extrinsics.iter().flatten().copied().collect();
-        Tensor::from_slice(&flat).reshape([self.extrinsics.len() as i64, 4, 4])
+        Ok(Tensor::f_from_slice(&flat)?.f_reshape([self.extrinsics.len() as i64, 4, 4])?)
     }
 }
 
@@ -210,14 +210,15 @@ pub fn align_to_input_extrinsics_intrinsics(
 }
 
 /// (S, 3, 3) intrinsics on the host.
-pub fn intrinsics_tensor(intrinsics: &[[f32; 9]]) -> Tensor {
+pub fn intrinsics_tensor(intrinsics: &[[f32; 9]]) -> Result<Tensor> {
     let flat: Vec<f32> = intrinsics.iter().flatten().copied().collect();
-    Tensor::from_slice(&flat).reshape([intrinsics.len() as i64, 3, 3]).to_device(Device::Cpu).to_kind(Kind::Float)
+    Ok(Tensor::f_from_slice(&flat)?.f_reshape([intrinsics.len() as i64, 3, 3])?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::{Device, Kind};
 
     const IDENTITY: [f32; 16] = [1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.];
     const K: [f32; 9] = [500., 0., 320., 0., 500., 240., 0., 0., 1.];

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use tch::{Device, Kind, Tensor};
 
 use crate::camera_input::{self, CameraInput, KnownCameras};
-use crate::cancel;
+use crate::cancel::{self, CancelToken};
+use crate::faults;
 use crate::error::{Error, Result};
 use crate::gpu;
 use crate::hub;
@@ -285,11 +286,11 @@ impl Engine {
                     .map(|(i, &d)| {
                         let (checkpoint, settings, reporter) = (&checkpoint, &settings, &reporter);
                         let index = 2 * p + i;
-                        scope.spawn(move || {
+                        scope.spawn(move || crate::error::quiet_panics(|| {
                             let runner = Runner::load(checkpoint, d, kind, use_accelerate, settings, reporter.for_replica(index, count))?;
                             reporter.report(Some((index, count)), 1.0, "build")?;
                             Ok(runner)
-                        })
+                        }))
                     })
                     .collect();
                 loads
@@ -331,7 +332,7 @@ impl Engine {
         cancel::check(cancel, "before preprocessing")?;
         let prepared = self.prepare(scene, options)?;
         cancel::check(cancel, "after preprocessing")?;
-        let stop = cancel.map(|t| move || t.is_cancelled());
+        let stop = forward_stop(cancel);
         let stop = stop.as_ref().map(|f| f as &StopCheck<'_>);
         let (views, height, width) = prepared.shape();
         if self.shards(views, height, width) {
@@ -359,7 +360,7 @@ impl Engine {
             return scenes.iter().map(|scene| self.infer(scene, options)).collect();
         }
         let cancel = options.cancel_token();
-        let stop = cancel.map(|t| move || t.is_cancelled());
+        let stop = forward_stop(cancel);
         let stop = stop.as_ref().map(|f| f as &StopCheck<'_>);
         self.runners.run_batch(
             scenes.iter().collect(),
@@ -630,13 +631,22 @@ fn run_prepared(
     // camera encoder (the alignment below uses them as given).
     let intrinsics: Vec<[f32; 9]> =
         known.intrinsics.iter().zip(&processed.grid_changes).map(|(k, c)| preprocess::adjust_intrinsics(k, c)).collect();
-    let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor().to_device(device)))?;
-    let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics);
+    let normalized = tch::no_grad(|| camera_input::normalize_extrinsics(&known.extrinsics_tensor()?.f_to_device(device)?))?;
+    let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics)?;
     let out = forward(&processed.images, Some((&normalized, &intrinsics_t)))?;
     cancel::check(options.cancel_token(), "after the forward")?;
     let mut prediction = to_prediction(processed, colors, &out)?;
     align_prediction(&mut prediction, known, &intrinsics, options.alignment().to_input_scale)?;
     Ok(prediction)
+}
+
+/// What a forward polls between its stages: the host's cancel token and, in a failpoints
+/// build, the injected faults; `None` (no polling) when there is neither.
+fn forward_stop(cancel: Option<&CancelToken>) -> Option<impl Fn() -> Result<()> + Sync + '_> {
+    (cancel.is_some() || faults::ENABLED).then_some(move || {
+        faults::check(faults::FORWARD)?;
+        cancel::check(cancel, "")
+    })
 }
 
 fn request_of(options: &ForwardOptions) -> ForwardRequest<'_> {
@@ -651,6 +661,7 @@ fn request_of(options: &ForwardOptions) -> ForwardRequest<'_> {
 /// An output as host float32, in one copy from its device straight into the vector (a
 /// `to_device` then `Vec::try_from` would copy twice).
 fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
+    faults::check(faults::OUTPUTS)?;
     let n = t.numel();
     let mut out = Vec::new();
     out.try_reserve_exact(n).map_err(|_| Error::OutOfMemory(format!("{n} floats of output could not be allocated on the host")))?;

@@ -120,6 +120,40 @@ fn is_out_of_memory(summary: &str) -> bool {
 /// Result alias used throughout the crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
+thread_local! {
+    /// How many `quiet_panics` scopes this thread is in.
+    static QUIET_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `work` with panics on this thread kept off stderr: a panic inside is a bug that the
+/// caller catches and reports as an error (the C boundary as `DA3_ERR_PANIC` with the text in
+/// the error message), so the panic hook only notes it in the debug log. Panics outside such
+/// scopes (e.g. a Rust program's own, when libda3 is linked as an rlib) still reach the
+/// previous hook. Every thread libda3 starts runs its work inside one.
+pub fn quiet_panics<R>(work: impl FnOnce() -> R) -> R {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if QUIET_DEPTH.try_with(|d| d.get() > 0).unwrap_or(false) {
+                let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                crate::log::debug(&format!("panic{location}: {}", panic_message(info.payload())));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    struct Depth;
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            let _ = QUIET_DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+    let _ = QUIET_DEPTH.try_with(|d| d.set(d.get() + 1));
+    let _depth = Depth;
+    work()
+}
+
 /// Text of a caught panic payload (`&*payload` of a `catch_unwind` error: a `&Box` would
 /// coerce to the box itself, not its contents).
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -137,7 +171,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// reached a panicking tch method becomes its `Torch`/`OutOfMemory` error (first line only),
 /// anything else `Internal`.
 pub fn guard<T>(operation: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+    match quiet_panics(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))) {
         Ok(result) => result.map_err(|e| e.during(operation)),
         Err(payload) => Err(from_panic(&panic_message(&*payload)).during(operation)),
     }

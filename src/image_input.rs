@@ -55,13 +55,18 @@ impl<'a> ImageView<'a> {
         Ok(ImageView { data, width, height, stride, format })
     }
 
-    /// Packed RGB8 copy (what the official `PIL.Image.convert("RGB")` yields).
-    pub fn to_rgb8(&self) -> Vec<u8> {
+    /// Packed RGB8 copy (what the official `PIL.Image.convert("RGB")` yields);
+    /// `Error::OutOfMemory` when the host cannot hold it (instead of aborting the process).
+    pub fn to_rgb8(&self) -> Result<Vec<u8>> {
         let (w, h) = (self.width as usize, self.height as usize);
         let bpp = self.format.bytes_per_pixel();
-        let mut out = vec![0u8; w * h * 3];
+        let len = w * h * 3;
+        let mut out = Vec::new();
+        out.try_reserve_exact(len)
+            .map_err(|_| Error::OutOfMemory(format!("preprocessing: {len} bytes for an RGB8 copy of a {w}x{h} view")))?;
+        out.resize(len, 0u8);
         if out.is_empty() {
-            return out;
+            return Ok(out);
         }
         for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
             let row = &self.data[y * self.stride..][..w * bpp];
@@ -76,7 +81,7 @@ impl<'a> ImageView<'a> {
                 }
             }
         }
-        out
+        Ok(out)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod log;
 pub mod settings;
 pub mod error;
+pub mod faults;
 pub mod ffi;
 pub mod export;
 pub mod geometry;

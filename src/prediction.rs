@@ -151,8 +151,8 @@ impl Prediction {
             return Err(Error::InvalidArgument("prediction holds no depth map".into()));
         }
         let shape = [self.views as i64, self.height as i64, self.width as i64];
-        let depth = Tensor::from_slice(&self.depth).reshape(shape);
-        let k = Tensor::from_slice(intrinsics).reshape([self.views as i64, 3, 3]);
+        let depth = Tensor::f_from_slice(&self.depth)?.f_reshape(shape)?;
+        let k = Tensor::f_from_slice(intrinsics)?.f_reshape([self.views as i64, 3, 3])?;
         Ok(Vec::<f32>::try_from(&apply_metric_scaling(&depth, &k)?.f_reshape([-1])?)?)
     }
 }

@@ -30,7 +30,7 @@ pub const GRAPH_CACHE_CAPACITY: usize = 4;
 pub const ACCELERATED_HEAD_CHUNK_VIEWS: i64 = 4;
 
 /// Whether the host asked a forward to stop (see `Execution::stop`).
-pub type StopCheck<'a> = dyn Fn() -> bool + Sync + 'a;
+pub type StopCheck<'a> = dyn Fn() -> Result<()> + Sync + 'a;
 
 pub struct Runner {
     net: Network,

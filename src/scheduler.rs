@@ -144,11 +144,13 @@ impl<W> Pool<W> {
         let threads = count.min(2 * self.len());
         std::thread::scope(|scope| {
             for _ in 0..threads {
-                scope.spawn(|| loop {
-                    let next = pending.lock().unwrap_or_else(PoisonError::into_inner).next();
-                    let Some((index, item)) = next else { break };
-                    let result = one(item);
-                    results.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(result);
+                scope.spawn(|| {
+                    crate::error::quiet_panics(|| loop {
+                        let next = pending.lock().unwrap_or_else(PoisonError::into_inner).next();
+                        let Some((index, item)) = next else { break };
+                        let result = one(item);
+                        results.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(result);
+                    })
                 });
             }
         });

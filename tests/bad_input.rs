@@ -150,3 +150,27 @@ fn a_non_finite_output_is_an_error_not_a_result() {
     // SAFETY: a handle from da3_create, freed once.
     unsafe { da3_free(model) };
 }
+
+/// A panic inside libda3's work (caught and reported as an error) writes nothing to the host's
+/// stderr; a panic of the host's own (libda3 linked as an rlib) still reaches the previous hook.
+/// The panics happen in a child process (this test binary again) whose stderr is read.
+#[test]
+fn panics_inside_libda3_stay_off_stderr() {
+    if std::env::var_os("DA3_TEST_PANIC_CHILD").is_some() {
+        let quiet = da3::error::quiet_panics(|| std::panic::catch_unwind(|| panic!("quiet boom")));
+        assert!(quiet.is_err());
+        let loud = std::panic::catch_unwind(|| panic!("loud boom"));
+        assert!(loud.is_err());
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "panics_inside_libda3_stay_off_stderr", "--nocapture", "--test-threads=1"])
+        .env("DA3_TEST_PANIC_CHILD", "1")
+        .env("DA3_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("quiet boom"), "{stderr}");
+    assert!(stderr.contains("loud boom"), "{stderr}");
+}

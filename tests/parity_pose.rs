@@ -195,7 +195,7 @@ fn pipeline_case(engine: &Engine, dir: &Path, r: &Reference, tag: &dyn Fn(&str) 
             .collect();
         let ours = Tensor::from_slice(&ours).reshape([views as i64, 3, 3]);
         c.rel(&tag("processed intrinsics"), &ours, t("processed_intrinsics"), INPUT_TOL);
-        c.rel(&tag("normalised extrinsics"), &normalize_extrinsics(&known.extrinsics_tensor()).expect("normalised extrinsics"), t("normalized_extrinsics"), INPUT_TOL);
+        c.rel(&tag("normalised extrinsics"), &normalize_extrinsics(&known.extrinsics_tensor().expect("extrinsics tensor")).expect("normalised extrinsics"), t("normalized_extrinsics"), INPUT_TOL);
         // The alignment RANSAC's subsets: the replica of numpy's generator draws the same.
         let draws: Vec<&Tensor> = (0..).map_while(|i| r.tensors.get(&format!("ransac_draw_{i}"))).collect();
         let mut g = NumpyGenerator::new(da3::camera_input::ALIGNMENT_RANDOM_STATE);

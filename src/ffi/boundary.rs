@@ -250,11 +250,13 @@ impl ErrorValue for () {
 
 /// Runs `body` behind the panic boundary. `Err(())` means it panicked (message already set).
 pub(super) fn catch<R>(name: &'static str, body: impl FnOnce() -> R) -> Result<R, ()> {
-    catch_unwind(AssertUnwindSafe(|| {
-        #[cfg(test)]
-        test_hooks::maybe_panic(name);
-        body()
-    }))
+    crate::error::quiet_panics(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(test)]
+            test_hooks::maybe_panic(name);
+            body()
+        }))
+    })
     .map_err(|payload| {
         set_last_error(&format!(
             "internal error: {name} panicked: {}; please report this bug",

@@ -38,11 +38,12 @@ pub struct Execution<'a> {
     pub features_kind: Option<Kind>,
     /// Where the any-view backbone's blocks run; `None`: every block here, in order.
     pub blocks: Option<&'a dyn BlockRunner>,
-    /// Whether the host asked the forward to stop, polled between stages and before each
-    /// backbone block (`check_stop`); `None`: never. On a GPU the checks happen as the host
-    /// queues the work, so kernels already queued still run; a captured CUDA graph replays
-    /// as one launch, with no check inside (the runner checks before and after it).
-    pub stop: Option<&'a (dyn Fn() -> bool + Sync)>,
+    /// Polled between stages and before each backbone block (`check_stop`): `Err` stops the
+    /// forward with that error (`Error::Cancelled` when the host asked it to stop; the runner
+    /// may also inject faults here); `None`: never polled. On a GPU the checks happen as the
+    /// host queues the work, so kernels already queued still run; a captured CUDA graph
+    /// replays as one launch, with no check inside (the runner checks before and after it).
+    pub stop: Option<&'a (dyn Fn() -> Result<()> + Sync)>,
 }
 
 impl Execution<'_> {
@@ -52,10 +53,12 @@ impl Execution<'_> {
         Execution { attention: None, reference_on_device: false, features_kind: None, blocks: None, stop: None }
     }
 
-    /// `Err(Error::Cancelled)` naming `at` (e.g. "before block 3 of 12") when `stop` says so.
+    /// `stop`'s error naming `at` (e.g. "before block 3 of 12"): "the forward was cancelled
+    /// before block 3 of 12".
     pub fn check_stop(&self, at: impl FnOnce() -> String) -> Result<()> {
-        match self.stop {
-            Some(stop) if stop() => Err(Error::Cancelled(format!("the forward was cancelled {}", at()))),
+        match self.stop.map(|stop| stop()) {
+            Some(Err(Error::Cancelled(_))) => Err(Error::Cancelled(format!("the forward was cancelled {}", at()))),
+            Some(Err(other)) => Err(other.during(&format!("the forward {}", at()))),
             _ => Ok(()),
         }
     }

@@ -120,14 +120,14 @@ pub fn load_image(path: &Path) -> Result<RgbImage> {
 }
 
 fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
-    // The mozjpeg crate reports libjpeg's fatal errors by unwinding.
-    std::panic::catch_unwind(|| -> std::io::Result<RgbImage> {
+    // The mozjpeg crate reports libjpeg's fatal errors by unwinding (kept off stderr).
+    crate::error::quiet_panics(|| std::panic::catch_unwind(|| -> std::io::Result<RgbImage> {
         let mut decoder = mozjpeg::Decompress::new_mem(bytes)?.rgb()?;
         let (width, height) = (decoder.width() as u32, decoder.height() as u32);
         let pixels: Vec<[u8; 3]> = decoder.read_scanlines()?;
         decoder.finish()?;
         Ok(RgbImage { width, height, data: pixels.into_iter().flatten().collect() })
-    })
+    }))
     .map_err(|panic| format!("invalid JPEG: {}", crate::error::panic_message(&*panic)))?
     .map_err(|e| format!("invalid JPEG: {e}"))
 }
@@ -294,7 +294,7 @@ pub fn process_image_views(views: &[ImageView<'_>], options: &PreprocessOptions,
     for v in views {
         ImageView::new(v.data, v.width, v.height, v.stride, v.format)?;
     }
-    let mut converted: Vec<Option<Vec<u8>>> = views.iter().map(|_| None).collect();
+    let mut converted: Vec<Option<Result<Vec<u8>>>> = views.iter().map(|_| None).collect();
     let tasks: Vec<Task> = views
         .iter()
         .zip(&mut converted)
@@ -302,6 +302,7 @@ pub fn process_image_views(views: &[ImageView<'_>], options: &PreprocessOptions,
         .map(|(v, out)| Box::new(move || *out = Some(v.to_rgb8())) as Task)
         .collect();
     workers.run(tasks);
+    let converted = converted.into_iter().map(Option::transpose).collect::<Result<Vec<_>>>()?;
     let sources: Vec<Rgb8> = views
         .iter()
         .zip(&converted)
@@ -345,7 +346,7 @@ impl Workers {
         };
         std::thread::scope(|s| {
             for _ in 1..workers {
-                s.spawn(work);
+                s.spawn(|| crate::error::quiet_panics(work));
             }
             work();
         });
@@ -416,6 +417,7 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Work
         .map(|((s, f), p)| f.as_deref().map_or(*s, |data| Rgb8::of(data, p.mid_w, p.mid_h)))
         .collect();
     let second = resize_stage(&mids, &plans.iter().map(|p| p.second.as_ref()).collect::<Vec<_>>(), workers)?;
+    crate::faults::check(crate::faults::PREPROCESS)?;
     let lasts: Vec<Rgb8> = mids
         .iter()
         .zip(&second)

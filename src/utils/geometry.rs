@@ -1,6 +1,6 @@
 //! `utils/geometry.py`: the camera-matrix helpers the pose code uses, on tensors (as the
 //! network code calls them) and on host 4x4 matrices in f64 (as the numpy pose alignment does).
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::error::Result;
 
@@ -95,22 +95,30 @@ pub fn det3(a: &Mat3) -> f64 {
 }
 
 /// `np.linalg.svd` of a 3x3 matrix: (U, singular values descending, V^T), through LAPACK in f64.
-pub fn svd3(a: &Mat3) -> (Mat3, [f64; 3], Mat3) {
+/// None for a matrix with a non-finite entry (LAPACK refuses it) or when libtorch fails.
+pub fn svd3(a: &Mat3) -> Option<(Mat3, [f64; 3], Mat3)> {
+    if a.iter().flatten().any(|v| !v.is_finite()) {
+        return None;
+    }
     let flat: Vec<f64> = a.iter().flatten().copied().collect();
-    let t = Tensor::from_slice(&flat).reshape([3, 3]).to_device(Device::Cpu);
-    let (u, s, v) = t.svd(false, true);
-    let vh = v.transpose(-2, -1);
-    let to_mat = |m: &Tensor| {
-        let v = Vec::<f64>::try_from(&m.contiguous().reshape([-1])).expect("3x3 f64");
-        [[v[0], v[1], v[2]], [v[3], v[4], v[5]], [v[6], v[7], v[8]]]
+    let run = || -> std::result::Result<(Mat3, [f64; 3], Mat3), tch::TchError> {
+        let t = Tensor::f_from_slice(&flat)?.f_reshape([3, 3])?;
+        let (u, s, v) = t.f_svd(false, true)?;
+        let vh = v.f_transpose(-2, -1)?;
+        let to_mat = |m: &Tensor| -> std::result::Result<Mat3, tch::TchError> {
+            let v = Vec::<f64>::try_from(&m.f_contiguous()?.f_reshape([-1])?)?;
+            Ok([[v[0], v[1], v[2]], [v[3], v[4], v[5]], [v[6], v[7], v[8]]])
+        };
+        let s = Vec::<f64>::try_from(&s)?;
+        Ok((to_mat(&u)?, [s[0], s[1], s[2]], to_mat(&vh)?))
     };
-    let s = Vec::<f64>::try_from(&s).expect("3 singular values");
-    (to_mat(&u), [s[0], s[1], s[2]], to_mat(&vh))
+    run().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Device;
 
     #[test]
     fn affine_inverse_inverts_rigid_transforms() {

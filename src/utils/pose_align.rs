@@ -37,7 +37,8 @@ pub fn umeyama_alignment(x: &[[f64; 3]], y: &[[f64; 3]]) -> Result<Sim3, Degener
         }
     }
     cov.iter_mut().flatten().for_each(|c| *c /= n);
-    let (u, d, vh) = svd3(&cov);
+    // Non-finite points (or an SVD that LAPACK cannot do) determine no similarity either.
+    let (u, d, vh) = svd3(&cov).ok_or(DegenerateAlignment)?;
     // Fewer than two non-zero singular values: collinear or coincident points.
     if d.iter().filter(|&&s| s > f64::EPSILON).count() < 2 {
         return Err(DegenerateAlignment);
