@@ -37,7 +37,22 @@
  * - Enum-like inputs (da3_precision, da3_resize_method, da3_ref_view_strategy,
  *   da3_pixel_format) are uint32_t with #define constants: any value may be passed, and
  *   unknown ones are rejected with DA3_ERR_INVALID_ARGUMENT rather than misread.
- * - Panics inside the library never unwind into C: they are reported as DA3_ERR_PANIC.
+ * - Panics inside the library never unwind into C: they are reported as DA3_ERR_PANIC, with
+ *   their text in da3_last_error_message() (and the debug log), never on stderr.
+ * - Bad input: no input known to us crashes, hangs or exhausts the host: sizes are checked
+ *   before allocation (DA3_MAX_PROCESSED_PIXELS, DA3_MAX_PROCESSED_SIDE, the image decoder and
+ *   file limits), non-finite or absurd floats are refused (DA3_ERR_INVALID_ARGUMENT), and a
+ *   result is finite throughout or not made (DA3_ERR_NON_FINITE). Memory exhaustion is
+ *   DA3_ERR_OUT_OF_MEMORY and leaves the model usable. (README: "Reliability".)
+ * - Processes and threads: any thread may call, whatever its stack size (a load or inference
+ *   called from a thread with less than 1 MiB of stack left runs on a helper thread with 8 MiB
+ *   while the caller waits: libtorch's CPU kernels need more than small stacks hold). After
+ *   fork(), the child may use CPU models created before the fork (its libtorch runs
+ *   single-threaded: GNU OpenMP's pool does not survive fork) but not CUDA ones (CUDA does not
+ *   survive fork): a child that needs the GPU should exec, or create its models after fork in
+ *   a parent that never initialised CUDA. Do not call exit() while another thread is inside a
+ *   da3 call (libtorch's static destructors run under it); join or cancel such calls first.
+ *   Callbacks (log, progress) must return normally: no exceptions, longjmp or thread exit.
  * - The host is in charge: da3_log_set sends libda3's notes to a callback instead of stderr
  *   (process-wide; called from any thread that runs libda3 work, possibly concurrently);
  *   a da3_cancel_token in da3_options.cancel stops a running da3_infer* from another thread

@@ -270,6 +270,7 @@ impl Engine {
         if asked == Precision::Auto && precision == Precision::Fp16 {
             crate::log::info(&format!("precision auto: fp16, as {} computes no bf16 (compute capability before 8.0)", names[0]));
         }
+        gpu::keep_forked_children_usable();
         if let Some(threads) = torch_threads.filter(|&n| n > 0) {
             tch::set_num_threads(threads as i32);
             crate::log::info(&format!("libtorch's intra-op CPU threads set to {threads} for the whole process (asked at load)"));

@@ -12,6 +12,7 @@ pub mod log;
 pub mod settings;
 pub mod error;
 pub mod faults;
+pub mod stack;
 pub mod ffi;
 pub mod export;
 pub mod geometry;

@@ -153,6 +153,18 @@ fn c_host_tests_pass() {
 }
 
 #[test]
+fn c_process_tests_pass() {
+    // Small thread stacks (D11), fork after inference (D10), a model outliving its creator thread.
+    let dir = scratch("process");
+    let exe = dir.join("test_process");
+    compile(&[root().join("tests/c/test_process.c")], &exe, &[]);
+    let checkpoint = checkpoint().expect("checkpoint");
+    let (code, out, err) = run(Command::new(&exe).env("DA3_TEST_CHECKPOINT", checkpoint).env("DA3_DEVICE", "cpu"));
+    assert_error_suite_passed(code, &out, &err, "tests/c/test_process.c");
+    assert!(!out.contains("skipped group"), "no group may be skipped:\n{out}");
+}
+
+#[test]
 fn c_host_tests_pass_under_sanitizers() {
     if !sanitizers_work() {
         println!("skipped: `{} -fsanitize=address,undefined` does not build or run a program here", cc());

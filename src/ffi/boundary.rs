@@ -279,6 +279,12 @@ pub(super) fn status_call(name: &'static str, body: impl FnOnce() -> FfiResult<(
     }
 }
 
+/// `status_call` for a call that runs libtorch work (loads, inference): on a helper thread with
+/// enough stack when the caller's thread is nearly out of it (`crate::stack`).
+pub(super) fn heavy_call(name: &'static str, body: impl FnOnce() -> FfiResult<()>) -> da3_status {
+    status_call(name, || crate::stack::with_enough_stack(body))
+}
+
 /// Boundary for functions returning a value, with NULL / 0 / false meaning failure.
 pub(super) fn value_call<R: ErrorValue>(name: &'static str, body: impl FnOnce() -> FfiResult<R>) -> R {
     match catch(name, body) {

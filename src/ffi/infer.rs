@@ -10,7 +10,7 @@ use crate::image_input::ImageView;
 use crate::prediction::Prediction;
 
 use super::args::{cstr_arg, out_arg, path_arg, slice_arg, Handle};
-use super::boundary::{da3_status, status_call, FfiError, FfiResult, DA3_OK};
+use super::boundary::{da3_status, heavy_call, FfiError, FfiResult, DA3_OK};
 use super::enums::{da3_pixel_format, pixel_format_from_c};
 use super::model::da3_model;
 use super::options::{da3_options, options_arg};
@@ -135,7 +135,7 @@ pub unsafe extern "C" fn da3_infer(
     options: *const da3_options,
     out: *mut *mut da3_result,
 ) -> da3_status {
-    status_call("da3_infer", || {
+    heavy_call("da3_infer", || {
         // SAFETY (all blocks below): pointer validity is the caller's contract above.
         let out = unsafe { out_arg(out, "out") }?;
         let model = unsafe { da3_model::borrow(model, "model") }?;
@@ -171,7 +171,7 @@ pub unsafe extern "C" fn da3_infer_files(
     options: *const da3_options,
     out: *mut *mut da3_result,
 ) -> da3_status {
-    status_call("da3_infer_files", || {
+    heavy_call("da3_infer_files", || {
         // SAFETY (all blocks below): pointer validity is the caller's contract above.
         let out = unsafe { out_arg(out, "out") }?;
         let model = unsafe { da3_model::borrow(model, "model") }?;
@@ -228,7 +228,7 @@ pub unsafe extern "C" fn da3_infer_scenes(
     results: *mut *mut da3_result,
     statuses: *mut da3_status,
 ) -> da3_status {
-    status_call("da3_infer_scenes", || {
+    heavy_call("da3_infer_scenes", || {
         if results.is_null() {
             return Err(FfiError::null("results"));
         }
@@ -351,7 +351,7 @@ pub unsafe extern "C" fn da3_infer_preprocessed(
     options: *const da3_options,
     out: *mut *mut da3_result,
 ) -> da3_status {
-    status_call("da3_infer_preprocessed", || {
+    heavy_call("da3_infer_preprocessed", || {
         // SAFETY (all blocks below): pointer validity is the caller's contract above.
         let out = unsafe { out_arg(out, "out") }?;
         let model = unsafe { da3_model::borrow(model, "model") }?;

@@ -8,7 +8,7 @@ use crate::engine::{Engine, LoadOptions};
 use crate::error::Error;
 
 use super::args::{cstr_arg, out_arg, utf8_arg, Handle};
-use super::boundary::{da3_status, status_call, FfiError, FfiResult, DA3_ERR_UNSUPPORTED};
+use super::boundary::{da3_status, heavy_call, status_call, FfiError, FfiResult, DA3_ERR_UNSUPPORTED};
 use super::enums::{da3_precision, precision_from_c};
 use super::model::{da3_model, model_handle};
 
@@ -183,7 +183,7 @@ pub unsafe extern "C" fn da3_create_with_options(
     load_options: *const da3_load_options,
     out: *mut *mut da3_model,
 ) -> da3_status {
-    status_call("da3_create_with_options", || {
+    heavy_call("da3_create_with_options", || {
         // SAFETY (all blocks below): per the caller (each pointer checked for NULL inside).
         let out = unsafe { out_arg(out, "out") }?;
         let model = utf8_arg(unsafe { cstr_arg(model, "model") }?, "model")?;

@@ -10,7 +10,7 @@ use crate::runner::Capabilities;
 
 use super::args::{cstr_arg, out_arg, utf8_arg, Handle};
 use super::boundary::{
-    catch, da3_status, status_call, value_call, FfiError, FfiResult, DA3_ERR_NOT_AVAILABLE, DA3_ERR_PANIC,
+    catch, da3_status, heavy_call, status_call, value_call, FfiError, FfiResult, DA3_ERR_NOT_AVAILABLE, DA3_ERR_PANIC,
 };
 use super::enums::{
     capability_flags, da3_capabilities, da3_placement, da3_precision, placement_from_c, placement_to_c,
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn da3_create(
     precision: da3_precision,
     out: *mut *mut da3_model,
 ) -> da3_status {
-    status_call("da3_create", || {
+    heavy_call("da3_create", || {
         // SAFETY: per the caller (both checked for NULL inside).
         let out = unsafe { out_arg(out, "out") }?;
         // SAFETY: per the caller.
@@ -150,7 +150,7 @@ pub unsafe extern "C" fn da3_create_on_devices(
     devices: *const c_char,
     out: *mut *mut da3_model,
 ) -> da3_status {
-    status_call("da3_create_on_devices", || {
+    heavy_call("da3_create_on_devices", || {
         // SAFETY (all blocks below): per the caller (each checked for NULL inside).
         let out = unsafe { out_arg(out, "out") }?;
         let model = utf8_arg(unsafe { cstr_arg(model, "model") }?, "model")?;

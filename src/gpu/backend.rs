@@ -164,6 +164,28 @@ pub fn with_pinned_staging<R>(bytes: usize, f: impl FnOnce(*mut u8) -> R) -> Opt
     Some(f(staging.ptr.cast()))
 }
 
+/// Makes libtorch usable in a child process that a host `fork()`s after inference (D10):
+/// GNU OpenMP's thread pool does not survive a fork, so the child's first parallel region
+/// waits forever for workers that do not exist. A `pthread_atfork` child handler sets
+/// libtorch's intra-op threads to one in the child: its parallel loops then run inline on the
+/// calling thread (correct, single-threaded). CUDA does not survive a fork at all: a child
+/// may only use CPU models (see the header's "Processes" notes). Installed once, at the
+/// first load.
+pub fn keep_forked_children_usable() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    extern "C" fn in_child() {
+        tch::set_num_threads(1);
+    }
+    INSTALL.call_once(|| {
+        // SAFETY: registers a plain extern "C" function with no arguments; the child runs
+        // it single-threaded, right after fork, before returning to the host.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+        if rc != 0 {
+            crate::log::warn(&format!("pthread_atfork failed ({rc}): a forked child's libtorch may hang"));
+        }
+    });
+}
+
 /// Sets libtorch's intra-op CPU threads to one, for a process whose model runs on a GPU with
 /// the accelerated runner: its CPU work is then small copies, and the idle OpenMP pool spins
 /// on every core, competing with the preprocessing threads (measured on the H100 machine:

@@ -6,5 +6,5 @@ pub mod backend;
 pub mod devices;
 pub mod support;
 
-pub use backend::{cuda_available, cuda_memory_info, cuda_unavailable_reason, with_pinned_staging};
+pub use backend::{cuda_available, cuda_memory_info, cuda_unavailable_reason, keep_forked_children_usable, with_pinned_staging};
 pub use devices::{compute_kind, default_devices, device_name, parse_device_list, resolve_precision};
