@@ -22,8 +22,8 @@ use crate::options::{ForwardOptions, RefViewStrategy};
 use crate::settings::{AttentionChoice, Settings};
 use crate::sharding::ShardedBlocks;
 
-/// Captured graphs kept per runner (least recently used goes first). Each holds its
-/// activations' memory pool, so this bounds the memory too.
+/// Graphs captured per runner: the first shapes seen keep theirs for the runner's life, later
+/// shapes run eagerly. Each holds its activations' memory pool, so this bounds the memory too.
 pub const GRAPH_CACHE_CAPACITY: usize = 4;
 
 /// Views per DualDPT head pass on the accelerated path (the official: 8).
@@ -162,7 +162,7 @@ impl Runner {
         let request = ForwardRequest { cameras: cameras.as_ref().map(|(e, k)| (e, k)), ..*request };
         if self.accelerate && !keep_trace && self.graphable(&request) {
             let key = GraphKey { shape: images.size(), strategy: request.ref_view_strategy };
-            if !self.graphs.failed.contains(&key) {
+            if self.graphs.serves(&key) {
                 let exec = self.profile.execution(stop);
                 let net = &self.net;
                 let graphs = &mut self.graphs;
@@ -282,18 +282,27 @@ struct GraphEntry {
     graph: CudaGraph,
     input: Tensor,
     output: NetOutput,
-    last_use: u64,
 }
 
 #[derive(Default)]
 struct GraphCache {
     entries: Vec<GraphEntry>,
-    clock: u64,
     /// Keys whose capture failed: they run eagerly from then on.
     failed: Vec<GraphKey>,
 }
 
 impl GraphCache {
+    /// Whether `run` should take `key`: a captured shape, or a new one while there is room
+    /// and its capture has not failed. A full cache captures nothing more (the first shapes
+    /// keep their graphs, later ones run eagerly): evicting the least recently used instead
+    /// let the GPU's reserved memory grow with every recapture until cuDNN failed for lack of
+    /// memory (32 threads, 12 shapes on 2 x H200: reserved 66 -> 140 GB, most calls failing;
+    /// bench/results/2026-11-30-soak-gpu.md).
+    fn serves(&self, key: &GraphKey) -> bool {
+        self.entries.iter().any(|e| &e.key == key)
+            || (self.entries.len() < GRAPH_CACHE_CAPACITY && !self.failed.contains(key))
+    }
+
     /// Replays the graph of `key`, or (first time) runs eagerly, which also warms up every
     /// lazily built table and library handle, and captures the graph for the next calls.
     fn run(
@@ -305,12 +314,9 @@ impl GraphCache {
         images: &Tensor,
         request: &ForwardRequest<'_>,
     ) -> Result<NetOutput> {
-        self.clock += 1;
-        let clock = self.clock;
         if let Some(entry) = self.entries.iter_mut().find(|e| e.key == key) {
             // A replay is one launch: the host can only stop before or after it.
             exec.check_stop(|| "before the CUDA graph replay".into())?;
-            entry.last_use = clock;
             entry.input.f_copy_(images)?;
             entry.graph.replay()?;
             exec.check_stop(|| "after the CUDA graph replay".into())?;
@@ -336,12 +342,8 @@ impl GraphCache {
         });
         match captured {
             Ok((graph, output)) => {
-                if self.entries.len() >= GRAPH_CACHE_CAPACITY {
-                    let oldest = (0..self.entries.len()).min_by_key(|&i| self.entries[i].last_use).expect("cache is full");
-                    self.entries.swap_remove(oldest);
-                }
                 crate::log::info(&format!("captured a CUDA graph for {key:?}"));
-                self.entries.push(GraphEntry { key, graph, input, output, last_use: clock });
+                self.entries.push(GraphEntry { key, graph, input, output });
             }
             Err(error) => {
                 crate::log::info(&format!("CUDA graph capture for {key:?} failed, running eagerly: {error}"));
