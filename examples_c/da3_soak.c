@@ -5,7 +5,7 @@
  *   da3_soak --model DIR [--threads 32] [--seconds 60] [--accelerate] [--precision auto]
  *            [--process-res 504] [--inputs 12] [--sample-ms 1000] [--json PATH]
  *            [--images A.png,B.png] [--max-variants 1] [--rel-tol 0]
- *            [--max-rise-mib 32] [--max-slope 1] [--stall-s 120]
+ *            [--max-rise-mib 32] [--max-slope 1] [--stall-s 120] [--mmap-threshold-kib 128]
  *
  * Inputs: --inputs K distinct scenes made from the two photos (--images, default the two
  * sample photos in assets/images/, paths relative to the working directory): different
@@ -35,12 +35,13 @@
  * captures reach their working size; the drain lets memory go): a series is flat when the
  * least-squares line through those samples rises by at most --max-rise-mib MiB over that half
  * or by at most --max-slope MiB per minute (whichever allows more: the first rules short
- * runs, the second long ones). The defaults, 32 MiB and 1 MiB/min, come from the noise: in a
- * leak-free 10-minute CPU run (32 threads, da3-small) RSS wandered +-20 MiB around its plateau
- * for tens of seconds at a time (calls in flight hold decoded photos and activations), and the
- * fit over the second half rose 13 MiB. Judged: RSS, and the GPU's reserved bytes; allocated
- * bytes are reported only (a sample lands anywhere inside a forward, so it swings with the
+ * runs, the second long ones). Judged: RSS, and the GPU's reserved bytes; allocated bytes are
+ * reported only (a sample lands anywhere inside a forward, so it swings with the
  * activations), as are the idle figures after the load, after the references and at the end.
+ * glibc's mmap threshold is fixed (--mmap-threshold-kib) so that freed large blocks go back
+ * to the system and RSS follows live memory (see main). The defaults, 32 MiB and 1 MiB/min,
+ * leave room for the noise seen on the CPU: 32 threads, da3-small, calls in flight holding
+ * decoded photos and activations; bench/results/2026-11-30-soak-cpu.md has the runs.
  *
  * Prints one JSON object (the summary) on stdout, progress on stderr; --json PATH writes the
  * summary with every sample. Exit status: 0 when every call succeeded, every result matched
@@ -983,7 +984,8 @@ int main(int argc, char **argv) {
      * steps for minutes in a leak-free 32-thread run (RSS +35 MiB between minutes 5 and 7 of 10,
      * while one thread's RSS stayed flat). */
     if (c.mmap_threshold_kib && !mallopt(M_MMAP_THRESHOLD, (int)(c.mmap_threshold_kib * 1024)))
-        fprintf(stderr, "da3_soak: mallopt(M_MMAP_THRESHOLD) failed\n");
+        fprintf(stderr, "da3_soak: mallopt(M_MMAP_THRESHOLD) refused (not glibc's allocator, e.g. under "
+                        "ASan): RSS keeps the allocator's retention noise\n");
     pthread_mutex_init(&S.lock, NULL);
     pthread_mutex_init(&S.go_lock, NULL);
     pthread_cond_init(&S.go_cond, NULL);
