@@ -241,6 +241,24 @@ impl ModelConfig {
 /// `create_object` builds the network from). The test oracle writes one next to every checkpoint.
 pub const OFFICIAL_CONFIG_FILE: &str = "official_config.json";
 
+/// The longest `model_name` accepted, in bytes (the official names have under 30).
+pub const MAX_MODEL_NAME_BYTES: usize = 128;
+
+/// A `model_name` from a config file must be 1 to `MAX_MODEL_NAME_BYTES` bytes without
+/// control characters: it becomes the model's name for the host (a C string) and is kept for
+/// the life of the process (`intern`).
+pub fn check_model_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_MODEL_NAME_BYTES || name.chars().any(char::is_control) {
+        let shown: String = name.chars().take(40).collect::<String>().escape_debug().to_string();
+        let more = if name.chars().count() > 40 { "..." } else { "" };
+        return Err(Error::Checkpoint(format!(
+            "model_name \"{shown}{more}\" ({} bytes) must be 1 to {MAX_MODEL_NAME_BYTES} bytes without control characters",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Names of architectures read from official configs, interned: `ModelConfig::preset` is
 /// `&'static str`, and a name stays in this list (reachable, one copy per distinct name) for the
 /// life of the process.
@@ -261,6 +279,7 @@ impl ModelConfig {
     /// entries), named `name`. Loads checkpoints of architectures that are no preset, e.g. the
     /// reduced nested model the tests use.
     pub fn from_official_config(name: &str, config: &serde_json::Value) -> Result<Self> {
+        check_model_name(name)?;
         let name = intern(name);
         match config.pointer("/__object__/name").and_then(|v| v.as_str()) {
             Some("DepthAnything3Net") => net_from_official(name, config),
