@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{check_model_name, ModelConfig, OFFICIAL_CONFIG_FILE};
 use crate::error::{Error, Result};
-use crate::weights::open_regular_file;
+use crate::weights::{not_a_regular_file, open_regular_file};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -153,13 +153,7 @@ fn load_dir(dir: &Path) -> Result<Checkpoint> {
     match weights.metadata() {
         Ok(meta) if meta.is_file() => {}
         // Opening it would block (a FIFO) or never end (a device); the loader checks again.
-        Ok(meta) => {
-            return Err(Error::Checkpoint(format!(
-                "{} is not a regular file ({:?}); the weights file must be one",
-                weights.display(),
-                meta.file_type()
-            )))
-        }
+        Ok(meta) => return Err(not_a_regular_file(&weights, meta.file_type(), "the weights file")),
         Err(_) => return Err(Error::ModelNotFound(format!("{} has no {WEIGHTS_FILE}", dir.display()))),
     }
     Ok(Checkpoint { dir: dir.to_path_buf(), config })

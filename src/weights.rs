@@ -50,9 +50,28 @@ pub fn open_regular_file(path: &Path, what: &str) -> Result<File> {
     // The type of what was opened, not of what the path named a moment before.
     let file_type = file.metadata().map_err(io_err)?.file_type();
     if !file_type.is_file() {
-        return Err(Error::Checkpoint(format!("{} is not a regular file ({file_type:?}); {what} must be one", path.display())));
+        return Err(not_a_regular_file(path, file_type, what));
     }
     Ok(file)
+}
+
+/// The error for `path`, of type `file_type`, where `what` must be a regular file.
+pub fn not_a_regular_file(path: &Path, file_type: std::fs::FileType, what: &str) -> Error {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "no regular file"
+    };
+    Error::Checkpoint(format!("{} is not a regular file but {kind}; {what} must be one", path.display()))
 }
 
 /// A tensor as the file's header describes it.
@@ -507,7 +526,7 @@ mod tests {
     #[test]
     fn only_regular_files_are_opened() {
         let msg = open_error(Path::new("/dev/zero"));
-        assert!(msg.contains("/dev/zero is not a regular file"), "{msg}");
+        assert!(msg.contains("/dev/zero is not a regular file but a character device"), "{msg}");
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("model.safetensors");
         let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
@@ -515,8 +534,8 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
         // Opening a FIFO for reading would wait for a writer: this returns at once.
         let msg = open_error(&fifo);
-        assert!(msg.contains("is not a regular file"), "{msg}");
+        assert!(msg.contains("is not a regular file but a FIFO"), "{msg}");
         let msg = open_error(dir.path());
-        assert!(msg.contains("is not a regular file"), "{msg}");
+        assert!(msg.contains("is not a regular file but a directory"), "{msg}");
     }
 }

@@ -187,7 +187,7 @@ fn a_config_linked_to_dev_zero_is_a_checkpoint_error() {
     let path = dir.path().to_owned();
     let err = within_a_minute(move || load_error(&path));
     assert!(matches!(err, Error::Checkpoint(_)), "{err}");
-    assert!(err.to_string().contains("config.json is not a regular file"), "{err}");
+    assert!(err.to_string().contains("config.json is not a regular file but a character device"), "{err}");
 }
 
 /// A FIFO as model.safetensors is an error, not a load that waits forever for a writer.
@@ -201,7 +201,7 @@ fn a_fifo_as_weights_is_a_checkpoint_error_not_a_hang() {
     let path = dir.path().to_owned();
     let err = within_a_minute(move || load_error(&path));
     assert!(matches!(err, Error::Checkpoint(_)), "{err}");
-    assert!(err.to_string().contains("model.safetensors is not a regular file"), "{err}");
+    assert!(err.to_string().contains("model.safetensors is not a regular file but a FIFO"), "{err}");
 }
 
 /// A copy of the da3-small checkpoint loaded with `at_half_build` run once, when the load has
