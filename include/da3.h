@@ -427,8 +427,9 @@ typedef struct da3_memory_stats {
 /**
  * Hears how a load advances: `fraction` from 0 to 1 (never decreasing), `stage` one of
  * "resolve" (finding the checkpoint, reading its configuration), "read" (reading the
- * weights file, per replica), "build" (converting the weights and placing them on the
- * replicas' devices) and "done" (fraction 1, the last call); a static string. Return true to
+ * weights file's tensor table and checking it against the architecture, per replica),
+ * "build" (reading each tensor, converting it and placing it on the replicas' devices) and
+ * "done" (fraction 1, the last call); a static string. Return true to
  * go on, false to abort the load: `da3_create_with_options` then returns
  * `DA3_ERR_CANCELLED` soon after (at the next tensor).
  *
@@ -1000,8 +1001,18 @@ enum da3_status da3_options_validate(const struct da3_options *options);
  *
  * Errors: `DA3_ERR_NULL_POINTER` (model or out is NULL), `DA3_ERR_INVALID_ARGUMENT`
  * (unknown precision, model not UTF-8), `DA3_ERR_MODEL_NOT_FOUND` (the message lists the
- * places tried), `DA3_ERR_CHECKPOINT` (corrupt or mismatched checkpoint),
+ * places tried), `DA3_ERR_CHECKPOINT` (corrupt or mismatched checkpoint; also a
+ * `config.json`, `official_config.json` or `model.safetensors` that is no regular file, e.g.
+ * a FIFO or a link to a device, a config over 1 MiB, a `model_name` that is empty, over 128
+ * bytes or holds a control character), `DA3_ERR_IO` (a file of the checkpoint could not be
+ * opened or read, or `model.safetensors` was truncated or rewritten while it loaded: the
+ * weights are read, not memory-mapped, so such a change is this error, never a crash),
  * `DA3_ERR_UNSUPPORTED` (precision not available on the device), `DA3_ERR_TORCH`.
+ *
+ * The tensor table of `model.safetensors` (names, shapes, dtypes) is checked against the
+ * architecture before any of the model's memory is allocated: a mismatched checkpoint fails
+ * in milliseconds. The file is read once, each tensor straight into its own memory; removing
+ * (unlinking) it during the load is harmless.
  *
  * Ownership: on success the caller owns `*out` and must release it with `da3_free`; on
  * failure `*out` is set to NULL. `model` is only read during the call.

@@ -241,6 +241,24 @@ impl ModelConfig {
 /// `create_object` builds the network from). The test oracle writes one next to every checkpoint.
 pub const OFFICIAL_CONFIG_FILE: &str = "official_config.json";
 
+/// The longest `model_name` accepted, in bytes (the official names have under 30).
+pub const MAX_MODEL_NAME_BYTES: usize = 128;
+
+/// A `model_name` from a config file must be 1 to `MAX_MODEL_NAME_BYTES` bytes without
+/// control characters: it becomes the model's name for the host (a C string) and is kept for
+/// the life of the process (`intern`).
+pub fn check_model_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_MODEL_NAME_BYTES || name.chars().any(char::is_control) {
+        let shown: String = name.chars().take(40).collect::<String>().escape_debug().to_string();
+        let more = if name.chars().count() > 40 { "..." } else { "" };
+        return Err(Error::Checkpoint(format!(
+            "model_name \"{shown}{more}\" ({} bytes) must be 1 to {MAX_MODEL_NAME_BYTES} bytes without control characters",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Names of architectures read from official configs, interned: `ModelConfig::preset` is
 /// `&'static str`, and a name stays in this list (reachable, one copy per distinct name) for the
 /// life of the process.
@@ -261,6 +279,7 @@ impl ModelConfig {
     /// entries), named `name`. Loads checkpoints of architectures that are no preset, e.g. the
     /// reduced nested model the tests use.
     pub fn from_official_config(name: &str, config: &serde_json::Value) -> Result<Self> {
+        check_model_name(name)?;
         let name = intern(name);
         match config.pointer("/__object__/name").and_then(|v| v.as_str()) {
             Some("DepthAnything3Net") => net_from_official(name, config),
@@ -281,10 +300,21 @@ impl ModelConfig {
     }
 }
 
+/// The largest channel count an official config may give (the presets' largest is 3072).
+pub const MAX_CONFIG_WIDTH: i64 = 1 << 16;
+
 /// One `DepthAnything3Net` of an official config.
 fn net_from_official(preset: &'static str, v: &serde_json::Value) -> Result<ModelConfig> {
     let bad = |what: &str| Error::Checkpoint(format!("'{preset}': official config: {what}"));
     let int = |v: &serde_json::Value, what: &str| v.as_i64().ok_or_else(|| bad(&format!("{what} is not an integer")));
+    // Channel counts become tensor shapes (products of them too): bounded, so that no product
+    // overflows and no shape is negative.
+    let width = |v: &serde_json::Value, what: &str| {
+        int(v, what).and_then(|w| match w {
+            1..=MAX_CONFIG_WIDTH => Ok(w),
+            _ => Err(bad(&format!("{what} is {w}, not a width in 1..={MAX_CONFIG_WIDTH}"))),
+        })
+    };
     let net = &v["net"];
     let start = |key: &str| -> Result<Option<usize>> {
         Ok(match net.get(key) {
@@ -315,7 +345,7 @@ fn net_from_official(preset: &'static str, v: &serde_json::Value) -> Result<Mode
         .as_array()
         .ok_or_else(|| bad("head.out_channels is missing"))?
         .iter()
-        .map(|c| int(c, "head.out_channels"))
+        .map(|c| width(c, "head.out_channels"))
         .collect::<Result<_>>()?;
     let kind = match head.pointer("/__object__/name").and_then(|n| n.as_str()) {
         Some("DualDPT") => HeadKind::DualDpt,
@@ -324,16 +354,16 @@ fn net_from_official(preset: &'static str, v: &serde_json::Value) -> Result<Mode
     };
     let camera = match v.get("cam_dec").filter(|c| !c.is_null()) {
         None => None,
-        Some(dec) => Some(CameraConfig { enc_dim_out: int(&v["cam_enc"]["dim_out"], "cam_enc.dim_out")?, dec_dim_in: int(&dec["dim_in"], "cam_dec.dim_in")? }),
+        Some(dec) => Some(CameraConfig { enc_dim_out: width(&v["cam_enc"]["dim_out"], "cam_enc.dim_out")?, dec_dim_in: width(&dec["dim_in"], "cam_dec.dim_in")? }),
     };
     Ok(ModelConfig {
         preset,
         backbone,
         head: HeadConfig {
             kind,
-            dim_in: int(&head["dim_in"], "head.dim_in")?,
-            output_dim: int(&head["output_dim"], "head.output_dim")?,
-            features: int(&head["features"], "head.features")?,
+            dim_in: width(&head["dim_in"], "head.dim_in")?,
+            output_dim: width(&head["output_dim"], "head.output_dim")?,
+            features: width(&head["features"], "head.features")?,
             out_channels: channels.try_into().map_err(|_| bad("head.out_channels must list 4 widths"))?,
         },
         camera,
@@ -405,6 +435,14 @@ mod tests {
         assert!(err.contains("vith"), "{err}");
         let err = ModelConfig::from_official_config("x", &serde_json::json!({})).unwrap_err().to_string();
         assert!(err.contains("not DepthAnything3Net"), "{err}");
+        // Widths become shapes: 2^62 overflowed `3 * dim` while the camera encoder was built (a
+        // panic with overflow checks, negative shapes without), zero or less is no shape.
+        for (pointer, value) in [("/cam_enc/dim_out", 1i64 << 62), ("/head/features", 0), ("/head/out_channels/2", -4)] {
+            let mut broken = net.clone();
+            *broken.pointer_mut(pointer).unwrap() = value.into();
+            let err = ModelConfig::from_official_config("x", &broken).unwrap_err().to_string();
+            assert!(err.contains(&format!("is {value}, not a width in 1..=65536")), "{err}");
+        }
     }
 
     #[test]

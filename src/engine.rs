@@ -57,9 +57,9 @@ pub struct LoadOptions {
 
 /// A load's progress callback: `(fraction, stage) -> keep going`. The fraction goes from 0
 /// to 1 and never decreases; the stage is `"resolve"` (finding the checkpoint and reading its
-/// configuration), `"read"` (reading the weights from the file, per replica), `"build"`
-/// (converting the weights and placing them on the replicas' devices) or `"done"` (1.0, the
-/// last call). Called from the threads that load the replicas, one call at a time.
+/// configuration), `"read"` (reading the weights file's tensor table and checking it against
+/// the architecture, per replica), `"build"` (reading each tensor, converting it and placing
+/// it on the replicas' devices) or `"done"` (1.0, the last call). Called from the threads that load the replicas, one call at a time.
 #[derive(Clone)]
 pub struct LoadProgress(pub Arc<dyn Fn(f32, &str) -> bool + Send + Sync>);
 
@@ -115,16 +115,16 @@ impl LoadReporter {
         Ok(())
     }
 
-    /// What replica `index` of `count` tells the loader: reading is its first 30 %, placing the
-    /// next 65 %.
+    /// What replica `index` of `count` tells the loader: checking the tensor table is its first
+    /// 5 % (no tensor data is read then), reading and placing the tensors the next 90 %.
     fn for_replica(self: &Arc<Self>, index: usize, count: usize) -> Option<TensorProgress> {
         self.callback.as_ref()?;
         let reporter = self.clone();
         Some(Arc::new(move |phase, done, total| {
             let part = done as f32 / total.max(1) as f32;
             match phase {
-                LoadPhase::Read => reporter.report(Some((index, count)), 0.3 * part, "read"),
-                LoadPhase::Place => reporter.report(Some((index, count)), 0.3 + 0.65 * part, "build"),
+                LoadPhase::Read => reporter.report(Some((index, count)), 0.05 * part, "read"),
+                LoadPhase::Place => reporter.report(Some((index, count)), 0.05 + 0.9 * part, "build"),
             }
         }))
     }
@@ -275,8 +275,8 @@ impl Engine {
             tch::set_num_threads(threads as i32);
             crate::log::info(&format!("libtorch's intra-op CPU threads set to {threads} for the whole process (asked at load)"));
         }
-        // One replica per device, two at a time: each load holds a host copy of the checkpoint
-        // while it runs (da3-giant: 4.5 GB in fp32), so all at once could exhaust host memory.
+        // One replica per device, two at a time, which bounds the concurrent reads of the file
+        // (each load reads it whole; a GPU load holds one tensor at a time in host memory).
         let mut runners = Vec::with_capacity(devices.len());
         let count = devices.len();
         for (p, pair) in devices.chunks(2).enumerate() {

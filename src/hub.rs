@@ -2,11 +2,38 @@
 //! in the local cache. Never touches the network.
 use std::path::{Path, PathBuf};
 
-use crate::config::{ModelConfig, OFFICIAL_CONFIG_FILE};
+use crate::config::{check_model_name, ModelConfig, OFFICIAL_CONFIG_FILE};
 use crate::error::{Error, Result};
+use crate::weights::{not_a_regular_file, open_regular_file};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// The largest `config.json` (or `official_config.json`) read, in bytes: they are a few KB, and
+/// a larger one is refused rather than read whole.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The text of a regular file of at most `limit` bytes (`what` names it in errors). A FIFO or
+/// a device (`/dev/zero`) is refused before it is read, a larger file likewise, and a file
+/// that grows while it is read stops at the limit: nothing here grows memory without bound.
+fn read_small_file(path: &Path, what: &str, limit: u64) -> Result<String> {
+    use std::io::Read;
+    let file = open_regular_file(path, what)?;
+    let too_large = |size: u64| {
+        Error::Checkpoint(format!("{} has {size} bytes or more; {what} has at most {limit}", path.display()))
+    };
+    let io_err = |source| Error::Io { path: path.to_owned(), source };
+    let size = file.metadata().map_err(io_err)?.len();
+    if size > limit {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(io_err)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| Error::Checkpoint(format!("{} is not UTF-8 text: {e}", path.display())))
+}
 
 /// A checkpoint in the official Hugging Face layout.
 #[derive(Clone, Debug)]
@@ -25,7 +52,8 @@ impl Checkpoint {
 fn find_in_cache(root: &Path, repo_id: &str) -> Option<PathBuf> {
     let repo = root.join(format!("models--{}", repo_id.replace('/', "--")));
     let complete = |dir: &Path| dir.join(CONFIG_FILE).is_file() && dir.join(WEIGHTS_FILE).is_file();
-    if let Ok(commit) = std::fs::read_to_string(repo.join("refs").join("main")) {
+    // A commit hash; anything unreadable or larger than a few hashes is no usable ref.
+    if let Ok(commit) = read_small_file(&repo.join("refs").join("main"), "refs/main", 1024) {
         let dir = repo.join("snapshots").join(commit.trim());
         if complete(&dir) {
             return Some(dir);
@@ -82,12 +110,11 @@ pub fn resolve(model: &str, cache_roots: &[PathBuf]) -> Result<Checkpoint> {
 
 fn load_dir(dir: &Path) -> Result<Checkpoint> {
     let config_path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&config_path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+    let text = read_small_file(&config_path, CONFIG_FILE, MAX_CONFIG_BYTES).map_err(|e| match e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             Error::ModelNotFound(format!("{} has no {CONFIG_FILE}", dir.display()))
-        } else {
-            Error::Io { path: config_path.clone(), source: e }
         }
+        other => other,
     })?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::Checkpoint(format!("{} is not valid JSON: {e}", config_path.display())))?;
@@ -95,6 +122,10 @@ fn load_dir(dir: &Path) -> Result<Checkpoint> {
         .get("model_name")
         .and_then(|v| v.as_str())
         .ok_or_else(|| Error::Checkpoint(format!("{} has no string field 'model_name'", config_path.display())))?;
+    check_model_name(name).map_err(|e| match e {
+        Error::Checkpoint(why) => Error::Checkpoint(format!("{}: {why}", config_path.display())),
+        other => other,
+    })?;
     let config = match ModelConfig::from_preset_name(name) {
         // As the official `DepthAnything3(model_name)` does, a preset name builds that preset
         // and any architecture tree beside it is not read. The 1.1 releases (DA3-LARGE-1.1,
@@ -106,19 +137,24 @@ fn load_dir(dir: &Path) -> Result<Checkpoint> {
         // beside it (as the tests' reduced nested model carries).
         Err(unknown) => match json.get("config").filter(|tree| tree.is_object()) {
             Some(tree) => ModelConfig::from_official_config(name, tree)?,
-            None => match std::fs::read_to_string(dir.join(OFFICIAL_CONFIG_FILE)) {
+            None => match read_small_file(&dir.join(OFFICIAL_CONFIG_FILE), OFFICIAL_CONFIG_FILE, MAX_CONFIG_BYTES) {
                 Ok(text) => {
                     let official: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
                         Error::Checkpoint(format!("{} is not valid JSON: {e}", dir.join(OFFICIAL_CONFIG_FILE).display()))
                     })?;
                     ModelConfig::from_official_config(name, &official)?
                 }
-                Err(_) => return Err(unknown),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Err(unknown),
+                Err(other) => return Err(other),
             },
         },
     };
-    if !dir.join(WEIGHTS_FILE).is_file() {
-        return Err(Error::ModelNotFound(format!("{} has no {WEIGHTS_FILE}", dir.display())));
+    let weights = dir.join(WEIGHTS_FILE);
+    match weights.metadata() {
+        Ok(meta) if meta.is_file() => {}
+        // Opening it would block (a FIFO) or never end (a device); the loader checks again.
+        Ok(meta) => return Err(not_a_regular_file(&weights, meta.file_type(), "the weights file")),
+        Err(_) => return Err(Error::ModelNotFound(format!("{} has no {WEIGHTS_FILE}", dir.display()))),
     }
     Ok(Checkpoint { dir: dir.to_path_buf(), config })
 }
@@ -232,5 +268,82 @@ mod tests {
         assert_eq!(ckpt.config, ModelConfig { preset: "da3-custom", ..ModelConfig::da3_base() });
         std::fs::write(dir.path().join(OFFICIAL_CONFIG_FILE), "{").unwrap();
         assert!(matches!(resolve(dir.path().to_str().unwrap(), &[]), Err(Error::Checkpoint(m)) if m.contains("not valid JSON")));
+    }
+
+    fn checkpoint_error(dir: &Path) -> String {
+        match resolve(dir.to_str().unwrap(), &[]) {
+            Err(e @ Error::Checkpoint(_)) => e.to_string(),
+            Err(other) => panic!("expected a checkpoint error, got {other}"),
+            Ok(c) => panic!("resolved to {}", c.config.preset),
+        }
+    }
+
+    /// A `model_name` becomes a C string for the host and is kept for the life of the process:
+    /// one with a NUL (which failed the C API after the whole model had loaded), another
+    /// control character, none at all or an unbounded one is refused when the config is read.
+    #[test]
+    fn a_model_name_must_be_short_printable_text() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(WEIGHTS_FILE), b"").unwrap();
+        let official = serde_json::json!({"__object__": {"name": "DepthAnything3Net"}});
+        std::fs::write(dir.path().join(OFFICIAL_CONFIG_FILE), official.to_string()).unwrap();
+        let long = "x".repeat(129);
+        for name in ["da3-small\0evil", "da3\nsmall", "", long.as_str()] {
+            std::fs::write(dir.path().join(CONFIG_FILE), serde_json::json!({ "model_name": name }).to_string()).unwrap();
+            let msg = checkpoint_error(dir.path());
+            assert!(msg.contains("must be 1 to 128 bytes without control characters"), "{msg}");
+        }
+        let msg = checkpoint_error(dir.path());
+        assert!(msg.contains("xxx...\" (129 bytes)") && msg.contains(CONFIG_FILE), "{msg}");
+        // 128 bytes of text is a name (and the tree beside it is read).
+        std::fs::write(dir.path().join(CONFIG_FILE), serde_json::json!({ "model_name": &long[1..] }).to_string()).unwrap();
+        let msg = checkpoint_error(dir.path());
+        assert!(msg.contains("official config: net.out_layers is missing"), "{msg}");
+    }
+
+    /// Config files are read with a bound: a link to /dev/zero, a FIFO or a file over 1 MiB is a
+    /// checkpoint error, not memory growing without end or a read that never returns.
+    #[test]
+    fn config_files_must_be_small_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(WEIGHTS_FILE), b"").unwrap();
+        let config = dir.path().join(CONFIG_FILE);
+        std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+        let msg = checkpoint_error(dir.path());
+        assert!(msg.contains("config.json is not a regular file"), "{msg}");
+        std::fs::remove_file(&config).unwrap();
+        let c_path = std::ffi::CString::new(config.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert!(checkpoint_error(dir.path()).contains("config.json is not a regular file"));
+        std::fs::remove_file(&config).unwrap();
+        let padded = format!("{{\"model_name\": \"da3-small\"}}{}", " ".repeat(MAX_CONFIG_BYTES as usize));
+        std::fs::write(&config, padded).unwrap();
+        let msg = checkpoint_error(dir.path());
+        assert!(msg.contains("has 1048603 bytes or more; config.json has at most 1048576"), "{msg}");
+        // The official tree beside a name that is no preset: read with the same bound.
+        std::fs::write(&config, "{\"model_name\": \"da3-custom\"}").unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(OFFICIAL_CONFIG_FILE)).unwrap();
+        assert!(checkpoint_error(dir.path()).contains("official_config.json is not a regular file"));
+    }
+
+    #[test]
+    fn weights_that_are_no_regular_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "{\"model_name\": \"da3-small\"}").unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(WEIGHTS_FILE)).unwrap();
+        let msg = checkpoint_error(dir.path());
+        assert!(msg.contains("model.safetensors is not a regular file"), "{msg}");
+    }
+
+    /// A cache whose refs/main is /dev/zero falls back to its newest snapshot.
+    #[test]
+    fn an_unreadable_ref_falls_back_to_the_newest_snapshot() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = root.path().join("models--depth-anything--DA3-SMALL");
+        write_checkpoint(&repo.join("snapshots").join("abc123"), "da3-small");
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", repo.join("refs").join("main")).unwrap();
+        assert_eq!(find_in_cache(root.path(), "depth-anything/DA3-SMALL"), Some(repo.join("snapshots").join("abc123")));
     }
 }

@@ -14,8 +14,9 @@ use super::model::{da3_model, model_handle};
 
 /// Hears how a load advances: `fraction` from 0 to 1 (never decreasing), `stage` one of
 /// "resolve" (finding the checkpoint, reading its configuration), "read" (reading the
-/// weights file, per replica), "build" (converting the weights and placing them on the
-/// replicas' devices) and "done" (fraction 1, the last call); a static string. Return true to
+/// weights file's tensor table and checking it against the architecture, per replica),
+/// "build" (reading each tensor, converting it and placing it on the replicas' devices) and
+/// "done" (fraction 1, the last call); a static string. Return true to
 /// go on, false to abort the load: `da3_create_with_options` then returns
 /// `DA3_ERR_CANCELLED` soon after (at the next tensor).
 ///
@@ -213,7 +214,7 @@ pub unsafe extern "C" fn da3_create_with_options(
             options = options.with_progress(move |fraction, stage| callback.call(fraction, stage));
         }
         let engine = Engine::load(model, options)?;
-        *out = model_handle(engine)?.into_raw();
+        *out = model_handle(engine).into_raw();
         Ok(())
     })
 }

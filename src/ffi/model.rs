@@ -10,7 +10,7 @@ use crate::runner::Capabilities;
 
 use super::args::{cstr_arg, out_arg, utf8_arg, Handle};
 use super::boundary::{
-    catch, da3_status, heavy_call, status_call, value_call, FfiError, FfiResult, DA3_ERR_NOT_AVAILABLE, DA3_ERR_PANIC,
+    catch, da3_status, heavy_call, status_call, value_call, FfiError, FfiResult, DA3_ERR_NOT_AVAILABLE,
 };
 use super::enums::{
     capability_flags, da3_capabilities, da3_placement, da3_precision, placement_from_c, placement_to_c,
@@ -80,8 +80,18 @@ const _: () = {
 ///
 /// Errors: `DA3_ERR_NULL_POINTER` (model or out is NULL), `DA3_ERR_INVALID_ARGUMENT`
 /// (unknown precision, model not UTF-8), `DA3_ERR_MODEL_NOT_FOUND` (the message lists the
-/// places tried), `DA3_ERR_CHECKPOINT` (corrupt or mismatched checkpoint),
+/// places tried), `DA3_ERR_CHECKPOINT` (corrupt or mismatched checkpoint; also a
+/// `config.json`, `official_config.json` or `model.safetensors` that is no regular file, e.g.
+/// a FIFO or a link to a device, a config over 1 MiB, a `model_name` that is empty, over 128
+/// bytes or holds a control character), `DA3_ERR_IO` (a file of the checkpoint could not be
+/// opened or read, or `model.safetensors` was truncated or rewritten while it loaded: the
+/// weights are read, not memory-mapped, so such a change is this error, never a crash),
 /// `DA3_ERR_UNSUPPORTED` (precision not available on the device), `DA3_ERR_TORCH`.
+///
+/// The tensor table of `model.safetensors` (names, shapes, dtypes) is checked against the
+/// architecture before any of the model's memory is allocated: a mismatched checkpoint fails
+/// in milliseconds. The file is read once, each tensor straight into its own memory; removing
+/// (unlinking) it during the load is harmless.
 ///
 /// Ownership: on success the caller owns `*out` and must release it with `da3_free`; on
 /// failure `*out` is set to NULL. `model` is only read during the call.
@@ -103,22 +113,22 @@ pub unsafe extern "C" fn da3_create(
         let model = utf8_arg(unsafe { cstr_arg(model, "model") }?, "model")?;
         let precision = precision_from_c(precision, "precision")?;
         let engine = Engine::load(model, LoadOptions::from_env(use_accelerate, precision)?)?;
-        *out = model_handle(engine)?.into_raw();
+        *out = model_handle(engine).into_raw();
         Ok(())
     })
 }
 
-pub(super) fn model_handle(engine: Engine) -> FfiResult<da3_model> {
-    let to_c = |s: String, what: &str| {
-        CString::new(s).map_err(|_| FfiError::new(DA3_ERR_PANIC, format!("internal error: {what} contains NUL")))
-    };
-    let preset = to_c(engine.preset_name().to_owned(), "preset name")?;
-    let device = to_c(engine.device_name(), "device name")?;
-    let devices = engine.device_names().into_iter().map(|d| to_c(d, "device name")).collect::<FfiResult<_>>()?;
+/// The handle of a loaded engine. Infallible: the names are validated where they are read
+/// (a `model_name` with a control character is refused with the config), and a NUL that got
+/// past that would show as `\0` rather than fail a load that already succeeded.
+pub(super) fn model_handle(engine: Engine) -> da3_model {
+    let to_c = |s: String| CString::new(s.replace('\0', "\\0")).unwrap_or_default();
+    let preset = to_c(engine.preset_name().to_owned());
+    let device = to_c(engine.device_name());
+    let devices = engine.device_names().into_iter().map(to_c).collect();
     let capabilities = engine.capabilities();
-    Ok(da3_model { engine, preset, device, capabilities, devices })
+    da3_model { engine, preset, device, capabilities, devices }
 }
-
 
 /// Like `da3_create`, with one model replica on each device of `devices`, a comma-separated
 /// list such as "cuda:0,cuda:1" (devices as numbered by CUDA, i.e. after
@@ -162,7 +172,7 @@ pub unsafe extern "C" fn da3_create_on_devices(
         })?;
         // The caller's list wins over DA3_DEVICE / DA3_DEVICES; the other settings apply.
         let engine = Engine::load(model, LoadOptions::from_env(use_accelerate, precision)?.on_devices(&devices))?;
-        *out = model_handle(engine)?.into_raw();
+        *out = model_handle(engine).into_raw();
         Ok(())
     })
 }

@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::{HeadKind, ModelConfig};
 use crate::error::{Error, Result};
-use crate::weights::{TensorProgress, WeightLoader};
+use crate::weights::{build_from_safetensors, TensorProgress, WeightLoader};
 pub use da3::{DepthAnything3Net, ForwardRequest, NestedDepthAnything3Net, NestedTrace, NetOutput, Trace};
 pub use execution::{AttentionKernel, BlockRunner, Execution};
 pub use reference_view_selector::RefViewStrategy;
@@ -82,24 +82,25 @@ impl Network {
     }
 }
 
-/// Builds the network of `cfg` from a `model.safetensors` file, strictly; `progress` hears of
-/// every tensor read and placed, and may stop the load.
+/// Builds the network of `cfg` from a `model.safetensors` file, strictly: the file's tensor
+/// table is checked against the architecture before any of the network's memory is allocated
+/// (see `weights::build_from_safetensors`); `progress` hears of the check and of every tensor
+/// placed, and may stop the load.
 pub fn load_network(cfg: &ModelConfig, weights: &Path, device: Device, kind: Kind, progress: Option<TensorProgress>) -> Result<Network> {
     check_supported(cfg)?;
-    let mut loader = WeightLoader::from_safetensors_with_progress(weights, device, progress)?;
-    let net = match cfg.metric_branch.as_deref() {
-        None => {
-            skip_unused(&mut loader, CHECKPOINT_PREFIX, cfg);
-            Network::Single(DepthAnything3Net::new(&mut loader, CHECKPOINT_PREFIX, cfg, kind)?)
-        }
-        Some(metric) => {
-            skip_unused(&mut loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::ANYVIEW_PREFIX), cfg);
-            skip_unused(&mut loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::METRIC_PREFIX), metric);
-            Network::Nested(NestedDepthAnything3Net::new(&mut loader, CHECKPOINT_PREFIX, cfg, kind)?)
-        }
-    };
-    loader.finish()?;
-    Ok(net)
+    build_from_safetensors(weights, device, progress, |loader| {
+        Ok(match cfg.metric_branch.as_deref() {
+            None => {
+                skip_unused(loader, CHECKPOINT_PREFIX, cfg);
+                Network::Single(DepthAnything3Net::new(loader, CHECKPOINT_PREFIX, cfg, kind)?)
+            }
+            Some(metric) => {
+                skip_unused(loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::ANYVIEW_PREFIX), cfg);
+                skip_unused(loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::METRIC_PREFIX), metric);
+                Network::Nested(NestedDepthAnything3Net::new(loader, CHECKPOINT_PREFIX, cfg, kind)?)
+            }
+        })
+    })
 }
 
 fn skip_unused(loader: &mut WeightLoader, prefix: &str, cfg: &ModelConfig) {
