@@ -163,7 +163,8 @@ impl NumpyGenerator {
             while set[loc as usize] != EMPTY && set[loc as usize] != val {
                 loc = (loc + 1) & mask;
             }
-            let out = (j - pop + size_u) as usize;
+            // j >= pop - size_u: add before subtracting (j - pop underflows; debug builds panic).
+            let out = (j + size_u - pop) as usize;
             if set[loc as usize] == EMPTY {
                 set[loc as usize] = val;
                 idx[out] = val;
