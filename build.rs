@@ -139,6 +139,10 @@ fn main() {
         println!("cargo:rustc-env=DA3_BUILD_TORCH_LIB={}", dir.display());
         println!("cargo:rerun-if-changed=cpp/cuda_support.cpp");
         println!("cargo:rerun-if-env-changed=DA3_CUDA_INCLUDE");
+        // `cargo miri` (set for build scripts) neither links nor loads the shim: skip its C++ build.
+        if env::var_os("CARGO_CFG_MIRI").is_some() {
+            return;
+        }
         match build_cuda_support(&dir) {
             Ok(path) => println!("cargo:rustc-env=DA3_BUILD_CUDA_SUPPORT={}", path.display()),
             Err(why) => println!("cargo:warning=libda3_cuda_support.so not built: {why}"),

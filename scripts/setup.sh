@@ -12,6 +12,9 @@ TOOLS="tests/requirements-tools.txt"
 STAMP="$VIRTUAL_ENV/.da3-setup-stamp"
 want="$(printf '%s\n' "$TORCH_REQ"; cat "$REQS" "$TOOLS")"
 
+# miri for scripts/check_memory_safety.sh (nightly only; a no-op when already installed).
+rustup component add miri rust-src --toolchain nightly >/dev/null
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   echo "setup: .venv is up to date"
   exit 0

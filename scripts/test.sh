@@ -5,8 +5,9 @@
 #   3. make random-weight checkpoints in the official layout with the official package and
 #      the official outputs for the case files tests/oracle/cases*.json (da3-small, da3-base,
 #      da3metric-large, da3mono-large, and da3nested-reduced: the nested model with small branches),
-#   4. run every Rust and C test (and the fault-injection test in the failpoints build); the
-#      parity table is printed.
+#   4. run every Rust and C test, the fault-injection test (failpoints build), the fuzz smoke
+#      runs and the memory-safety jobs (scripts/check_memory_safety.sh: ASan+UBSan, valgrind,
+#      miri); the parity table is printed.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
@@ -24,8 +25,11 @@ for model in ${pose_models//,/ }; do
   tests/oracle/run_oracle_pose.sh "$model" "target/oracle/$model"
 done
 export DA3_PARITY_MODELS="$models" DA3_POSE_PARITY_MODELS="$pose_models"
-cargo test --release --locked -- --skip parity_with_official_implementation
+# The sanitized runs are the memory-safety script's first job: skipped here, run there once.
+cargo test --release --locked -- --skip parity_with_official_implementation --skip under_sanitizers
 # Injected failures need the failpoints build (its own artifacts: the default ones stay).
 cargo test --release --locked --features failpoints --test faults
+# ASan+UBSan over every C/C++ program, valgrind on the error paths, miri on the pure Rust.
+scripts/check_memory_safety.sh
 # Last, so the run ends on its summary: the parity table is the point of this test, show it.
 cargo test --release --locked --test parity -- --nocapture

@@ -98,15 +98,86 @@ fn sanitizers_work() -> bool {
     matches!(built, Ok(o) if o.status.success()) && matches!(Command::new(&exe).status(), Ok(s) if s.success())
 }
 
-/// Environment for sanitized runs: leaks inside libtorch's own globals are not ours, CUDA
-/// needs the shadow gap unprotected, and libtorch's C++ may legitimately pair allocators in
-/// ways ASan's mismatch check dislikes; everything in our C and at the API boundary is checked.
-fn sanitizer_env<'a>(cmd: &'a mut Command, dir: &Path) -> &'a mut Command {
-    let supp = dir.join("lsan.supp");
-    std::fs::write(&supp, "leak:libtorch\nleak:libc10\nleak:libgomp\nleak:libcuda\nleak:libcudnn\n").unwrap();
-    cmd.env("ASAN_OPTIONS", "detect_leaks=1:protect_shadow_gap=0:alloc_dealloc_mismatch=0:abort_on_error=0")
+/// Environment for sanitized runs. Leak detection is on, with the committed suppressions of
+/// `tests/sanitizers/lsan.supp` (libtorch's and ld.so's process-lifetime allocations only: libtorch
+/// is not instrumented); CUDA needs the shadow gap unprotected; libtorch's C++ may legitimately
+/// pair allocators in ways ASan's mismatch check dislikes. A report exits with status 86 (not 1,
+/// which the programs use for library errors), so even a test that expects a failing exit status
+/// cannot mistake a report for it.
+fn sanitizer_env(cmd: &mut Command) -> &mut Command {
+    let supp = root().join("tests/sanitizers/lsan.supp");
+    cmd.env("ASAN_OPTIONS", ASAN_OPTIONS)
         .env("LSAN_OPTIONS", format!("suppressions={}:print_suppressions=0", supp.display()))
-        .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1:exitcode=86")
+}
+
+const ASAN_OPTIONS: &str = "detect_leaks=1:protect_shadow_gap=0:alloc_dealloc_mismatch=0:abort_on_error=0:exitcode=86";
+
+/// Fails on any ASan, LeakSanitizer or UBSan report in a sanitized program's stderr or status.
+fn assert_no_sanitizer_report(code: i32, err: &str, what: &str) {
+    let report = ["ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"].iter().any(|r| err.contains(r));
+    assert!(!report && code != 86, "{what}: sanitizer report (exit {code}):\n{err}");
+}
+
+/// Runs `cmd` (a program built with `SANITIZE` from `source`) under `sanitizer_env`; fails on a
+/// sanitizer report, else returns the exit status and output for the caller's own checks.
+fn run_sanitized(cmd: &mut Command, source: &str) -> (i32, String, String) {
+    let (code, out, err) = run(sanitizer_env(cmd));
+    assert_no_sanitizer_report(code, &err, source);
+    println!("{SANITIZED_RUN_MARK}{source}");
+    (code, out, err)
+}
+
+/// Printed with the source of each program run cleanly under the sanitizers:
+/// scripts/check_memory_safety.sh checks that every C/C++ program of the tree has such a run.
+const SANITIZED_RUN_MARK: &str = "ran under ASan/UBSan: ";
+
+/// How a test builds and runs its program: plainly, or with `SANITIZE` under `sanitizer_env`
+/// (then any sanitizer report fails the test). One test body serves both.
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    Plain,
+    Sanitized,
+}
+
+impl Build {
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            Build::Plain => &[],
+            Build::Sanitized => &SANITIZE,
+        }
+    }
+
+    fn run(self, cmd: &mut Command, what: &str) -> (i32, String, String) {
+        match self {
+            Build::Plain => run(cmd),
+            Build::Sanitized => run_sanitized(cmd, what),
+        }
+    }
+
+    /// `false` (and says so) when a sanitized build cannot be made here.
+    fn available(self) -> bool {
+        let ok = self == Build::Plain || sanitizers_work();
+        if !ok {
+            println!("skipped: `{} -fsanitize=address,undefined` does not build or run a program here", cc());
+        }
+        ok
+    }
+}
+
+/// The first C++ compiler (g++, clang++) that builds and runs a sanitized program here.
+fn sanitizing_cxx() -> Option<&'static str> {
+    static CXX: OnceLock<Option<&'static str>> = OnceLock::new();
+    *CXX.get_or_init(|| {
+        let dir = scratch("cxx-sanitizer-probe");
+        let src = dir.join("probe.cpp");
+        std::fs::write(&src, "#include <string>\nint main() { std::string s(\"x\"); return s.size() == 1 ? 0 : 1; }\n").unwrap();
+        let probe = dir.join("probe");
+        ["g++", "clang++"].into_iter().find(|cxx| {
+            let built = Command::new(cxx).args(SANITIZE).arg("-o").arg(&probe).arg(&src).output();
+            matches!(built, Ok(o) if o.status.success()) && matches!(Command::new(&probe).status(), Ok(s) if s.success())
+        })
+    })
 }
 
 /// The checkpoint the model-dependent checks load: `DA3_TEST_CHECKPOINT`, else the oracle's
@@ -174,9 +245,9 @@ fn c_host_tests_pass_under_sanitizers() {
     let exe = dir.join("test_host_asan");
     compile(&[root().join("tests/c/test_host.c")], &exe, &SANITIZE);
     let checkpoint = checkpoint().expect("checkpoint");
-    let (code, out, err) =
-        run(sanitizer_env(Command::new(&exe).env("DA3_TEST_CHECKPOINT", checkpoint).env("DA3_DEVICE", "cpu"), &dir));
-    assert!(!err.contains("ERROR: AddressSanitizer") && !err.contains("runtime error:"), "sanitizer report:\n{err}");
+    let mut cmd = Command::new(&exe);
+    cmd.env("DA3_TEST_CHECKPOINT", checkpoint).env("DA3_DEVICE", "cpu");
+    let (code, out, err) = run_sanitized(&mut cmd, "tests/c/test_host.c");
     assert_error_suite_passed(code, &out, &err, "tests/c/test_host.c under ASan/UBSan");
 }
 
@@ -202,8 +273,8 @@ fn c_multi_replica_tests_pass_under_sanitizers() {
     flags.push("-lm");
     compile(&[root().join("tests/c/test_multi.c")], &exe, &flags);
     let checkpoint = checkpoint().expect("checkpoint");
-    let (code, out, err) = run(sanitizer_env(Command::new(&exe).env("DA3_TEST_CHECKPOINT", checkpoint), &dir));
-    assert!(!err.contains("ERROR: AddressSanitizer") && !err.contains("runtime error:"), "sanitizer report:\n{err}");
+    let (code, out, err) =
+        run_sanitized(Command::new(&exe).env("DA3_TEST_CHECKPOINT", checkpoint), "tests/c/test_multi.c");
     assert_error_suite_passed(code, &out, &err, "tests/c/test_multi.c under ASan/UBSan");
 }
 
@@ -217,17 +288,61 @@ fn c_error_tests_pass_under_sanitizers() {
     let exe = dir.join("test_errors_asan");
     compile(&[root().join("tests/c/test_errors.c")], &exe, &SANITIZE);
     let checkpoint = checkpoint().expect("checkpoint");
-    let (code, out, err) =
-        run(sanitizer_env(Command::new(&exe).env("TMPDIR", &dir).env("DA3_TEST_CHECKPOINT", checkpoint), &dir));
-    assert!(!err.contains("ERROR: AddressSanitizer") && !err.contains("runtime error:"), "sanitizer report:\n{err}");
+    let mut cmd = Command::new(&exe);
+    cmd.env("TMPDIR", &dir).env("DA3_TEST_CHECKPOINT", checkpoint);
+    let (code, out, err) = run_sanitized(&mut cmd, "tests/c/test_errors.c");
     assert_error_suite_passed(code, &out, &err, "tests/c/test_errors.c under ASan/UBSan");
+}
+
+/// `tests/c/test_errors.c` under valgrind memcheck: its `basic` and `checkpoint` groups (every
+/// argument check that needs no model, and da3_create failing on missing, corrupt and mismatched
+/// checkpoints) on the default device, which dlopens libtorch's CUDA backend. The `model` group
+/// is left out: one inference under valgrind takes minutes (ASan runs it, above). An invalid
+/// access or a definite leak is exit 99; `tests/sanitizers/valgrind.supp` suppresses only the
+/// dynamic loader's known report. Slow (about a minute): run by scripts/check_memory_safety.sh.
+#[test]
+#[ignore = "valgrind: run by scripts/check_memory_safety.sh"]
+fn c_error_tests_pass_under_valgrind() {
+    let dir = scratch("errors-valgrind");
+    let exe = dir.join("test_errors");
+    compile(&[root().join("tests/c/test_errors.c")], &exe, &["-g"]);
+    let supp = root().join("tests/sanitizers/valgrind.supp");
+    let output = Command::new("valgrind")
+        .args(["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite", "--num-callers=30"])
+        .arg(format!("--suppressions={}", supp.display()))
+        .arg(&exe)
+        .env("TMPDIR", &dir)
+        .env_remove("DA3_TEST_CHECKPOINT")
+        .env_remove("DA3_DEVICE")
+        .output()
+        .expect("cannot run valgrind: install it (apt-get install valgrind)");
+    let (out, err) = text(&output);
+    let code = output.status.code().unwrap_or(-1);
+    assert!(code != 99 && err.contains("ERROR SUMMARY: 0 errors"), "valgrind reports (exit {code}):\n{err}");
+    assert!(err.contains("definitely lost: 0 bytes") || err.contains("no leaks are possible"), "no leak check:\n{err}");
+    assert_error_suite_passed(code, &out, &err, "tests/c/test_errors.c under valgrind");
+    assert!(out.contains("== checkpoint") && out.contains("1 skipped"), "only the model group is skipped:\n{out}");
 }
 
 #[test]
 fn example_builds_strictly_and_reports_errors() {
-    let dir = scratch("example");
+    example_reports_usage_and_library_errors(Build::Plain);
+}
+
+#[test]
+fn example_reports_errors_under_sanitizers() {
+    example_reports_usage_and_library_errors(Build::Sanitized);
+}
+
+/// `examples_c/da3_infer.c`: usage errors are exit 2, library errors exit 1 with the message.
+fn example_reports_usage_and_library_errors(build: Build) {
+    if !build.available() {
+        return;
+    }
+    let dir = scratch(if build == Build::Plain { "example" } else { "example-asan" });
     let exe = dir.join("da3_infer");
-    compile(&[root().join("examples_c/da3_infer.c")], &exe, &[]);
+    compile(&[root().join("examples_c/da3_infer.c")], &exe, build.flags());
+    let run = |cmd: &mut Command| build.run(cmd, "examples_c/da3_infer.c");
 
     let (code, _, err) = run(&mut Command::new(&exe));
     assert_eq!(code, 2, "no arguments is a usage error:\n{err}");
@@ -260,11 +375,26 @@ fn example_builds_strictly_and_reports_errors() {
 #[test]
 fn header_compiles_as_cpp() {
     let cxx = std::env::var("CXX").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "c++".into());
-    let dir = scratch("cpp");
+    header_as_cpp(&cxx, Build::Plain);
+}
+
+#[test]
+fn header_as_cpp_under_sanitizers() {
+    let Some(cxx) = sanitizing_cxx() else {
+        println!("skipped: neither g++ nor clang++ builds and runs a program with -fsanitize=address,undefined here");
+        return;
+    };
+    header_as_cpp(cxx, Build::Sanitized);
+}
+
+/// `tests/c/test_cpp.cpp`: da3.h and check.h compile as strict C++11 and work from C++.
+fn header_as_cpp(cxx: &str, build: Build) {
+    let dir = scratch(if build == Build::Plain { "cpp" } else { "cpp-asan" });
     let exe = dir.join("test_cpp");
     let lib = lib_dir();
-    let built = Command::new(&cxx)
+    let built = Command::new(cxx)
         .args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+        .args(build.flags())
         .arg("-I")
         .arg(root().join("include"))
         .arg("-o")
@@ -284,7 +414,7 @@ fn header_compiles_as_cpp() {
     };
     let (out, err) = text(&built);
     assert!(built.status.success(), "da3.h does not compile as C++:\n{out}{err}");
-    let (code, out, err) = run(&mut Command::new(&exe));
+    let (code, out, err) = build.run(&mut Command::new(&exe), "tests/c/test_cpp.cpp");
     assert_eq!(code, 0, "{out}{err}");
 }
 
@@ -348,22 +478,15 @@ fn cpp_layer_tests_pass_with_gcc_and_clang() {
 #[test]
 fn cpp_layer_tests_pass_under_sanitizers() {
     let dir = scratch("hpp-asan");
-    let probe_src = dir.join("probe.cpp");
-    std::fs::write(&probe_src, "#include <string>\nint main() { std::string s(\"x\"); return s.size() == 1 ? 0 : 1; }\n")
-        .unwrap();
-    let probe = dir.join("probe");
-    let cxx = ["g++", "clang++"].into_iter().find(|cxx| {
-        let built = Command::new(cxx).args(SANITIZE).arg("-o").arg(&probe).arg(&probe_src).output();
-        matches!(built, Ok(o) if o.status.success()) && matches!(Command::new(&probe).status(), Ok(s) if s.success())
-    });
-    let Some(cxx) = cxx else {
+    let Some(cxx) = sanitizing_cxx() else {
         println!("skipped: neither g++ nor clang++ builds and runs a program with -fsanitize=address,undefined here");
         return;
     };
     let exe = dir.join("test_hpp_asan");
     compile_hpp(cxx, &exe, &SANITIZE).unwrap();
-    let (code, out, err) = run_hpp(sanitizer_env(&mut Command::new(&exe), &dir), &dir);
-    assert!(!err.contains("ERROR: AddressSanitizer") && !err.contains("runtime error:"), "sanitizer report:\n{err}");
+    let (code, out, err) = run_hpp(sanitizer_env(&mut Command::new(&exe)), &dir);
+    assert_no_sanitizer_report(code, &err, "tests/c/test_hpp.cpp");
+    println!("{SANITIZED_RUN_MARK}tests/c/test_hpp.cpp");
     assert_error_suite_passed(code, &out, &err, &format!("tests/c/test_hpp.cpp under ASan/UBSan ({cxx})"));
 }
 
@@ -372,11 +495,25 @@ fn cpp_layer_tests_pass_under_sanitizers() {
 /// a bad model path is exit 1 with the library's status and message.
 #[test]
 fn cpp_example_runs_on_the_sample_photos() {
-    let dir = scratch("example-cpp");
+    cpp_example_on_the_sample_photos("g++", Build::Plain);
+}
+
+#[test]
+fn cpp_example_runs_under_sanitizers() {
+    let Some(cxx) = sanitizing_cxx() else {
+        println!("skipped: neither g++ nor clang++ builds and runs a program with -fsanitize=address,undefined here");
+        return;
+    };
+    cpp_example_on_the_sample_photos(cxx, Build::Sanitized);
+}
+
+fn cpp_example_on_the_sample_photos(cxx: &str, build: Build) {
+    let dir = scratch(if build == Build::Plain { "example-cpp" } else { "example-cpp-asan" });
     let exe = dir.join("da3_example");
     let lib = lib_dir();
-    let built = Command::new("g++")
+    let built = Command::new(cxx)
         .args(STRICT_CXX17)
+        .args(build.flags())
         .arg(format!("-DDA3_SOURCE_DIR=\"{}\"", root().display()))
         .arg("-I")
         .arg(root().join("include"))
@@ -389,11 +526,12 @@ fn cpp_example_runs_on_the_sample_photos() {
         .arg("-lda3")
         .output();
     let Ok(built) = built else {
-        println!("skipped: no g++");
+        println!("skipped: no {cxx}");
         return;
     };
     let (out, err) = text(&built);
     assert!(built.status.success(), "examples_cpp/main.cpp does not compile:\n{out}{err}");
+    let run = |cmd: &mut Command| build.run(cmd, "examples_cpp/main.cpp");
 
     let (code, _, err) = run(Command::new(&exe).args(["--model", "/nonexistent/da3-cpp-example", "a.png"]));
     assert_eq!(code, 1, "{err}");
@@ -438,10 +576,23 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
 
 #[test]
 fn example_npy_writer_produces_valid_files() {
-    let dir = scratch("npy");
+    npy_writer_produces_valid_files(Build::Plain);
+}
+
+#[test]
+fn example_npy_writer_under_sanitizers() {
+    npy_writer_produces_valid_files(Build::Sanitized);
+}
+
+/// The .npy writer of `examples_c/da3_infer.c` (through `tests/c/test_npy.c`), files read back.
+fn npy_writer_produces_valid_files(build: Build) {
+    if !build.available() {
+        return;
+    }
+    let dir = scratch(if build == Build::Plain { "npy" } else { "npy-asan" });
     let exe = dir.join("test_npy");
-    compile(&[root().join("tests/c/test_npy.c")], &exe, &[]);
-    let (code, out, err) = run(Command::new(&exe).arg(&dir));
+    compile(&[root().join("tests/c/test_npy.c")], &exe, build.flags());
+    let (code, out, err) = build.run(Command::new(&exe).arg(&dir), "tests/c/test_npy.c");
     assert_eq!(code, 0, "{out}{err}");
     let expected = |n: usize| (0..n).map(|i| i as f32 * 0.5 - 1.0).collect::<Vec<_>>();
     assert_eq!(read_npy(&dir.join("a.npy")), (vec![2, 3, 4], expected(24)));
@@ -467,13 +618,23 @@ fn example_npy_writer_produces_valid_files() {
 
 #[test]
 fn example_end_to_end_with_checkpoint() {
-    let Some(checkpoint) = checkpoint() else {
-        println!("skipped: set DA3_TEST_CHECKPOINT to a checkpoint directory to run the example end to end");
+    example_end_to_end(Build::Plain);
+}
+
+#[test]
+fn example_end_to_end_under_sanitizers() {
+    example_end_to_end(Build::Sanitized);
+}
+
+/// `examples_c/da3_infer.c` on two small PNGs at process_res 56: .npy and PNG outputs.
+fn example_end_to_end(build: Build) {
+    if !build.available() {
         return;
-    };
-    let dir = scratch("example-e2e");
+    }
+    let checkpoint = checkpoint().expect("checkpoint");
+    let dir = scratch(if build == Build::Plain { "example-e2e" } else { "example-e2e-asan" });
     let exe = dir.join("da3_infer");
-    compile(&[root().join("examples_c/da3_infer.c")], &exe, &[]);
+    compile(&[root().join("examples_c/da3_infer.c")], &exe, build.flags());
     let mut paths = Vec::new();
     for (i, (w, h)) in [(80u32, 60u32), (64, 64)].into_iter().enumerate() {
         let img = image::RgbImage::from_fn(w, h, |x, y| {
@@ -484,10 +645,13 @@ fn example_end_to_end_with_checkpoint() {
         paths.push(path);
     }
     let out_dir = dir.join("out");
-    let (code, out, err) = run(Command::new(&exe)
-        .args(["--model", &checkpoint, "--res", "56", "--precision", "fp32", "--png", "--out"])
-        .arg(&out_dir)
-        .args(&paths));
+    let (code, out, err) = build.run(
+        Command::new(&exe)
+            .args(["--model", &checkpoint, "--res", "56", "--precision", "fp32", "--png", "--out"])
+            .arg(&out_dir)
+            .args(&paths),
+        "examples_c/da3_infer.c",
+    );
     println!("{out}{err}");
     assert_eq!(code, 0, "da3_infer failed:\n{out}\n{err}");
     assert!(out.contains("processed size") && out.contains("inference") && out.contains("depth min"), "{out}");
@@ -564,8 +728,7 @@ fn c_family_tests_pass_under_sanitizers() {
     compile(&[root().join("tests/c/test_family.c")], &exe, &SANITIZE);
     let mut cmd = Command::new(&exe);
     cmd.env("DA3_TEST_CHECKPOINT", checkpoint().unwrap()).env("DA3_DEVICE", "cpu");
-    let (code, out, err) = run(sanitizer_env(&mut cmd, &dir));
-    assert!(!err.contains("ERROR: AddressSanitizer") && !err.contains("runtime error:"), "sanitizer report:\n{err}");
+    let (code, out, err) = run_sanitized(&mut cmd, "tests/c/test_family.c");
     assert_error_suite_passed(code, &out, &err, "tests/c/test_family.c under ASan/UBSan");
 }
 
@@ -875,25 +1038,53 @@ fn example_checks_camera_and_layer_arguments() {
 
 #[test]
 fn forward_only_entry_and_memory_stats_from_c() {
-    let Some(checkpoint) = checkpoint() else { return };
-    let dir = scratch("accel");
+    forward_only_entry_and_memory_stats(Build::Plain);
+}
+
+#[test]
+fn forward_only_entry_and_memory_stats_under_sanitizers() {
+    forward_only_entry_and_memory_stats(Build::Sanitized);
+}
+
+/// `tests/c/test_accel.c`: da3_infer_preprocessed against da3_infer, memory statistics.
+fn forward_only_entry_and_memory_stats(build: Build) {
+    if !build.available() {
+        return;
+    }
+    let checkpoint = checkpoint().expect("checkpoint");
+    let dir = scratch(if build == Build::Plain { "accel" } else { "accel-asan" });
     let exe = dir.join("test_accel");
-    compile(&[root().join("tests/c/test_accel.c")], &exe, &[]);
-    let (code, out, err) = run(Command::new(&exe).arg(&checkpoint));
+    compile(&[root().join("tests/c/test_accel.c")], &exe, build.flags());
+    let (code, out, err) = build.run(Command::new(&exe).arg(&checkpoint), "tests/c/test_accel.c");
     assert_error_suite_passed(code, &out, &err, "test_accel");
 }
 
 /// The benchmark program runs once, tiny, on the CPU, and prints its JSON contract.
 #[test]
 fn benchmark_example_runs_and_prints_json_lines() {
-    let Some(checkpoint) = checkpoint() else { return };
-    let dir = scratch("bench");
+    benchmark_example_prints_json_lines(Build::Plain);
+}
+
+#[test]
+fn benchmark_example_runs_under_sanitizers() {
+    benchmark_example_prints_json_lines(Build::Sanitized);
+}
+
+fn benchmark_example_prints_json_lines(build: Build) {
+    if !build.available() {
+        return;
+    }
+    let checkpoint = checkpoint().expect("checkpoint");
+    let dir = scratch(if build == Build::Plain { "bench" } else { "bench-asan" });
     let exe = dir.join("da3_bench");
-    compile(&[root().join("examples_c/da3_bench.c")], &exe, &[]);
-    let (code, out, err) = run(Command::new(&exe).env("DA3_DEVICE", "cpu").args([
-        "--model", &checkpoint, "--views", "1,3", "--warmup", "0", "--iters", "1", "--frame", "64x48", "--input",
-        "42x56", "--precision", "fp32",
-    ]));
+    compile(&[root().join("examples_c/da3_bench.c")], &exe, build.flags());
+    let (code, out, err) = build.run(
+        Command::new(&exe).env("DA3_DEVICE", "cpu").args([
+            "--model", &checkpoint, "--views", "1,3", "--warmup", "0", "--iters", "1", "--frame", "64x48", "--input",
+            "42x56", "--precision", "fp32",
+        ]),
+        "examples_c/da3_bench.c",
+    );
     assert_eq!(code, 0, "da3_bench failed:\n{out}\n{err}");
     let lines: Vec<&str> = out.lines().collect();
     // 2 accelerate settings x 2 modes x 2 view counts.
@@ -913,4 +1104,81 @@ fn benchmark_example_runs_and_prints_json_lines() {
         assert!(["forward", "e2e"].contains(&v["mode"].as_str().unwrap()) && v["accelerate"].is_boolean());
     }
     assert!(err.contains("median_ms"), "no table on stderr:\n{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The GPU-run examples, on the CPU under ASan/UBSan (their GPU runs: scripts/device/)
+// ---------------------------------------------------------------------------------------------
+
+/// `examples_c/da3_multi_gpu.c` with two CPU replicas: the throughput mode (scenes spread over
+/// the replicas, depth dumped) and the capacity mode with a forced shard, smallest sizes.
+#[test]
+fn multi_device_example_runs_under_sanitizers() {
+    if !Build::Sanitized.available() {
+        return;
+    }
+    let checkpoint = checkpoint().expect("checkpoint");
+    let dir = scratch("multi-gpu-asan");
+    let exe = dir.join("da3_multi_gpu");
+    compile(&[root().join("examples_c/da3_multi_gpu.c")], &exe, &[&SANITIZE[..], &["-ldl"]].concat());
+    let what = "examples_c/da3_multi_gpu.c";
+
+    let (code, _, err) = run_sanitized(&mut Command::new(&exe), what);
+    assert_eq!(code, 2, "no arguments is a usage error:\n{err}");
+    assert!(err.contains("usage: da3_multi_gpu"), "{err}");
+
+    let dump = dir.join("throughput.f32");
+    let (code, out, err) = run_sanitized(
+        Command::new(&exe)
+            .args(["throughput", "--model", &checkpoint, "--devices", "cpu,cpu", "--scenes", "2", "--views", "1"])
+            .args(["--repeat", "1", "--dump"])
+            .arg(&dump),
+        what,
+    );
+    println!("{out}");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("replicas: 2 (cpu, cpu)") && out.contains("RESULT throughput devices=cpu,cpu scenes=2 views=1"), "{out}");
+    // Two scenes of one 504x378 view (both multiples of 14: no resize) as float32.
+    assert_eq!(std::fs::metadata(&dump).unwrap().len(), 2 * 504 * 378 * 4);
+
+    let dump = dir.join("shard.f32");
+    let (code, out, err) = run_sanitized(
+        Command::new(&exe)
+            .args(["capacity", "--model", &checkpoint, "--devices", "cpu,cpu", "--views", "1", "--placement", "shard"])
+            .args(["--check-views", "2", "--dump"])
+            .arg(&dump),
+        what,
+    );
+    println!("{out}");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("check scene: 2 views") && out.contains("status=ok"), "{out}");
+    assert!(out.contains("RESULT capacity devices=cpu,cpu placement=shard largest_views=1"), "{out}");
+    assert_eq!(std::fs::metadata(&dump).unwrap().len(), 2 * 504 * 378 * 4);
+}
+
+/// `examples_c/da3_oom.c` on the CPU: everything but its GPU ballast and the out-of-memory
+/// itself (forcing one on the CPU takes an address-space limit, which ASan's shadow memory rules
+/// out; tests/oom.rs covers that case). A tiny request, then its fixed 1x518 request on the same
+/// handle; with no out-of-memory it reports FAIL and exits 1, as it should.
+#[test]
+fn out_of_memory_example_runs_under_sanitizers() {
+    if !Build::Sanitized.available() {
+        return;
+    }
+    let checkpoint = checkpoint().expect("checkpoint");
+    let dir = scratch("oom-asan");
+    let exe = dir.join("da3_oom");
+    compile(&[root().join("examples_c/da3_oom.c")], &exe, &[&SANITIZE[..], &["-ldl"]].concat());
+    let what = "examples_c/da3_oom.c";
+
+    let (code, _, err) = run_sanitized(&mut Command::new(&exe), what);
+    assert_eq!(code, 2, "no arguments is a usage error:\n{err}");
+    assert!(err.contains("usage: da3_oom"), "{err}");
+
+    let (code, out, err) =
+        run_sanitized(Command::new(&exe).env("DA3_DEVICE", "cpu").args([&checkpoint, "0", "1", "28"]), what);
+    println!("{out}");
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("model da3-small on cpu") && out.contains("1 x 28 x 28: DA3_OK"), "{out}");
+    assert!(out.contains("1 x 518 x 518: DA3_OK") && out.contains("out of memory NOT reported"), "{out}");
 }

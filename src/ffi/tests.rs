@@ -377,6 +377,8 @@ fn older_options_struct_gets_defaults_for_missing_fields() {
         if size == OPTIONS_V2_SIZE {
             // The 24-byte version already carries the flags.
             bytes[16..20].copy_from_slice(&1u32.to_ne_bytes()); // use_ray_pose
+            // A fresh pointer: writing through `bytes` invalidated `opts` (Stacked Borrows; miri).
+            let opts = bytes.as_mut_ptr().cast::<da3_options>();
             assert!(unsafe { options_arg(opts) }.unwrap().options.forward().use_ray_pose);
         }
     }
