@@ -3,8 +3,10 @@
 //! refuses them, with valid JPEGs still decoded bit for bit as PIL decodes them.
 mod common;
 
+use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use da3::preprocess::{decode_image, load_image, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE};
@@ -40,6 +42,14 @@ fn jpeg_claiming(width: u16, height: u16, scan: &[u8]) -> Vec<u8> {
     jpeg
 }
 
+/// The tests of this binary run one at a time, so that one can measure the process's peak
+/// memory while it decodes.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
@@ -60,6 +70,7 @@ fn assert_has(message: &str, words: &[&str]) {
 
 #[test]
 fn a_jpeg_claiming_65500_squared_is_refused_from_its_header() {
+    let _serial = serial();
     let dir = temp_dir();
     let path = dir.path().join("bomb.jpg");
     std::fs::write(&path, jpeg_claiming(65500, 65500, &[0; 64])).unwrap();
@@ -72,19 +83,38 @@ fn a_jpeg_claiming_65500_squared_is_refused_from_its_header() {
 
 #[test]
 fn a_jpeg_over_the_pixel_limit_is_refused_from_its_header() {
+    let _serial = serial();
     // 13400 x 13400 = 179.6 million pixels: both sides allowed, their product not.
     let message = decode_image(&jpeg_claiming(13400, 13400, &[0; 64])).unwrap_err();
     assert_has(&message, &["13400x13400", "179560000", &MAX_IMAGE_PIXELS.to_string(), "DA3_IMAGE_MAX_PIXELS"]);
 }
 
+/// The process's peak resident memory in bytes since the last `reset_peak_memory`.
+fn peak_memory() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+fn reset_peak_memory() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM");
+}
+
 #[test]
 fn a_small_jpeg_claiming_12000_squared_fails_fast_on_its_missing_data() {
+    let _serial = serial();
     // Under the pixel limit (a real 144-megapixel photo would decode), but its 64 bytes of scan
-    // run out on the first rows: refused as truncated at once, not decoded as 432 MB of grey.
+    // run out on the first rows: refused as truncated at once, not decoded into 432 MB of grey
+    // (before: DA3_OK after a 1.3 GB peak).
+    let jpeg = jpeg_claiming(12000, 12000, &[0; 64]);
+    reset_peak_memory();
+    let before = peak_memory();
     let start = Instant::now();
-    let message = decode_image(&jpeg_claiming(12000, 12000, &[0; 64])).unwrap_err();
+    let message = decode_image(&jpeg).unwrap_err();
+    let grown = peak_memory().saturating_sub(before);
     assert_has(&message, &["truncated", "of 12000"]);
     assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    assert!(grown < 64 << 20, "peak memory grew by {grown} bytes");
 }
 
 /// A PNG header (signature and IHDR with a correct CRC) claiming `width` x `height` RGB8, then
@@ -120,6 +150,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 #[test]
 fn pngs_over_the_limits_are_refused_from_their_header() {
+    let _serial = serial();
     let message = decode_image(&png_claiming(100_000, 10)).unwrap_err();
     assert_has(&message, &["PNG", "100000x10", &MAX_IMAGE_SIDE.to_string(), "DA3_IMAGE_MAX_SIDE"]);
     let message = decode_image(&png_claiming(20_000, 20_000)).unwrap_err();
@@ -131,6 +162,7 @@ fn pngs_over_the_limits_are_refused_from_their_header() {
 
 #[test]
 fn special_files_are_refused_before_reading() {
+    let _serial = serial();
     let dir = temp_dir();
     let zero = dir.path().join("zero.jpg");
     std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
@@ -145,6 +177,7 @@ fn special_files_are_refused_before_reading() {
 
 #[test]
 fn a_sparse_file_over_the_byte_limit_is_refused_unread() {
+    let _serial = serial();
     let dir = temp_dir();
     let path = dir.path().join("sparse.jpg");
     let file = std::fs::File::create(&path).unwrap();
@@ -182,6 +215,7 @@ impl PilJpegs {
 
 #[test]
 fn valid_jpegs_decode_bit_identical_to_pil() {
+    let _serial = serial();
     let pil = pil_jpegs();
     let fixtures = pil.report.as_object().unwrap();
     assert_eq!(fixtures.len(), 6);
@@ -194,6 +228,7 @@ fn valid_jpegs_decode_bit_identical_to_pil() {
 
 #[test]
 fn truncated_jpegs_are_refused_where_pil_refuses_them() {
+    let _serial = serial();
     let pil = pil_jpegs();
     let mut checked = 0;
     for (name, info) in pil.report.as_object().unwrap() {
@@ -213,4 +248,56 @@ fn truncated_jpegs_are_refused_where_pil_refuses_them() {
         }
     }
     assert!(checked > 5000, "only {checked} cuts");
+}
+
+#[test]
+fn the_c_api_reports_each_bad_file_as_an_image_error() {
+    let _serial = serial();
+    use da3::ffi::*;
+    let dir = temp_dir();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let pil = pil_jpegs();
+    let whole = std::fs::read(pil.file("baseline420.jpg")).unwrap();
+    let zero = dir.path().join("zero.jpg");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let fifo = dir.path().join("fifo.jpg");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let sparse = dir.path().join("sparse.jpg");
+    std::fs::File::create(&sparse).unwrap().set_len(MAX_IMAGE_FILE_BYTES + 1).unwrap();
+    let cases: Vec<(PathBuf, &[&str])> = vec![
+        (write("bomb.jpg", &jpeg_claiming(65500, 65500, &[0; 64])), &["bomb.jpg", "DA3_IMAGE_MAX_PIXELS", "65500x65500"]),
+        (write("12000.jpg", &jpeg_claiming(12000, 12000, &[0; 64])), &["12000.jpg", "truncated"]),
+        (write("cut.jpg", &whole[..whole.len() / 2]), &["cut.jpg", "truncated"]),
+        (zero, &["zero.jpg", "character device"]),
+        (fifo, &["fifo.jpg", "FIFO"]),
+        (sparse, &["sparse.jpg", "DA3_IMAGE_MAX_FILE_BYTES"]),
+    ];
+    let checkpoint = CString::new(common::oracle_checkpoint("da3-small").to_str().unwrap()).unwrap();
+    let mut model = std::ptr::null_mut();
+    // SAFETY: valid arguments; the model is freed below.
+    assert_eq!(unsafe { da3_create(checkpoint.as_ptr(), false, DA3_PRECISION_FP32, &mut model) }, da3_status::DA3_OK);
+    let infer = |path: &Path| {
+        let c_path = CString::new(path.to_str().unwrap()).unwrap();
+        let paths = [c_path.as_ptr()];
+        let mut result = std::ptr::null_mut();
+        // SAFETY: a live model, one valid path, default options.
+        let status = unsafe { da3_infer_files(model, paths.as_ptr(), 1, std::ptr::null(), &mut result) };
+        let message = unsafe { CStr::from_ptr(da3_last_error_message()) }.to_string_lossy().into_owned();
+        if !result.is_null() {
+            unsafe { da3_result_free(result) };
+        }
+        (status, message)
+    };
+    for (path, words) in &cases {
+        let (status, message) = infer(path);
+        assert_eq!(status, da3_status::DA3_ERR_IMAGE, "{}: {message}", path.display());
+        assert_has(&message, words);
+    }
+    // The handle still serves a valid file.
+    assert_eq!(infer(&pil.file("baseline420.jpg")).0, da3_status::DA3_OK);
+    unsafe { da3_free(model) };
 }
