@@ -5,7 +5,7 @@
 #   3. make random-weight checkpoints in the official layout with the official package and
 #      the official outputs for the case files tests/oracle/cases*.json (da3-small, da3-base,
 #      da3metric-large, da3mono-large, and da3nested-reduced: the nested model with small branches),
-#   4. run every Rust and C test; the parity table is printed.
+#   4. run every Rust and C test and the fuzz targets' smoke run; the parity table is printed.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
@@ -24,5 +24,7 @@ for model in ${pose_models//,/ }; do
 done
 export DA3_PARITY_MODELS="$models" DA3_POSE_PARITY_MODELS="$pose_models"
 cargo test --release --locked -- --skip parity_with_official_implementation
+# Each fuzz target a few seconds from its seeds (image decoding, da3_image, da3_options, .npy).
+scripts/fuzz.sh smoke
 # Last, so the run ends on its summary: the parity table is the point of this test, show it.
 cargo test --release --locked --test parity -- --nocapture
