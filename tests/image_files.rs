@@ -301,3 +301,13 @@ fn the_c_api_reports_each_bad_file_as_an_image_error() {
     assert_eq!(infer(&pil.file("baseline420.jpg")).0, da3_status::DA3_OK);
     unsafe { da3_free(model) };
 }
+
+#[test]
+fn libjpeg_errors_carry_its_message() {
+    let _serial = serial();
+    let mut jpeg = jpeg_claiming(16, 16, &[0; 64]);
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    jpeg[sof + 4] = 7; // sample precision
+    let message = decode_image(&jpeg).unwrap_err();
+    assert_has(&message, &["invalid JPEG", "Unsupported JPEG data precision 7"]);
+}

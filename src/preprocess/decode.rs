@@ -164,12 +164,15 @@ fn jpeg_error_manager() -> mozjpeg_sys::jpeg_error_mgr {
 /// libjpeg's message for the current `msg_code`.
 fn jpeg_message(cinfo: &mut mozjpeg_sys::jpeg_common_struct) -> String {
     // JMSG_LENGTH_MAX: format_message writes up to this many bytes.
-    let buffer = [0u8; 200];
-    // SAFETY: `err` is the manager installed above; format_message fills at most 200 bytes
-    // (its declared type says 80, which is why the buffer is passed through a raw pointer).
+    let mut buffer = [0u8; 200];
+    type FormatMessage = unsafe extern "C-unwind" fn(&mut mozjpeg_sys::jpeg_common_struct, *mut u8);
+    // SAFETY: `err` is the manager installed above. The binding declares the buffer as a
+    // shared `&[u8; 80]`, but libjpeg writes up to 200 bytes into it: it is called through a
+    // pointer type that says so (the same ABI).
     unsafe {
         let format = (*cinfo.err).format_message.expect("jpeg_std_error sets format_message");
-        format(cinfo, &*buffer.as_ptr().cast::<[u8; 80]>());
+        let format = std::mem::transmute::<_, FormatMessage>(format);
+        format(cinfo, buffer.as_mut_ptr());
     }
     let text = buffer.split(|&c| c == 0).next().unwrap_or_default();
     String::from_utf8_lossy(text).into_owned()
