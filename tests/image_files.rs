@@ -311,3 +311,14 @@ fn libjpeg_errors_carry_its_message() {
     let message = decode_image(&jpeg).unwrap_err();
     assert_has(&message, &["invalid JPEG", "Unsupported JPEG data precision 7"]);
 }
+
+#[test]
+fn a_jpeg_that_pil_finds_broken_after_its_rows_is_an_error() {
+    let _serial = serial();
+    // Found by the image_bytes fuzzer (a timeout under ASan): 320 bytes claiming 12000x12000
+    // whose scan is cut by a second frame header. libjpeg decodes every row (grey past the
+    // cut, with a warning) and then fails on the marker; PIL says "broken data stream".
+    let jpeg = std::fs::read(common::repo_root().join("tests/image_files/two_sof_12000x12000.jpg")).unwrap();
+    assert_eq!(jpeg.len(), 320);
+    assert_has(&decode_image(&jpeg).unwrap_err(), &["invalid JPEG", "two SOF markers"]);
+}

@@ -9,7 +9,7 @@ use super::boundary::{da3_status, FfiError};
 use super::infer::{da3_image, image_arg};
 use super::options::{da3_options, options_arg};
 
-pub use crate::preprocess::{decode_image, process_image_views};
+pub use crate::preprocess::{decode_image_within, process_image_views, ImageLimits};
 
 fn split(e: FfiError) -> (da3_status, String) {
     (e.status, e.message)

@@ -20,9 +20,27 @@ pub const MAX_IMAGE_SIDE: u32 = 65_500;
 /// `MAX_IMAGE_PIXELS`, so any 8-bit photo under the pixel limit fits even stored without
 /// compression; real JPEGs of 150-megapixel cameras are well under 100 MB.
 pub const MAX_IMAGE_FILE_BYTES: u64 = 512 * 1024 * 1024;
-/// The PNG decoder's allocation bound: a 16-bit RGBA image (8 bytes a pixel, PNG's widest) at
-/// `MAX_IMAGE_PIXELS`, so that the pixel limit, checked first, is what decides.
-const MAX_PNG_DECODE_BYTES: u64 = 8 * MAX_IMAGE_PIXELS;
+
+/// The size limits a decode checks from the header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageLimits {
+    pub max_pixels: u64,
+    pub max_side: u32,
+}
+
+impl ImageLimits {
+    /// The library's limits (`DA3_IMAGE_MAX_PIXELS`, `DA3_IMAGE_MAX_SIDE`). Lower ones serve
+    /// the fuzzer, whose inputs would otherwise spend seconds on every legal 179-megapixel
+    /// decode (a few bytes of scan data followed by a marker decode as a whole grey image,
+    /// as in PIL).
+    pub const DEFAULT: ImageLimits = ImageLimits { max_pixels: MAX_IMAGE_PIXELS, max_side: MAX_IMAGE_SIDE };
+
+    /// The PNG decoder's allocation bound: a 16-bit RGBA image (8 bytes a pixel, PNG's
+    /// widest) at the pixel limit, so that the pixel limit, checked first, is what decides.
+    fn png_decode_bytes(self) -> u64 {
+        8 * self.max_pixels
+    }
+}
 
 /// Decodes a PNG or JPEG file to RGB8 the way the official `PIL.Image.open(path).convert("RGB")`
 /// does: alpha dropped, grey replicated, no EXIF rotation. JPEG goes through libjpeg-turbo's
@@ -89,49 +107,55 @@ fn file_kind(kind: &std::fs::FileType) -> &'static str {
 
 /// Decodes PNG or JPEG bytes (recognised by their content) to RGB8 within the size limits.
 pub fn decode_image(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return decode_jpeg(bytes);
-    }
-    decode_png(bytes)
+    decode_image_within(bytes, ImageLimits::DEFAULT)
 }
 
-/// Refuses a claimed size over `MAX_IMAGE_SIDE` or `MAX_IMAGE_PIXELS`, naming both.
-fn check_size(format: &str, width: u64, height: u64) -> std::result::Result<(), String> {
-    if width > MAX_IMAGE_SIDE as u64 || height > MAX_IMAGE_SIDE as u64 {
+/// `decode_image` with other size limits.
+pub fn decode_image_within(bytes: &[u8], limits: ImageLimits) -> std::result::Result<RgbImage, String> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return decode_jpeg(bytes, limits);
+    }
+    decode_png(bytes, limits)
+}
+
+/// Refuses a claimed size over the side or pixel limit, naming it.
+fn check_size(format: &str, width: u64, height: u64, limits: ImageLimits) -> std::result::Result<(), String> {
+    let ImageLimits { max_pixels, max_side } = limits;
+    if width > max_side as u64 || height > max_side as u64 {
         return Err(format!(
-            "the {format} claims {width}x{height} pixels, a side over the limit of {MAX_IMAGE_SIDE} (DA3_IMAGE_MAX_SIDE)"
+            "the {format} claims {width}x{height} pixels, a side over the limit of {max_side} (DA3_IMAGE_MAX_SIDE)"
         ));
     }
-    if width * height > MAX_IMAGE_PIXELS {
+    if width * height > max_pixels {
         return Err(format!(
-            "the {format} claims {width}x{height} = {} pixels, over the limit of {MAX_IMAGE_PIXELS} (DA3_IMAGE_MAX_PIXELS)",
+            "the {format} claims {width}x{height} = {} pixels, over the limit of {max_pixels} (DA3_IMAGE_MAX_PIXELS)",
             width * height
         ));
     }
     Ok(())
 }
 
-fn decode_png(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+fn decode_png(bytes: &[u8], size_limits: ImageLimits) -> std::result::Result<RgbImage, String> {
     let reader = || image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string());
     // The header alone first: nothing of the image's size is allocated before its check.
     let (width, height) = reader()?.into_dimensions().map_err(|e| e.to_string())?;
-    check_size("PNG", width as u64, height as u64)?;
+    check_size("PNG", width as u64, height as u64, size_limits)?;
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(MAX_PNG_DECODE_BYTES);
+    limits.max_image_width = Some(size_limits.max_side);
+    limits.max_image_height = Some(size_limits.max_side);
+    limits.max_alloc = Some(size_limits.png_decode_bytes());
     let mut reader = reader()?;
     reader.limits(limits);
     let img = reader.decode().map_err(|e| e.to_string())?.to_rgb8();
     Ok(RgbImage { width: img.width(), height: img.height(), data: img.into_raw() })
 }
 
-fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+fn decode_jpeg(bytes: &[u8], limits: ImageLimits) -> std::result::Result<RgbImage, String> {
     // libjpeg's fatal errors (and the truncation found by `on_jpeg_warning`) unwind out of it.
     std::panic::catch_unwind(|| -> std::io::Result<std::result::Result<RgbImage, String>> {
         let decoder = mozjpeg::Decompress::builder().with_err(jpeg_error_manager()).from_mem(bytes)?;
         let (width, height) = decoder.size();
-        if let Err(e) = check_size("JPEG", width as u64, height as u64) {
+        if let Err(e) = check_size("JPEG", width as u64, height as u64, limits) {
             return Ok(Err(e));
         }
         // Only these convert to RGB in libjpeg (CMYK/YCCK and others fail there): refusing the

@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 use crate::image_input::{ImageView, PixelFormat, RgbImage};
 use crate::options::{PreprocessOptions, ResizeMethod};
 
-pub use decode::{decode_image, load_image, read_image_file, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE};
+pub use decode::{
+    decode_image, decode_image_within, load_image, read_image_file, ImageLimits, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS,
+    MAX_IMAGE_SIDE,
+};
 
 pub const PATCH_SIZE: u32 = 14;
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
