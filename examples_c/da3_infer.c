@@ -49,6 +49,7 @@
 #include <time.h>
 
 #include "da3.h"
+#include "npy_read.h"
 
 static const char *const RESIZE_NAMES[] = {
     "upper_bound_resize", "lower_bound_resize", "upper_bound_crop", "lower_bound_crop"};
@@ -223,119 +224,20 @@ static int save_npy(const char *dir, const char *name, const float *data, const 
     return 0;
 }
 
-/*
- * Reads a NumPy .npy file (versions 1.0 to 3.0) holding little-endian float32 ('<f4') or
- * float64 ('<f8') values in C order, as float32. On success returns a malloc'ed array (caller
- * frees), its shape in shape[0..*ndim] (at most max_dims). On failure prints why and returns
- * NULL.
- */
+/* Reads a NumPy .npy file as float32 (see npy_read.h); prints why on failure. */
 static float *read_npy(const char *path, size_t *shape, int *ndim, int max_dims) {
-    float *values = NULL;
-    char *header = NULL;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         fprintf(stderr, "da3_infer: cannot open %s: %s\n", path, strerror(errno));
         return NULL;
     }
     const char *why = NULL;
-    unsigned char pre[12];
-    size_t header_len = 0;
-    if (fread(pre, 1, 8, f) != 8 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        why = "not a .npy file";
-        goto fail;
+    float *values = npy_read(f, shape, ndim, max_dims, &why);
+    if (values == NULL) {
+        fprintf(stderr, "da3_infer: cannot read %s: %s\n", path, why);
     }
-    if (pre[6] == 1) {
-        if (fread(pre + 8, 1, 2, f) != 2) {
-            why = "truncated header";
-            goto fail;
-        }
-        header_len = (size_t)pre[8] | ((size_t)pre[9] << 8);
-    } else if (pre[6] == 2 || pre[6] == 3) {
-        if (fread(pre + 8, 1, 4, f) != 4) {
-            why = "truncated header";
-            goto fail;
-        }
-        header_len = (size_t)pre[8] | ((size_t)pre[9] << 8) | ((size_t)pre[10] << 16) |
-                     ((size_t)pre[11] << 24);
-    } else {
-        why = "unknown .npy version";
-        goto fail;
-    }
-    if (header_len == 0 || header_len > 65536 || (header = malloc(header_len + 1)) == NULL ||
-        fread(header, 1, header_len, f) != header_len) {
-        why = "bad header";
-        goto fail;
-    }
-    header[header_len] = '\0';
-    size_t item;
-    if (strstr(header, "'descr': '<f4'") != NULL) {
-        item = 4;
-    } else if (strstr(header, "'descr': '<f8'") != NULL) {
-        item = 8;
-    } else {
-        why = "dtype is not little-endian float32 or float64";
-        goto fail;
-    }
-    if (strstr(header, "'fortran_order': False") == NULL) {
-        why = "not in C order";
-        goto fail;
-    }
-    const char *dims = strstr(header, "'shape': (");
-    if (dims == NULL) {
-        why = "no shape";
-        goto fail;
-    }
-    dims += strlen("'shape': (");
-    size_t count = 1;
-    *ndim = 0;
-    while (*dims != ')') {
-        char *end = NULL;
-        unsigned long long d = strtoull(dims, &end, 10);
-        if (end == dims || *ndim == max_dims || d > ((size_t)1 << 31)) {
-            why = "bad shape";
-            goto fail;
-        }
-        shape[(*ndim)++] = (size_t)d;
-        count *= (size_t)d;
-        dims = end;
-        while (*dims == ',' || *dims == ' ') {
-            dims++;
-        }
-    }
-    if (count == 0 || count > ((size_t)1 << 28) || (values = malloc(count * sizeof *values)) == NULL) {
-        why = "empty or too large";
-        goto fail;
-    }
-    for (size_t i = 0; i < count; i++) {
-        unsigned char b[8];
-        if (fread(b, 1, item, f) != item) {
-            why = "truncated data";
-            goto fail;
-        }
-        uint64_t bits = 0;
-        for (size_t k = 0; k < item; k++) {
-            bits |= (uint64_t)b[k] << (8 * k);
-        }
-        if (item == 4) {
-            uint32_t u = (uint32_t)bits;
-            float v;
-            memcpy(&v, &u, sizeof v);
-            values[i] = v;
-        } else {
-            double v;
-            memcpy(&v, &bits, sizeof v);
-            values[i] = (float)v;
-        }
-    }
-    free(header);
     fclose(f);
     return values;
-fail:
-    fprintf(stderr, "da3_infer: cannot read %s: %s\n", path, why);
-    free(values);
-    free(header);
-    fclose(f);
-    return NULL;
 }
 
 /* Parses "3,7,11" into layers[0..*count] (at most max). Returns 0 on success. */

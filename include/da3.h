@@ -137,6 +137,26 @@
 #define DA3_MIN_FOCAL_LENGTH 1.0e-3
 
 /**
+ * Most pixels (width x height) an image file may claim in `da3_infer_files`: PIL's own limit
+ * (`Image.open` raises `DecompressionBombError` above twice `Image.MAX_IMAGE_PIXELS`), so the
+ * library refuses what the official pipeline refuses; room for the largest camera sensors
+ * (about 151 megapixels); 512 MiB as RGB8.
+ */
+#define DA3_IMAGE_MAX_PIXELS 178956970
+
+/**
+ * Most pixels a side of an image file may have in `da3_infer_files`: the largest a JPEG can
+ * declare (libjpeg's `JPEG_MAX_DIMENSION`), for PNG too.
+ */
+#define DA3_IMAGE_MAX_SIDE 65500
+
+/**
+ * Largest image file `da3_infer_files` reads, in bytes (512 MiB): an image at
+ * `DA3_IMAGE_MAX_PIXELS` stored as uncompressed 8-bit RGB fits.
+ */
+#define DA3_IMAGE_MAX_FILE_BYTES 536870912
+
+/**
  * Result of a fallible call. `DA3_OK` is 0; every other value is an error whose readable
  * description is in `da3_last_error_message()`. Values are stable across versions; new
  * codes may be added, so keep a `default:` branch when switching on them.
@@ -517,7 +537,10 @@ typedef uint32_t da3_pixel_format;
  * A caller-owned 8-bit interleaved image, read (never written or kept) during one call.
  *
  * The library reads `stride * (height - 1) + width * bytes_per_pixel` bytes from `data`;
- * the caller guarantees that many bytes are readable until the call returns. Row `y` starts
+ * the caller guarantees that many bytes are readable until the call returns. The image
+ * file limits (`DA3_IMAGE_MAX_*`, see `da3_infer_files`) do not apply: these pixels are
+ * already in the caller's memory and are read in place; a description whose byte count
+ * overflows is refused with `DA3_ERR_INVALID_ARGUMENT` before any byte is read. Row `y` starts
  * at `data + y * stride`. This struct is passed in arrays, so it has no size field and its
  * layout is frozen: a different layout would come as a new type with new functions.
  */
@@ -1322,8 +1345,23 @@ enum da3_status da3_infer(const struct da3_model *model,
  * Like `da3_infer`, for image files (PNG or JPEG) read from `paths[0..n_paths]`; known cameras
  * in `options` hold one camera per path, with intrinsics in the pixels of the files.
  *
- * Errors: as `da3_infer`, plus `DA3_ERR_IMAGE` / `DA3_ERR_IO` naming a file that cannot be
- * read or decoded. On Unix, paths are raw bytes (any file name works); elsewhere UTF-8.
+ * Files are decoded as the official `PIL.Image.open(path).convert("RGB")` does, within
+ * limits checked before anything of the image's size is allocated: a path must name a regular
+ * file (symbolic links are followed; a device such as /dev/zero, a FIFO or a directory is
+ * refused without being read) of at most `DA3_IMAGE_MAX_FILE_BYTES` bytes (never more is
+ * read, even from a file that grows meanwhile), and its header may claim at most
+ * `DA3_IMAGE_MAX_SIDE` pixels a side and `DA3_IMAGE_MAX_PIXELS` pixels in all. A JPEG whose
+ * data ends before its last row (a truncated file) is an error, as in PIL; libjpeg's warnings
+ * about corrupt data that still decodes are ignored, as in PIL. Memory: a file at the limits
+ * takes at most about 2.5 GB while decoded (its bytes, the decoder's buffers: up to 8 bytes a
+ * pixel for a 16-bit RGBA PNG, 6 for a progressive JPEG, and the RGB8 image); the call decodes
+ * its files one after the other but keeps the RGB8 images (3 bytes a pixel, 512 MiB at the
+ * pixel limit) of all of them until they are resized.
+ *
+ * Errors: as `da3_infer`, plus `DA3_ERR_IMAGE` naming a file that cannot be read or decoded:
+ * missing or unreadable, not a regular file, over a limit (the message names the limit's macro
+ * and the size the file has or claims), not PNG or JPEG, corrupt or truncated. On Unix, paths
+ * are raw bytes (any file name works); elsewhere UTF-8.
  *
  * Ownership: the path strings are only read during the call; on success the caller owns
  * `*out` (release with `da3_result_free`); on failure `*out` is NULL.

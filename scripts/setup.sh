@@ -12,6 +12,13 @@ TOOLS="tests/requirements-tools.txt"
 STAMP="$VIRTUAL_ENV/.da3-setup-stamp"
 want="$(printf '%s\n' "$TORCH_REQ"; cat "$REQS" "$TOOLS")"
 
+# The fuzzing tools (scripts/fuzz.sh): a nightly toolchain (sanitizers) and cargo-fuzz, pinned;
+# each skipped when present.
+CARGO_FUZZ_VERSION="0.13.2"
+cargo +nightly --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+  cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
+fi
 # miri for scripts/check_memory_safety.sh (nightly only; a no-op when already installed).
 rustup component add miri rust-src --toolchain nightly >/dev/null
 

@@ -31,5 +31,8 @@ cargo test --release --locked -- --skip parity_with_official_implementation --sk
 cargo test --release --locked --features failpoints --test faults
 # ASan+UBSan over every C/C++ program, valgrind on the error paths, miri on the pure Rust.
 scripts/check_memory_safety.sh
+# Each fuzz target a few seconds from its seeds (image decoding, da3_image, da3_options, .npy,
+# checkpoints).
+scripts/fuzz.sh smoke
 # Last, so the run ends on its summary: the parity table is the point of this test, show it.
 cargo test --release --locked --test parity -- --nocapture

@@ -19,7 +19,10 @@ use super::result::da3_result;
 /// A caller-owned 8-bit interleaved image, read (never written or kept) during one call.
 ///
 /// The library reads `stride * (height - 1) + width * bytes_per_pixel` bytes from `data`;
-/// the caller guarantees that many bytes are readable until the call returns. Row `y` starts
+/// the caller guarantees that many bytes are readable until the call returns. The image
+/// file limits (`DA3_IMAGE_MAX_*`, see `da3_infer_files`) do not apply: these pixels are
+/// already in the caller's memory and are read in place; a description whose byte count
+/// overflows is refused with `DA3_ERR_INVALID_ARGUMENT` before any byte is read. Row `y` starts
 /// at `data + y * stride`. This struct is passed in arrays, so it has no size field and its
 /// layout is frozen: a different layout would come as a new type with new functions.
 #[repr(C)]
@@ -92,6 +95,24 @@ pub(super) unsafe fn image_arg<'a>(image: &da3_image, index: usize) -> FfiResult
     })
 }
 
+/// Most pixels (width x height) an image file may claim in `da3_infer_files`: PIL's own limit
+/// (`Image.open` raises `DecompressionBombError` above twice `Image.MAX_IMAGE_PIXELS`), so the
+/// library refuses what the official pipeline refuses; room for the largest camera sensors
+/// (about 151 megapixels); 512 MiB as RGB8.
+pub const DA3_IMAGE_MAX_PIXELS: u64 = 178_956_970;
+/// Most pixels a side of an image file may have in `da3_infer_files`: the largest a JPEG can
+/// declare (libjpeg's `JPEG_MAX_DIMENSION`), for PNG too.
+pub const DA3_IMAGE_MAX_SIDE: u32 = 65_500;
+/// Largest image file `da3_infer_files` reads, in bytes (512 MiB): an image at
+/// `DA3_IMAGE_MAX_PIXELS` stored as uncompressed 8-bit RGB fits.
+pub const DA3_IMAGE_MAX_FILE_BYTES: u64 = 536_870_912;
+// The core applies these (`preprocess::decode`); the header's macros come from the values here.
+const _: () = assert!(
+    DA3_IMAGE_MAX_PIXELS == crate::preprocess::MAX_IMAGE_PIXELS
+        && DA3_IMAGE_MAX_SIDE == crate::preprocess::MAX_IMAGE_SIDE
+        && DA3_IMAGE_MAX_FILE_BYTES == crate::preprocess::MAX_IMAGE_FILE_BYTES
+);
+
 fn into_result(prediction: Prediction, out: &mut *mut da3_result) -> FfiResult<()> {
     *out = da3_result::new(prediction)?.into_raw();
     Ok(())
@@ -152,8 +173,23 @@ pub unsafe extern "C" fn da3_infer(
 /// Like `da3_infer`, for image files (PNG or JPEG) read from `paths[0..n_paths]`; known cameras
 /// in `options` hold one camera per path, with intrinsics in the pixels of the files.
 ///
-/// Errors: as `da3_infer`, plus `DA3_ERR_IMAGE` / `DA3_ERR_IO` naming a file that cannot be
-/// read or decoded. On Unix, paths are raw bytes (any file name works); elsewhere UTF-8.
+/// Files are decoded as the official `PIL.Image.open(path).convert("RGB")` does, within
+/// limits checked before anything of the image's size is allocated: a path must name a regular
+/// file (symbolic links are followed; a device such as /dev/zero, a FIFO or a directory is
+/// refused without being read) of at most `DA3_IMAGE_MAX_FILE_BYTES` bytes (never more is
+/// read, even from a file that grows meanwhile), and its header may claim at most
+/// `DA3_IMAGE_MAX_SIDE` pixels a side and `DA3_IMAGE_MAX_PIXELS` pixels in all. A JPEG whose
+/// data ends before its last row (a truncated file) is an error, as in PIL; libjpeg's warnings
+/// about corrupt data that still decodes are ignored, as in PIL. Memory: a file at the limits
+/// takes at most about 2.5 GB while decoded (its bytes, the decoder's buffers: up to 8 bytes a
+/// pixel for a 16-bit RGBA PNG, 6 for a progressive JPEG, and the RGB8 image); the call decodes
+/// its files one after the other but keeps the RGB8 images (3 bytes a pixel, 512 MiB at the
+/// pixel limit) of all of them until they are resized.
+///
+/// Errors: as `da3_infer`, plus `DA3_ERR_IMAGE` naming a file that cannot be read or decoded:
+/// missing or unreadable, not a regular file, over a limit (the message names the limit's macro
+/// and the size the file has or claims), not PNG or JPEG, corrupt or truncated. On Unix, paths
+/// are raw bytes (any file name works); elsewhere UTF-8.
 ///
 /// Ownership: the path strings are only read during the call; on success the caller owns
 /// `*out` (release with `da3_result_free`); on failure `*out` is NULL.

@@ -39,6 +39,8 @@ mod result_cameras;
 mod result_features;
 mod geometry;
 mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -58,7 +60,10 @@ pub use enums::{
     DA3_RESIZE_LOWER_BOUND_RESIZE, DA3_RESIZE_UPPER_BOUND_CROP, DA3_RESIZE_UPPER_BOUND_RESIZE,
     DA3_WARNING_EMPTY_ALIGNMENT_MASK, DA3_WARNING_METRIC_ALIGNMENT_SKIPPED, DA3_WARNING_NONE,
 };
-pub use infer::{da3_image, da3_infer, da3_infer_files, da3_infer_preprocessed, da3_infer_scenes, da3_scene};
+pub use infer::{
+    da3_image, da3_infer, da3_infer_files, da3_infer_preprocessed, da3_infer_scenes, da3_scene, DA3_IMAGE_MAX_FILE_BYTES,
+    DA3_IMAGE_MAX_PIXELS, DA3_IMAGE_MAX_SIDE,
+};
 pub use model::{
     da3_create, da3_create_on_devices, da3_free, da3_memory_stats, da3_model, da3_model_backbone_depth,
     da3_model_capabilities, da3_model_device, da3_model_memory_stats, da3_model_placement, da3_model_precision,

@@ -4,8 +4,7 @@
 //! resize or a centre crop, ImageNet normalisation, and views of different sizes
 //! centre-cropped to the smallest.
 pub mod cv_resize;
-
-use std::path::Path;
+mod decode;
 
 use std::sync::{Mutex, PoisonError};
 
@@ -14,6 +13,11 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::image_input::{ImageView, PixelFormat, RgbImage};
 use crate::options::{PreprocessOptions, ResizeMethod};
+
+pub use decode::{
+    decode_image, decode_image_within, load_image, read_image_file, ImageLimits, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS,
+    MAX_IMAGE_SIDE,
+};
 
 pub const PATCH_SIZE: u32 = 14;
 /// Most pixels a view may have at any step of preprocessing (4200 x 4200, about 90,000
@@ -104,32 +108,6 @@ fn level_of(x: f32, c: usize) -> u8 {
     } else {
         level.clamp(0.0, 255.0) as u8
     }
-}
-
-/// Decodes a PNG or JPEG file to RGB8 the way the official `PIL.Image.open(path).convert("RGB")`
-/// does: alpha dropped, grey replicated, no EXIF rotation. JPEG goes through libjpeg-turbo's
-/// decoder (as in PIL), since other decoders differ by a few levels on many pixels.
-pub fn load_image(path: &Path) -> Result<RgbImage> {
-    let image_err = |reason: String| Error::Image { path: path.to_owned(), reason };
-    let bytes = std::fs::read(path).map_err(|e| image_err(e.to_string()))?;
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return decode_jpeg(&bytes).map_err(image_err);
-    }
-    let img = image::load_from_memory(&bytes).map_err(|e| image_err(e.to_string()))?.to_rgb8();
-    Ok(RgbImage { width: img.width(), height: img.height(), data: img.into_raw() })
-}
-
-fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
-    // The mozjpeg crate reports libjpeg's fatal errors by unwinding (kept off stderr).
-    crate::error::quiet_panics(|| std::panic::catch_unwind(|| -> std::io::Result<RgbImage> {
-        let mut decoder = mozjpeg::Decompress::new_mem(bytes)?.rgb()?;
-        let (width, height) = (decoder.width() as u32, decoder.height() as u32);
-        let pixels: Vec<[u8; 3]> = decoder.read_scanlines()?;
-        decoder.finish()?;
-        Ok(RgbImage { width, height, data: pixels.into_iter().flatten().collect() })
-    }))
-    .map_err(|panic| format!("invalid JPEG: {}", crate::error::panic_message(&*panic)))?
-    .map_err(|e| format!("invalid JPEG: {e}"))
 }
 
 /// `_resize_longest_side` / `_resize_shortest_side`: Python's `int(round(side * scale))`
