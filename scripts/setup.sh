@@ -21,6 +21,16 @@ if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]
 fi
 # miri for scripts/check_memory_safety.sh (nightly only; a no-op when already installed).
 rustup component add miri rust-src --toolchain nightly >/dev/null
+# clang with its libFuzzer runtime, for the C fuzz target of scripts/fuzz.sh: Debian's package
+# where it is missing (a machine image without it was seen; apt is root's, as on CI).
+if ! command -v clang >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -q clang >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q clang >/dev/null; }
+  else
+    echo "setup: clang is missing (scripts/fuzz.sh needs it): install Debian's clang package" >&2
+    exit 1
+  fi
+fi
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   echo "setup: .venv is up to date"
