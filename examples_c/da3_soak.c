@@ -29,7 +29,8 @@
  * and rel per output).
  *
  * A sampler thread records the resident set size (/proc/self/statm) and, on a GPU, the
- * caching allocator's reserved and allocated bytes (da3_model_memory_stats) every --sample-ms,
+ * caching allocator's reserved and allocated bytes summed over the replicas' GPUs
+ * (da3_model_replica_memory_stats) every --sample-ms,
  * from the warm-up to the end. Flatness is judged on the second half of the timed window (the
  * warm-up and the first half let per-thread malloc arenas, allocator pools and CUDA graph
  * captures reach their working size; the drain lets memory go): a series is flat when the
@@ -744,13 +745,24 @@ static sample measure(void) {
     s.t_s = S.start_s > 0 ? now_s() - S.start_s : 0;
     s.rss = rss_bytes();
     if (S.on_gpu) {
-        da3_memory_stats m;
-        memset(&m, 0, sizeof m);
-        m.struct_size = sizeof m;
-        if (da3_model_memory_stats(S.model, &m) == DA3_OK) {
-            s.device = true;
-            s.allocated = m.allocated_bytes;
-            s.reserved = m.reserved_bytes;
+        /* Summed over the replicas' GPUs, each device once (two replicas may share one). */
+        size_t replicas = da3_model_replica_count(S.model);
+        for (size_t i = 0; i < replicas; i++) {
+            const char *device = da3_model_replica_device(S.model, i);
+            bool seen = false;
+            for (size_t j = 0; j < i && device; j++) {
+                const char *other = da3_model_replica_device(S.model, j);
+                if (other && strcmp(other, device) == 0) seen = true;
+            }
+            if (seen) continue;
+            da3_memory_stats m;
+            memset(&m, 0, sizeof m);
+            m.struct_size = sizeof m;
+            if (da3_model_replica_memory_stats(S.model, i, &m) == DA3_OK) {
+                s.device = true;
+                s.allocated += m.allocated_bytes;
+                s.reserved += m.reserved_bytes;
+            }
         }
     }
     return s;

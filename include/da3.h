@@ -50,7 +50,11 @@
  *   fork(), the child may use CPU models created before the fork (its libtorch runs
  *   single-threaded: GNU OpenMP's pool does not survive fork) but not CUDA ones (CUDA does not
  *   survive fork): a child that needs the GPU should exec, or create its models after fork in
- *   a parent that never initialised CUDA. Do not call exit() while another thread is inside a
+ *   a parent that never initialised CUDA. On a GPU, each replica does its device work (load,
+ *   forwards, output copies) on one thread of its own, kept for the process's life and reused
+ *   by the next model on that device, while the calling thread waits: libtorch's cuDNN plan
+ *   caches are per thread and never freed, so work on a host's short-lived threads would grow
+ *   host memory with every new thread. Do not call exit() while another thread is inside a
  *   da3 call (libtorch's static destructors run under it); join or cancel such calls first.
  *   Callbacks (log, progress) must return normally: no exceptions, longjmp or thread exit.
  * - The host is in charge: da3_log_set sends libda3's notes to a callback instead of stderr
@@ -521,7 +525,8 @@ typedef uint32_t da3_log_level;
  * `user_data` given to `da3_log_set`.
  *
  * Called from any thread that runs libda3 work (the caller's threads, the preprocessing
- * threads, the threads that load replicas), possibly from several at once: it must be
+ * threads, the threads that load replicas, a GPU replica's own thread), possibly from
+ * several at once: it must be
  * thread-safe. It must return (not throw, not longjmp) and must not call `da3_log_set`
  * (that call fails with `DA3_ERR_INVALID_ARGUMENT`); notes libda3 writes while it runs on
  * the same thread go to stderr.
@@ -1193,7 +1198,8 @@ enum da3_status da3_model_set_placement(const struct da3_model *model, da3_place
 da3_placement da3_model_placement(const struct da3_model *model);
 
 /**
- * Fills `*out` with the memory statistics of the model's GPU.
+ * Fills `*out` with the memory statistics of the model's GPU (the first replica's when it
+ * has several: `da3_model_replica_memory_stats` reads the others).
  *
  * The caller sets `out->struct_size = sizeof(da3_memory_stats)` first; the library writes
  * at most that many bytes (at most its own struct's size) and sets `struct_size` to what it
@@ -1212,6 +1218,22 @@ da3_placement da3_model_placement(const struct da3_model *model);
  * `out->struct_size` bytes.
  */
 enum da3_status da3_model_memory_stats(const struct da3_model *model, struct da3_memory_stats *out);
+
+/**
+ * Fills `*out` with the memory statistics of the GPU of replica `index` (0 <= index <
+ * `da3_model_replica_count`), as `da3_model_memory_stats` does for the first: a model with a
+ * replica per GPU is watched by reading each.
+ *
+ * Errors: as `da3_model_memory_stats`, and `DA3_ERR_INVALID_ARGUMENT` when `index` is out of
+ * range. Ownership: `*out` is the caller's. Thread safety: any thread; the numbers cover
+ * every model on that device.
+ *
+ * # Safety
+ * As `da3_model_memory_stats`.
+ */
+enum da3_status da3_model_replica_memory_stats(const struct da3_model *model,
+                                               size_t index,
+                                               struct da3_memory_stats *out);
 
 /**
  * Restarts the peaks of `da3_model_memory_stats` from the current usage of the model's GPU

@@ -835,12 +835,14 @@ public:
         detail::check(da3_model_set_placement(checked(), static_cast<da3_placement>(placement)));
     }
 
-    /// Memory statistics of the model's GPU; std::nullopt when the model runs on the CPU.
-    /// Throws da3::Error otherwise (Status::Unsupported: the CUDA support library is missing).
-    std::optional<MemoryStats> memory_stats() const {
+    /// Memory statistics of the GPU of replica `replica` (0: the first, see replica_count());
+    /// std::nullopt when the model runs on the CPU. Throws da3::Error otherwise
+    /// (Status::Unsupported: the CUDA support library is missing; Status::InvalidArgument:
+    /// no such replica).
+    std::optional<MemoryStats> memory_stats(std::size_t replica = 0) const {
         da3_memory_stats stats{};
         stats.struct_size = sizeof stats;
-        const da3_status status = da3_model_memory_stats(checked(), &stats);
+        const da3_status status = da3_model_replica_memory_stats(checked(), replica, &stats);
         if (status == DA3_ERR_NOT_AVAILABLE) {
             return std::nullopt;
         }

@@ -23,6 +23,7 @@ use crate::model::{ForwardRequest, NetOutput};
 use crate::options::{CheckedOptions, ForwardOptions, Precision};
 use crate::prediction::{FeatureMap, Prediction};
 use crate::preprocess::{self, Processed};
+use crate::replica::Replica;
 use crate::runner::{Capabilities, Runner, SceneMemory, StopCheck};
 use crate::scheduler::Pool;
 pub use crate::settings::Placement;
@@ -221,7 +222,7 @@ struct PreparedScene {
 /// run on whichever replica is free (calls on one replica are serialised); with one device,
 /// calls are serialised on it.
 pub struct Engine {
-    runners: Pool<Runner>,
+    runners: Pool<Replica>,
     /// Fixed at load (the same for every replica).
     capabilities: Capabilities,
     /// Whether the replicas run the accelerated runner (`use_accelerate` on a GPU).
@@ -288,9 +289,10 @@ impl Engine {
                         let (checkpoint, settings, reporter) = (&checkpoint, &settings, &reporter);
                         let index = 2 * p + i;
                         scope.spawn(move || crate::error::quiet_panics(|| {
-                            let runner = Runner::load(checkpoint, d, kind, use_accelerate, settings, reporter.for_replica(index, count))?;
+                            let progress = reporter.for_replica(index, count);
+                            let replica = Replica::load(d, || Runner::load(checkpoint, d, kind, use_accelerate, settings, progress))?;
                             reporter.report(Some((index, count)), 1.0, "build")?;
-                            Ok(runner)
+                            Ok(replica)
                         }))
                     })
                     .collect();
@@ -307,9 +309,9 @@ impl Engine {
             tch::set_num_threads(threads as i32);
         }
         reporter.report(None, 1.0, "done")?;
-        let scene_memory = runners[0].scene_memory();
-        let capabilities = runners[0].capabilities();
-        let accelerated = runners[0].accelerated();
+        let scene_memory = runners[0].runner().scene_memory();
+        let capabilities = runners[0].runner().capabilities();
+        let accelerated = runners[0].runner().accelerated();
         Ok(Engine {
             runners: Pool::new(runners),
             capabilities,
@@ -337,16 +339,19 @@ impl Engine {
         let stop = stop.as_ref().map(|f| f as &StopCheck<'_>);
         let (views, height, width) = prepared.shape();
         if self.shards(views, height, width) {
-            let lease = self.runners.lease_all();
-            let runners = lease.workers();
-            return run_prepared(prepared, options, self.devices[0], |images, cameras| {
-                Runner::forward_sharded(&runners, images, cameras, &request_of(options.forward()), false, stop)
+            let mut lease = self.runners.lease_all();
+            let device = self.devices[0];
+            return Replica::run_together(lease.workers_mut(), |runners| {
+                run_prepared(prepared, options, device, |images, cameras| {
+                    Runner::forward_sharded(runners, images, cameras, &request_of(options.forward()), false, stop)
+                })
             });
         }
-        let mut runner = self.runners.lease();
-        let device = runner.device();
-        run_prepared(prepared, options, device, |images, cameras| {
-            runner.forward(images, cameras, &request_of(options.forward()), false, stop)
+        self.runners.lease().run(|runner| {
+            let device = runner.device();
+            run_prepared(prepared, options, device, |images, cameras| {
+                runner.forward(images, cameras, &request_of(options.forward()), false, stop)
+            })
         })
     }
 
@@ -369,11 +374,13 @@ impl Engine {
                 cancel::check(cancel, "before preprocessing")?;
                 self.prepare(scene, options)
             },
-            |runner, prepared| {
+            |replica, prepared| {
                 cancel::check(cancel, "after preprocessing")?;
-                let device = runner.device();
-                run_prepared(prepared, options, device, |images, cameras| {
-                    runner.forward(images, cameras, &request_of(options.forward()), false, stop)
+                replica.run(|runner| {
+                    let device = runner.device();
+                    run_prepared(prepared, options, device, |images, cameras| {
+                        runner.forward(images, cameras, &request_of(options.forward()), false, stop)
+                    })
                 })
             },
             |panic| Error::Internal(format!("a scene panicked: {panic}")),
@@ -405,11 +412,20 @@ impl Engine {
             }
         }
         self.capabilities.check(cameras.is_some(), options)?;
-        if self.shards(size[0], size[2], size[3]) {
-            let lease = self.runners.lease_all();
-            return Runner::forward_sharded(&lease.workers(), images, cameras, &request_of(options), keep_trace, None);
+        // Owned handles of the caller's tensors (no copy): a tensor may move to the replica's
+        // thread, not be shared with it.
+        let images = images.shallow_clone();
+        let cameras = cameras.map(|(e, k)| (e.shallow_clone(), k.shallow_clone()));
+        fn borrowed(cameras: &Option<(Tensor, Tensor)>) -> Option<(&Tensor, &Tensor)> {
+            cameras.as_ref().map(|(e, k)| (e, k))
         }
-        self.runners.lease().forward(images, cameras, &request_of(options), keep_trace, None)
+        if self.shards(size[0], size[2], size[3]) {
+            let mut lease = self.runners.lease_all();
+            return Replica::run_together(lease.workers_mut(), move |runners| {
+                Runner::forward_sharded(runners, &images, borrowed(&cameras), &request_of(options), keep_trace, None)
+            });
+        }
+        self.runners.lease().run(move |runner| runner.forward(&images, borrowed(&cameras), &request_of(options), keep_trace, None))
     }
 
     /// Preprocessing and checks of one scene: views into the network input, cameras
@@ -512,6 +528,18 @@ impl Engine {
     /// when the CUDA support library is missing.
     pub fn memory_stats(&self) -> Result<gpu::support::MemoryStats> {
         gpu::support::memory_stats(self.cuda_index()?)
+    }
+
+    /// The caching allocator's statistics of replica `index`'s device.
+    pub fn replica_memory_stats(&self, index: usize) -> Result<gpu::support::MemoryStats> {
+        match self.devices.get(index) {
+            Some(&Device::Cuda(device)) => gpu::support::memory_stats(device),
+            Some(_) => Err(Error::Unsupported(format!("memory statistics: replica {index} runs on {}, not a GPU", self.device_name()))),
+            None => Err(Error::InvalidArgument(format!(
+                "replica index {index} is out of range: the model has {} replica(s)",
+                self.devices.len()
+            ))),
+        }
     }
 
     /// Starts a new peak for `memory_stats` from the current usage.

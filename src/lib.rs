@@ -36,6 +36,7 @@ pub mod nn;
 pub mod weights;
 pub mod hub;
 pub mod preprocess;
+pub mod replica;
 pub mod runner;
 pub mod scheduler;
 pub mod sharding;

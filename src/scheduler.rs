@@ -173,6 +173,11 @@ impl<W> Lease<'_, W> {
     pub fn workers(&self) -> Vec<&W> {
         self.guards.iter().map(|g| &**g).collect()
     }
+
+    /// The leased workers, in pool order, to change or to hand to another thread together.
+    pub fn workers_mut(&mut self) -> Vec<&mut W> {
+        self.guards.iter_mut().map(|g| &mut **g).collect()
+    }
 }
 
 impl<W> Deref for Lease<'_, W> {

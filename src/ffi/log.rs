@@ -29,7 +29,8 @@ pub const DA3_LOG_DEBUG: da3_log_level = 4;
 /// `user_data` given to `da3_log_set`.
 ///
 /// Called from any thread that runs libda3 work (the caller's threads, the preprocessing
-/// threads, the threads that load replicas), possibly from several at once: it must be
+/// threads, the threads that load replicas, a GPU replica's own thread), possibly from
+/// several at once: it must be
 /// thread-safe. It must return (not throw, not longjmp) and must not call `da3_log_set`
 /// (that call fails with `DA3_ERR_INVALID_ARGUMENT`); notes libda3 writes while it runs on
 /// the same thread go to stderr.

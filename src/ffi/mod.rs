@@ -67,7 +67,8 @@ pub use infer::{
 pub use model::{
     da3_create, da3_create_on_devices, da3_free, da3_memory_stats, da3_model, da3_model_backbone_depth,
     da3_model_capabilities, da3_model_device, da3_model_memory_stats, da3_model_placement, da3_model_precision,
-    da3_model_preset, da3_model_replica_count, da3_model_replica_device, da3_model_reset_peak_memory,
+    da3_model_preset, da3_model_replica_count, da3_model_replica_device, da3_model_replica_memory_stats,
+    da3_model_reset_peak_memory,
     da3_model_set_placement,
 };
 pub use options::{

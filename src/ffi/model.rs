@@ -374,7 +374,8 @@ fn memory_device_check(model: &da3_model) -> FfiResult<()> {
     Ok(())
 }
 
-/// Fills `*out` with the memory statistics of the model's GPU.
+/// Fills `*out` with the memory statistics of the model's GPU (the first replica's when it
+/// has several: `da3_model_replica_memory_stats` reads the others).
 ///
 /// The caller sets `out->struct_size = sizeof(da3_memory_stats)` first; the library writes
 /// at most that many bytes (at most its own struct's size) and sets `struct_size` to what it
@@ -395,32 +396,69 @@ fn memory_device_check(model: &da3_model) -> FfiResult<()> {
 pub unsafe extern "C" fn da3_model_memory_stats(model: *const da3_model, out: *mut da3_memory_stats) -> da3_status {
     status_call("da3_model_memory_stats", || {
         // SAFETY: per the caller.
-        let model = unsafe { da3_model::borrow(model, "model") }?;
-        if out.is_null() {
-            return Err(FfiError::null("out"));
-        }
-        // SAFETY: `out` is non-NULL and its first 4 bytes are readable per the caller.
-        let size = unsafe { ptr::read_unaligned(out.cast::<u32>()) } as usize;
-        if size < MEMORY_STATS_V1_SIZE {
-            return Err(FfiError::invalid(format!(
-                "out->struct_size is {size}: set it to sizeof(da3_memory_stats) ({MEMORY_STATS_V1_SIZE} or more)"
-            )));
-        }
-        memory_device_check(model)?;
-        let stats = model.engine.memory_stats()?;
-        let written = size.min(size_of::<da3_memory_stats>());
-        let value = da3_memory_stats {
-            struct_size: written as u32,
-            reserved_0: 0,
-            allocated_bytes: stats.allocated.max(0) as u64,
-            peak_allocated_bytes: stats.peak_allocated.max(0) as u64,
-            reserved_bytes: stats.reserved.max(0) as u64,
-            peak_reserved_bytes: stats.peak_reserved.max(0) as u64,
-        };
-        // SAFETY: `written` bytes are writable per the caller and `value` holds that many.
-        unsafe { ptr::copy_nonoverlapping(ptr::addr_of!(value).cast::<u8>(), out.cast::<u8>(), written) };
-        Ok(())
+        unsafe { write_memory_stats(model, 0, out) }
     })
+}
+
+/// Fills `*out` with the memory statistics of the GPU of replica `index` (0 <= index <
+/// `da3_model_replica_count`), as `da3_model_memory_stats` does for the first: a model with a
+/// replica per GPU is watched by reading each.
+///
+/// Errors: as `da3_model_memory_stats`, and `DA3_ERR_INVALID_ARGUMENT` when `index` is out of
+/// range. Ownership: `*out` is the caller's. Thread safety: any thread; the numbers cover
+/// every model on that device.
+///
+/// # Safety
+/// As `da3_model_memory_stats`.
+#[no_mangle]
+pub unsafe extern "C" fn da3_model_replica_memory_stats(
+    model: *const da3_model,
+    index: usize,
+    out: *mut da3_memory_stats,
+) -> da3_status {
+    status_call("da3_model_replica_memory_stats", || {
+        // SAFETY: per the caller.
+        unsafe { write_memory_stats(model, index, out) }
+    })
+}
+
+/// The body of `da3_model_memory_stats` and `da3_model_replica_memory_stats`.
+///
+/// # Safety
+/// As `da3_model_memory_stats`.
+unsafe fn write_memory_stats(model: *const da3_model, index: usize, out: *mut da3_memory_stats) -> FfiResult<()> {
+    // SAFETY: per the caller.
+    let model = unsafe { da3_model::borrow(model, "model") }?;
+    if out.is_null() {
+        return Err(FfiError::null("out"));
+    }
+    // SAFETY: `out` is non-NULL and its first 4 bytes are readable per the caller.
+    let size = unsafe { ptr::read_unaligned(out.cast::<u32>()) } as usize;
+    if size < MEMORY_STATS_V1_SIZE {
+        return Err(FfiError::invalid(format!(
+            "out->struct_size is {size}: set it to sizeof(da3_memory_stats) ({MEMORY_STATS_V1_SIZE} or more)"
+        )));
+    }
+    if index >= model.devices.len() {
+        return Err(FfiError::invalid(format!(
+            "replica index {index} is out of range: the model has {} replica(s)",
+            model.devices.len()
+        )));
+    }
+    memory_device_check(model)?;
+    let stats = model.engine.replica_memory_stats(index)?;
+    let written = size.min(size_of::<da3_memory_stats>());
+    let value = da3_memory_stats {
+        struct_size: written as u32,
+        reserved_0: 0,
+        allocated_bytes: stats.allocated.max(0) as u64,
+        peak_allocated_bytes: stats.peak_allocated.max(0) as u64,
+        reserved_bytes: stats.reserved.max(0) as u64,
+        peak_reserved_bytes: stats.peak_reserved.max(0) as u64,
+    };
+    // SAFETY: `written` bytes are writable per the caller and `value` holds that many.
+    unsafe { ptr::copy_nonoverlapping(ptr::addr_of!(value).cast::<u8>(), out.cast::<u8>(), written) };
+    Ok(())
 }
 
 /// Restarts the peaks of `da3_model_memory_stats` from the current usage of the model's GPU

@@ -1,6 +1,7 @@
 /*
  * C tests of the benchmark-facing API: da3_infer_preprocessed (compared with da3_infer on an
- * image that needs no resize), da3_model_memory_stats and da3_model_reset_peak_memory
+ * image that needs no resize), da3_model_memory_stats, da3_model_replica_memory_stats and
+ * da3_model_reset_peak_memory
  * (DA3_ERR_NOT_AVAILABLE on the CPU; real numbers on a GPU). Usage: test_accel CHECKPOINT.
  * Prints one line per check and "N passed, M failed, K skipped" (check.h); exit status 1 on any
  * failure.
@@ -115,7 +116,15 @@ int main(int argc, char **argv) {
               "memory stats on the CPU: nothing written");
         CHECK_STATUS("reset peak on the CPU: not available", da3_model_reset_peak_memory(model),
                      DA3_ERR_NOT_AVAILABLE, "CPU");
+        CHECK_STATUS("replica memory stats on the CPU: not available",
+                     da3_model_replica_memory_stats(model, 0, &mem), DA3_ERR_NOT_AVAILABLE, "CPU");
     } else {
+        da3_memory_stats first;
+        memset(&first, 0, sizeof first);
+        first.struct_size = sizeof first;
+        CHECK_OK("replica 0 memory stats on the GPU", da3_model_replica_memory_stats(model, 0, &first));
+        CHECK(first.struct_size == sizeof first && first.allocated_bytes > 0,
+              "replica 0 memory stats: the weights are allocated");
         CHECK_OK("memory stats on the GPU", da3_model_memory_stats(model, &mem));
         CHECK(mem.struct_size == sizeof mem && mem.allocated_bytes > 0 &&
                   mem.peak_allocated_bytes >= mem.allocated_bytes &&
@@ -123,6 +132,13 @@ int main(int argc, char **argv) {
               "memory stats: weights are allocated, peak >= current, reserved >= allocated");
         CHECK_OK("reset peak on the GPU", da3_model_reset_peak_memory(model));
     }
+    CHECK_STATUS("replica memory stats: index out of range",
+                 da3_model_replica_memory_stats(model, da3_model_replica_count(model), &mem),
+                 DA3_ERR_INVALID_ARGUMENT, "out of range");
+    CHECK_STATUS("replica memory stats: NULL model", da3_model_replica_memory_stats(NULL, 0, &mem),
+                 DA3_ERR_NULL_POINTER, "model");
+    CHECK_STATUS("replica memory stats: NULL out", da3_model_replica_memory_stats(model, 0, NULL),
+                 DA3_ERR_NULL_POINTER, "out");
     CHECK_STATUS("reset peak: NULL model", da3_model_reset_peak_memory(NULL),
                  DA3_ERR_NULL_POINTER, "model");
     da3_free(model);

@@ -293,6 +293,8 @@ void with_model(const char *checkpoint, const char *tmpdir) {
     const std::optional<da3::MemoryStats> stats = model.memory_stats();
     CHECK(on_cpu ? !stats.has_value() && !model.reset_peak_memory() : stats.has_value(),
           "memory_stats: std::nullopt exactly on the CPU");
+    check_throws("memory_stats(replica out of range)", da3::Status::InvalidArgument, {"out of range"},
+                 [&] { (void)model.memory_stats(model.replica_count()); });
 
     // One scene of two in-memory views, with exported features.
     const std::uint32_t width = 56, height = 42;
