@@ -9,8 +9,8 @@
 //! libda3's own batch threads, started per `da3_infer_scenes` call) grows with every new
 //! thread, and 32 host threads hold 32 copies of every plan. This is the suspected cause of
 //! the host memory growth of the 2 x H200 soak, 0.35 MB per call with batch threads coming
-//! and going (bench/results/2026-11-30-soak-gpu.md, which records whether a soak with this
-//! module confirmed it). On its own thread a replica holds one copy, whatever the host's
+//! and going (bench/results/2026-11-30-soak-gpu.md; a GPU soak with this module, recorded in
+//! bench/, is to confirm it). On its own thread a replica holds one copy, whatever the host's
 //! threads do.
 //!
 //! The caller's thread waits while the replica's thread works (a lease already serialises

@@ -90,12 +90,17 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 
 /// Whether `cc -fsanitize=address,undefined` builds and runs a trivial program here.
 fn sanitizers_work() -> bool {
-    let dir = scratch("sanitizer-probe");
-    let src = dir.join("probe.c");
-    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
-    let exe = dir.join("probe");
-    let built = Command::new(cc()).args(SANITIZE).arg("-o").arg(&exe).arg(&src).output();
-    matches!(built, Ok(o) if o.status.success()) && matches!(Command::new(&exe).status(), Ok(s) if s.success())
+    // Probed once per test process: tests run in parallel, and two probes writing and running
+    // the same file raced (one ran the other's half-written program and skipped its test).
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        let dir = scratch("sanitizer-probe");
+        let src = dir.join("probe.c");
+        std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+        let exe = dir.join("probe");
+        let built = Command::new(cc()).args(SANITIZE).arg("-o").arg(&exe).arg(&src).output();
+        matches!(built, Ok(o) if o.status.success()) && matches!(Command::new(&exe).status(), Ok(s) if s.success())
+    })
 }
 
 /// Environment for sanitized runs. Leak detection is on, with the committed suppressions of
