@@ -41,23 +41,32 @@ pub fn with_enough_stack<R>(work: impl FnOnce() -> R) -> R {
     struct Carry<T>(T);
     // SAFETY: see above: the value moves to the helper and back while the caller waits.
     unsafe impl<T> Send for Carry<T> {}
-    let carried = Carry(work);
+    // The work stays here until the helper takes it, so a helper that cannot be started
+    // leaves it to run on this thread (the stack may suffice; there is no better option).
+    let mut pending = Some(work);
+    let mut output = None;
+    let carried = Carry((&mut pending, &mut output));
     let joined = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("libda3-call".into())
             .stack_size(HELPER_STACK)
             .spawn_scoped(scope, move || {
                 let carried = carried;
-                Carry(crate::error::quiet_panics(carried.0))
+                let (pending, output) = carried.0;
+                if let Some(work) = pending.take() {
+                    *output = Some(crate::error::quiet_panics(work));
+                }
             })
             .map(|handle| handle.join())
     });
-    match joined {
-        Ok(Ok(result)) => result.0,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        // No thread could be started: run here (the stack may suffice; there is no better option).
-        Err(_) => panic!("could not start a thread for a call from a thread with too little stack"),
+    if let Ok(Err(panic)) = joined {
+        std::panic::resume_unwind(panic);
     }
+    if let Some(work) = pending.take() {
+        crate::log::warn("no helper thread could be started: the call runs on the calling thread's small stack");
+        return work();
+    }
+    output.expect("the helper took the work and finished it (a panic in it resumed above)")
 }
 
 #[cfg(test)]

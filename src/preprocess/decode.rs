@@ -194,7 +194,9 @@ fn jpeg_message(cinfo: &mut mozjpeg_sys::jpeg_common_struct) -> String {
     // shared `&[u8; 80]`, but libjpeg writes up to 200 bytes into it: it is called through a
     // pointer type that says so (the same ABI).
     unsafe {
-        let format = (*cinfo.err).format_message.expect("jpeg_std_error sets format_message");
+        let Some(format) = (*cinfo.err).format_message else {
+            return format!("libjpeg error {}", (*cinfo.err).msg_code);
+        };
         let format = std::mem::transmute::<_, FormatMessage>(format);
         format(cinfo, buffer.as_mut_ptr());
     }
