@@ -94,6 +94,8 @@ def args_parser():
                     help="e2e rows: load this libda3.so into this process (ctypes, the C API's da3_infer on "
                          "RGB8 buffers) and alternate official and libda3 calls, so that a shared, busy "
                          "machine slows both alike (used for the CPU comparison)")
+    ap.add_argument("--interleave-accelerate", default="off", choices=["off", "on", "both"],
+                    help="with --interleave: libda3's use_accelerate (both: two models, each interleaved)")
     ap.add_argument("--precision", default=None, help="libda3 precision (default: bf16 on cuda, fp32 on cpu)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
@@ -307,7 +309,7 @@ class Libda3:
     """The C API through ctypes: one model, `infer(frames)` = da3_infer on RGB8 buffers, then
     the depth map read through da3_result_depth_all and the result freed."""
 
-    def __init__(self, so, checkpoint, precision):
+    def __init__(self, so, checkpoint, precision, accelerate=False):
         lib = self.lib = ctypes.CDLL(so)
         lib.da3_create.argtypes = [ctypes.c_char_p, ctypes.c_bool, ctypes.c_uint32, ctypes.POINTER(ctypes.c_void_p)]
         lib.da3_infer.argtypes = [ctypes.c_void_p, ctypes.POINTER(Da3Image), ctypes.c_size_t, ctypes.c_void_p,
@@ -318,7 +320,7 @@ class Libda3:
         lib.da3_free.argtypes = [ctypes.c_void_p]
         lib.da3_last_error_message.restype = ctypes.c_char_p
         self.model = ctypes.c_void_p()
-        self.check(lib.da3_create(checkpoint.encode(), False, DA3_PRECISION[precision], ctypes.byref(self.model)),
+        self.check(lib.da3_create(checkpoint.encode(), accelerate, DA3_PRECISION[precision], ctypes.byref(self.model)),
                    "da3_create")
 
     def check(self, status, what):
@@ -342,11 +344,13 @@ class Libda3:
 def interleaved_e2e(a, model, path, api, rows, precision):
     """Official inference() and libda3's da3_infer on the same frames, call after call."""
     fw, fh = map(int, a.frame.split("x"))
-    ours = Libda3(a.interleave, path, precision)
+    settings = {"off": [False], "on": [True], "both": [False, True]}[a.interleave_accelerate]
+    ours = {acc: Libda3(a.interleave, path, precision, acc) for acc in settings}
     try:
         for n in a.e2e_views:
             imgs = frames(n, fw, fh)
-            sides = [("official", lambda: api.inference(imgs)), ("libda3", lambda: ours.infer(imgs))]
+            sides = [(("official", False), lambda: api.inference(imgs))]
+            sides += [(("libda3", acc), lambda m=m: m.infer(imgs)) for acc, m in ours.items()]
             times = {name: [] for name, _ in sides}
             # Process CPU time (every thread of this process) per call: much less sensitive than
             # wall time to other processes competing for the cores.
@@ -363,18 +367,19 @@ def interleaved_e2e(a, model, path, api, rows, precision):
                     cpu_times[name].append((time.process_time() - c) * 1e3)
                 if i >= 2 and time.perf_counter() - start > a.max_seconds:
                     break
-            for name, ts in times.items():
+            for (name, acc), ts in times.items():
                 med = statistics.median(ts)
-                row = dict(impl=name, model=model, views=n, precision=precision, accelerate=False, mode="e2e",
+                row = dict(impl=name, model=model, views=n, precision=precision, accelerate=acc, mode="e2e",
                            median_ms=round(med, 2), min_ms=round(min(ts), 2), views_per_s=round(n / med * 1e3, 2),
                            peak_mib=None, iters=len(ts), device=a.device,
-                           cpu_ms=round(statistics.median(cpu_times[name]), 1),
+                           cpu_ms=round(statistics.median(cpu_times[(name, acc)]), 1),
                            source="interleaved; " + ("inference(), autocast off" if name == "official"
                                                      else "C API da3_infer via ctypes"))
                 log(json.dumps(row))
                 rows.append(row)
     finally:
-        ours.close()
+        for m in ours.values():
+            m.close()
 
 
 def bench_json_lines(text):

@@ -74,6 +74,7 @@
  *   DA3_ACCEL_HEAD = fp32 (default: compute precision): use_accelerate: the official fp32 depth head (overrides precision there)
  *   DA3_ACCEL_NHWC = 0 (default: 1): use_accelerate: NCHW instead of channels-last head convolutions
  *   DA3_ACCEL_FEATURES = fp32 (default: compute precision): use_accelerate: fp32 backbone features into the head
+ *   DA3_ACCEL_GLUE = official (default: fused): use_accelerate: the official RoPE, LayerScale and residual passes instead of the fused ones
  *   DA3_LOG = off, error, warn, info, debug (default: warn): what libda3 reports to stderr or the da3_log_set callback (debug: libtorch backtraces)
  *   DA3_LOG_GRAPHS = any (default: unset): same as DA3_LOG=info (CUDA graph captures and fallbacks)
  *   DA3_CUDA_SUPPORT_LIB = a path (default: beside libda3): where libda3_cuda_support.so is looked for first
@@ -1006,8 +1007,10 @@ enum da3_status da3_options_validate(const struct da3_options *options);
  * split over them (see `da3_model_set_placement`); without it, one device. The environment
  * variable `DA3_DEVICES` (e.g. "cuda:0,cuda:1") lists the devices either way, as
  * `da3_create_on_devices` does. Runner: the reference view chosen on the device; in
- * bf16/fp16 the depth head's convolutions in that precision, channels-last, and the backbone
- * features handed to it in that precision (the official keeps them in fp32); on a GPU also
+ * bf16/fp16 the depth head's convolutions in that precision, channels-last, the backbone
+ * features handed to it in that precision (the official keeps them in fp32), and fewer
+ * element-wise passes in the backbone (RoPE from tables gathered once per forward, each
+ * LayerScale + residual add in one pass; fp32 arithmetic); on a GPU also
  * cuDNN's fused attention and, for any-view models without ray pose, known cameras or
  * exported features, the forward captured once per input shape in a CUDA graph and replayed
  * (the first call of a shape runs eagerly and captures; up to 4 shapes are kept, each holding

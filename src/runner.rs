@@ -50,6 +50,8 @@ struct Profile {
     features_kind: Option<Kind>,
     /// cuDNN's fused attention, when used.
     attention: Option<CudnnAttention>,
+    /// RoPE from tables gathered once per forward, LayerScale + residual in one pass.
+    fused_glue: bool,
 }
 
 impl Profile {
@@ -59,6 +61,7 @@ impl Profile {
             attention: self.attention.as_ref().map(|a| a as &dyn AttentionKernel),
             reference_on_device: self.reference_on_device,
             features_kind: self.features_kind,
+            fused_glue: self.fused_glue,
             blocks: None,
             stop,
         }
@@ -84,7 +87,10 @@ impl Runner {
         })?;
         // The reference view chosen on the device applies everywhere (same view, no wait);
         // CUDA graphs only on a GPU.
-        let mut profile = Profile { reference_on_device: accelerate, features_kind: None, attention: None };
+        // Reduced precision: RoPE in three passes from per-forward tables, LayerScale +
+        // residual in one (fp32 arithmetic); DA3_ACCEL_GLUE=official: the official's passes.
+        let fused_glue = accelerate && kind != Kind::Float && !settings.accelerated_glue_official;
+        let mut profile = Profile { reference_on_device: accelerate, features_kind: None, attention: None, fused_glue };
         if accelerate && kind != Kind::Float && !settings.accelerated_head_fp32 {
             // The depth head's convolutions in the compute kind (the official runs them in
             // fp32), 4 views per head pass instead of 8 (half the head's peak memory);

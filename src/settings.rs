@@ -65,6 +65,9 @@ pub struct Settings {
     pub accelerated_head_nhwc: bool,
     /// `DA3_ACCEL_FEATURES=fp32`: fp32 features into the accelerated head.
     pub accelerated_features_fp32: bool,
+    /// `DA3_ACCEL_GLUE=official`: the official RoPE, LayerScale and residual passes under
+    /// `use_accelerate`.
+    pub accelerated_glue_official: bool,
     /// `DA3_LOG` (`DA3_LOG_GRAPHS` set: at least `Info`).
     pub log_level: Level,
     /// `DA3_CUDA_SUPPORT_LIB`: the path of `libda3_cuda_support.so`, tried first.
@@ -85,6 +88,7 @@ impl Default for Settings {
             accelerated_head_fp32: false,
             accelerated_head_nhwc: true,
             accelerated_features_fp32: false,
+            accelerated_glue_official: false,
             log_level: Level::Warn,
             cuda_support_lib: None,
             model_cache_roots: Vec::new(),
@@ -150,6 +154,12 @@ pub const VARIABLES: &[Variable] = &[
         values: "fp32",
         default: "compute precision",
         effect: "use_accelerate: fp32 backbone features into the head",
+    },
+    Variable {
+        name: "DA3_ACCEL_GLUE",
+        values: "official",
+        default: "fused",
+        effect: "use_accelerate: the official RoPE, LayerScale and residual passes instead of the fused ones",
     },
     Variable {
         name: "DA3_LOG",
@@ -227,6 +237,7 @@ impl Settings {
             accelerated_head_fp32: lookup("DA3_ACCEL_HEAD").as_deref() == Some("fp32"),
             accelerated_head_nhwc: lookup("DA3_ACCEL_NHWC").as_deref() != Some("0"),
             accelerated_features_fp32: lookup("DA3_ACCEL_FEATURES").as_deref() == Some("fp32"),
+            accelerated_glue_official: lookup("DA3_ACCEL_GLUE").as_deref() == Some("official"),
             log_level,
             cuda_support_lib: lookup("DA3_CUDA_SUPPORT_LIB").map(PathBuf::from),
             model_cache_roots,
@@ -278,6 +289,7 @@ mod tests {
             ("DA3_ACCEL_HEAD", "fp32"),
             ("DA3_ACCEL_NHWC", "0"),
             ("DA3_ACCEL_FEATURES", "fp32"),
+            ("DA3_ACCEL_GLUE", "official"),
             ("DA3_LOG", "debug"),
             ("DA3_CUDA_SUPPORT_LIB", "/x/libda3_cuda_support.so"),
             ("HF_HUB_CACHE", "/cache"),
@@ -290,6 +302,9 @@ mod tests {
         assert_eq!(s.preprocess_threads, Some(3));
         assert_eq!(s.attention, AttentionChoice::Sdpa);
         assert!(s.accelerated_head_fp32 && !s.accelerated_head_nhwc && s.accelerated_features_fp32);
+        assert!(s.accelerated_glue_official);
+        let defaults = from(&[]).unwrap();
+        assert!(!defaults.accelerated_glue_official);
         assert_eq!(s.log_level, Level::Debug);
         assert_eq!(s.cuda_support_lib, Some(PathBuf::from("/x/libda3_cuda_support.so")));
         assert_eq!(s.model_cache_roots, vec![PathBuf::from("/cache"), PathBuf::from("/hf/hub")]);

@@ -9,6 +9,7 @@
 //!   (`da3::accuracy::ACCELERATED_BF16_BOUND`) of the fp32 reference on the sample photos.
 
 use da3::accuracy::{compare, ACCELERATED_BF16_BOUND};
+use da3::settings::Settings;
 use da3::{Engine, InferOptions, LoadOptions, Precision, RgbImage, Scene, Views};
 
 fn checkpoint() -> String {
@@ -60,4 +61,15 @@ fn accelerated_path_on_the_cpu_matches_and_stays_within_the_bound() {
     println!("bf16 + accelerate vs fp32 reference (CPU, {} views): {deviation:?}", views.len());
     assert!(deviation.depth_rel_median > 0.0, "bf16 should differ from fp32 somewhere: {deviation:?}");
     assert!(deviation.within(&ACCELERATED_BF16_BOUND), "outside the documented bound {ACCELERATED_BF16_BOUND:?}: {deviation:?}");
+
+    // DA3_ACCEL_GLUE=official: the official RoPE, LayerScale and residual passes; also in bound.
+    let settings = Settings { accelerated_glue_official: true, ..Settings::default() };
+    let official_glue = infer(Engine::load(&ck, LoadOptions::new(true, Precision::Bf16).with_settings(settings)).unwrap());
+    let deviation_official_glue = compare(&reference, &official_glue).unwrap();
+    println!("... with the official glue passes: {deviation_official_glue:?}");
+    assert_ne!(official_glue.depth, bf16_accel.depth, "the fused glue is a real change");
+    assert!(
+        deviation_official_glue.within(&ACCELERATED_BF16_BOUND),
+        "outside the documented bound {ACCELERATED_BF16_BOUND:?}: {deviation_official_glue:?}"
+    );
 }

@@ -57,8 +57,10 @@ const _: () = {
 /// split over them (see `da3_model_set_placement`); without it, one device. The environment
 /// variable `DA3_DEVICES` (e.g. "cuda:0,cuda:1") lists the devices either way, as
 /// `da3_create_on_devices` does. Runner: the reference view chosen on the device; in
-/// bf16/fp16 the depth head's convolutions in that precision, channels-last, and the backbone
-/// features handed to it in that precision (the official keeps them in fp32); on a GPU also
+/// bf16/fp16 the depth head's convolutions in that precision, channels-last, the backbone
+/// features handed to it in that precision (the official keeps them in fp32), and fewer
+/// element-wise passes in the backbone (RoPE from tables gathered once per forward, each
+/// LayerScale + residual add in one pass; fp32 arithmetic); on a GPU also
 /// cuDNN's fused attention and, for any-view models without ray pose, known cameras or
 /// exported features, the forward captured once per input shape in a CUDA graph and replayed
 /// (the first call of a shape runs eagerly and captures; up to 4 shapes are kept, each holding

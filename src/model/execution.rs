@@ -36,6 +36,11 @@ pub struct Execution<'a> {
     /// reduced-precision head takes them in its kind: half the memory of the taken layers,
     /// which dominate at many views.
     pub features_kind: Option<Kind>,
+    /// Fewer passes over the activations: RoPE in three passes from tables gathered once per
+    /// forward (fp32 arithmetic, written in the compute kind; the official: about fifteen
+    /// passes per tensor and block), and each LayerScale + residual add in one pass (fp32,
+    /// rounded once).
+    pub fused_glue: bool,
     /// Where the any-view backbone's blocks run; `None`: every block here, in order.
     pub blocks: Option<&'a dyn BlockRunner>,
     /// Polled between stages and before each backbone block (`check_stop`): `Err` stops the
@@ -50,7 +55,14 @@ impl Execution<'_> {
     /// As the official: SDPA, reference view read back to the host, fp32 features, every
     /// block on the network's device.
     pub fn official() -> Self {
-        Execution { attention: None, reference_on_device: false, features_kind: None, blocks: None, stop: None }
+        Execution {
+            attention: None,
+            reference_on_device: false,
+            features_kind: None,
+            fused_glue: false,
+            blocks: None,
+            stop: None,
+        }
     }
 
     /// `stop`'s error naming `at` (e.g. "before block 3 of 12"): "the forward was cancelled

@@ -300,6 +300,16 @@ impl DinoVisionTransformer {
         if blocks.end > self.blocks.len() {
             return Err(Error::InvalidArgument(format!("blocks {blocks:?} of a backbone of {}", self.blocks.len())));
         }
+        // Gathered once here for every block of this call (`Execution::fused_glue`).
+        let head_dim = dim / cfg.num_heads;
+        let (local_tables, global_tables) = if exec.fused_glue {
+            (
+                Some(self.rope.gathered_tables(&state.local_positions, state.local_max_position, head_dim)?),
+                Some(self.rope.gathered_tables(&state.global_positions, 1, head_dim)?),
+            )
+        } else {
+            (None, None)
+        };
         for i in blocks {
             exec.check_stop(|| format!("before backbone block {i} of {}", self.blocks.len()))?;
             let block = &self.blocks[i];
@@ -329,12 +339,17 @@ impl DinoVisionTransformer {
                 }
             }
             if alt_start.is_some_and(|start| i >= start) && i % 2 == 1 {
-                let rope = RopePositions { positions: &state.global_positions, max_position: 1 };
+                let rope =
+                    RopePositions { positions: &state.global_positions, max_position: 1, tables: global_tables.as_ref() };
                 let scene = state.x.f_reshape([1, s * tokens, dim])?;
-                state.x = block.forward(&scene, Some((&self.rope, rope)), exec.attention)?.f_reshape([s, tokens, dim])?;
+                state.x = block.forward(&scene, Some((&self.rope, rope)), exec.attention, exec.fused_glue)?.f_reshape([s, tokens, dim])?;
             } else {
-                let rope = RopePositions { positions: &state.local_positions, max_position: state.local_max_position };
-                state.x = block.forward(&state.x, Some((&self.rope, rope)), exec.attention)?;
+                let rope = RopePositions {
+                    positions: &state.local_positions,
+                    max_position: state.local_max_position,
+                    tables: local_tables.as_ref(),
+                };
+                state.x = block.forward(&state.x, Some((&self.rope, rope)), exec.attention, exec.fused_glue)?;
                 state.local_x = state.x.shallow_clone();
             }
             if cfg.out_layers.contains(&i) {

@@ -1,7 +1,7 @@
 //! `layers/attention.py`: multi-head self-attention with optional QK-norm and 2-D RoPE.
 use tch::{Kind, Tensor};
 
-use super::rope::RotaryPositionEmbedding2D;
+use super::rope::{RopeTables, RotaryPositionEmbedding2D};
 use crate::error::Result;
 use crate::model::execution::AttentionKernel;
 use crate::nn::{LayerNorm, Linear};
@@ -11,6 +11,9 @@ use crate::weights::WeightLoader;
 pub struct RopePositions<'a> {
     pub positions: &'a Tensor,
     pub max_position: i64,
+    /// The same rotation gathered once for every block (`Execution::fused_glue`); `None`: the
+    /// official per-call computation.
+    pub tables: Option<&'a RopeTables>,
 }
 
 pub struct Attention {
@@ -52,11 +55,19 @@ impl Attention {
             q = qn.forward(&q)?;
             k = kn.forward(&k)?;
         }
-        if let Some((rope, pos)) = rope {
-            q = rope.forward(&q, pos.positions, pos.max_position)?;
-            k = rope.forward(&k, pos.positions, pos.max_position)?;
-        }
         let kind = self.compute_kind;
+        if let Some((rope, pos)) = rope {
+            match pos.tables {
+                Some(tables) => {
+                    q = tables.apply(&q, kind)?;
+                    k = tables.apply(&k, kind)?;
+                }
+                None => {
+                    q = rope.forward(&q, pos.positions, pos.max_position)?;
+                    k = rope.forward(&k, pos.positions, pos.max_position)?;
+                }
+            }
+        }
         let (q, k, v) = (q.f_to_kind(kind)?, k.f_to_kind(kind)?, v.f_to_kind(kind)?);
         let out = match kernel.and_then(|kernel| kernel.attend(&q, &k, &v)) {
             Some(fused) => fused,

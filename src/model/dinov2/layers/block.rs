@@ -68,13 +68,23 @@ impl Block {
     }
 
     /// `attention`: the fused attention kernel to try (see `Execution::attention`).
+    /// `fused_glue`: each LayerScale + residual add in one pass (`Execution::fused_glue`).
     pub fn forward(
         &self,
         x: &Tensor,
         rope: Option<(&RotaryPositionEmbedding2D, RopePositions<'_>)>,
         attention: Option<&dyn AttentionKernel>,
+        fused_glue: bool,
     ) -> Result<Tensor> {
         let rope = if self.uses_rope { rope } else { None };
+        if fused_glue {
+            let attended = self.attn.forward(&self.norm1.forward(x)?, rope, attention)?;
+            // `x` is the caller's; the sum is a new tensor, which the second sum then updates.
+            let mut x = self.ls1.add_to(x, &attended)?;
+            let fed = self.mlp.forward(&self.norm2.forward(&x)?)?;
+            self.ls2.add_to_(&mut x, &fed)?;
+            return Ok(x);
+        }
         let x = x.f_add(&self.ls1.forward(&self.attn.forward(&self.norm1.forward(x)?, rope, attention)?)?)?;
         Ok(x.f_add(&self.ls2.forward(&self.mlp.forward(&self.norm2.forward(&x)?)?)?)?)
     }

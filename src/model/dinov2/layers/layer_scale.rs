@@ -17,4 +17,16 @@ impl LayerScale {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.f_mul(&self.gamma)?)
     }
+
+    /// `residual + gamma * branch` in `residual`'s kind (fp32), one pass (the two official
+    /// passes round the product first).
+    pub fn add_to(&self, residual: &Tensor, branch: &Tensor) -> Result<Tensor> {
+        Ok(residual.f_addcmul_out(&residual.f_empty_like()?, branch, &self.gamma)?)
+    }
+
+    /// `add_to` into `residual` itself (a tensor no one else holds).
+    pub fn add_to_(&self, residual: &mut Tensor, branch: &Tensor) -> Result<()> {
+        let _same_tensor = residual.f_addcmul_(branch, &self.gamma)?;
+        Ok(())
+    }
 }
