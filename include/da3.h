@@ -48,7 +48,9 @@
  *   called from a thread with less than 1 MiB of stack left runs on a helper thread with 8 MiB
  *   while the caller waits: libtorch's CPU kernels need more than small stacks hold). After
  *   fork(), the child may use CPU models created before the fork (its libtorch runs
- *   single-threaded: GNU OpenMP's pool does not survive fork) but not CUDA ones (CUDA does not
+ *   single-threaded: GNU OpenMP's pool does not survive fork; libda3 also turns off MKL's fast
+ *   memory manager at its first load, whose lock does not survive fork either: a fork while a
+ *   thread exited could hang the child's first matrix product) but not CUDA ones (CUDA does not
  *   survive fork): a child that needs the GPU should exec, or create its models after fork in
  *   a parent that never initialised CUDA. On a GPU, each replica does its device work (load,
  *   forwards, output copies) on one thread of its own, kept for the process's life and reused

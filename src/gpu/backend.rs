@@ -165,18 +165,25 @@ pub fn with_pinned_staging<R>(bytes: usize, f: impl FnOnce(*mut u8) -> R) -> Opt
 }
 
 /// Makes libtorch usable in a child process that a host `fork()`s after inference (D10):
-/// GNU OpenMP's thread pool does not survive a fork, so the child's first parallel region
-/// waits forever for workers that do not exist. A `pthread_atfork` child handler sets
-/// libtorch's intra-op threads to one in the child: its parallel loops then run inline on the
-/// calling thread (correct, single-threaded). CUDA does not survive a fork at all: a child
-/// may only use CPU models (see the header's "Processes" notes). Installed once, at the
-/// first load.
+/// - GNU OpenMP's thread pool does not survive a fork, so the child's first parallel region
+///   waits forever for workers that do not exist. A `pthread_atfork` child handler sets
+///   libtorch's intra-op threads to one in the child: its parallel loops then run inline on the
+///   calling thread (correct, single-threaded).
+/// - MKL's fast memory manager (per-thread GEMM buffers behind a lock that is not fork-safe)
+///   is turned off before libda3's first matrix product, so MKL allocates with the C library's
+///   malloc, which is. With it on, a fork while some thread frees its MKL buffers (an OpenMP
+///   worker exiting after its thread ended) left the child spinning in `mm_account_ptr_by_tid`
+///   at its first GEMM: 19 of ~190 runs of tests/c/test_process.c under ASan and load, 0 of
+///   180 with it off; da3-small on 2 CPU cores took as long either way (within noise).
+/// CUDA does not survive a fork at all: a child may only use CPU models (see the header's
+/// "Processes" notes). Installed once, at the first load.
 pub fn keep_forked_children_usable() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     extern "C" fn in_child() {
         tch::set_num_threads(1);
     }
     INSTALL.call_once(|| {
+        disable_mkl_fast_memory_manager();
         // SAFETY: registers a plain extern "C" function with no arguments; the child runs
         // it single-threaded, right after fork, before returning to the host.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
@@ -184,6 +191,28 @@ pub fn keep_forked_children_usable() {
             crate::log::warn(&format!("pthread_atfork failed ({rc}): a forked child's libtorch may hang"));
         }
     });
+}
+
+/// `mkl_disable_fast_mm` of the MKL inside libtorch, looked up at run time: a libtorch built
+/// without MKL has none (then there is nothing to turn off). MKL honours it only before its
+/// memory manager first allocates; a host that ran MKL products before loading libda3 keeps it
+/// on (logged).
+fn disable_mkl_fast_memory_manager() {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads the loaded
+    // objects' symbol tables.
+    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"mkl_serv_disable_fast_mm".as_ptr()) };
+    if symbol.is_null() {
+        crate::log::debug("no MKL in this libtorch: nothing to make fork-safe there");
+        return;
+    }
+    // SAFETY: MKL's `int mkl_disable_fast_mm(void)` (exported as mkl_serv_disable_fast_mm):
+    // no arguments, returns 1 when the memory manager is off from now on, 0 when too late.
+    let disable: extern "C" fn() -> libc::c_int = unsafe { std::mem::transmute(symbol) };
+    if disable() == 1 {
+        crate::log::debug("MKL's fast memory manager turned off: GEMM buffers come from malloc, which survives fork");
+    } else {
+        crate::log::warn("MKL's fast memory manager was already in use: a child forked while a thread exits may hang in MKL");
+    }
 }
 
 /// Sets libtorch's intra-op CPU threads to one, for a process whose model runs on a GPU with
