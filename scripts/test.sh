@@ -5,7 +5,8 @@
 #   3. make random-weight checkpoints in the official layout with the official package and
 #      the official outputs for the case files tests/oracle/cases*.json (da3-small, da3-base,
 #      da3metric-large, da3mono-large, and da3nested-reduced: the nested model with small branches),
-#   4. run every Rust and C test, the fault-injection test (failpoints build), the fuzz smoke
+#   4. set up .venv-triton (tritonserver, tritonclient) and build the Triton backend,
+#   5. run every Rust and C test (among them a real tritonserver serving da3-small), the fault-injection test (failpoints build), the fuzz smoke
 #      runs and the memory-safety jobs (scripts/check_memory_safety.sh: ASan+UBSan, valgrind,
 #      miri); the parity table is printed.
 set -euo pipefail
@@ -14,6 +15,9 @@ cd "$REPO_ROOT"
 
 scripts/setup.sh
 cargo build --release --locked
+# The Triton backend and its server (tests/triton.rs): .venv-triton, then libtriton_da3.so.
+scripts/triton.sh setup
+scripts/triton.sh build
 models="${DA3_PARITY_MODELS:-da3-small,da3-base,da3metric-large,da3mono-large,da3nested-reduced}"
 for model in ${models//,/ }; do
   tests/oracle/run_oracle.sh "$model" "target/oracle/$model"
