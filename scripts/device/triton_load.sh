@@ -5,7 +5,8 @@
 # da3-large (random weights, made here), four-view 640x480 scenes from 16 concurrent clients for
 # 30 s each: libda3 called directly (da3_infer_scenes, one model with a replica on each GPU of
 # GPUS, use_accelerate, bf16), then tritonserver with libtriton_da3.so (for each instance count of
-# COUNTS, default "1 2": that many instances per GPU; dynamic batching up to 8 scenes). Carried: .carry-triton (scripts/device/prepare_carry_triton.sh) and
+# COUNTS, default "1 2": that many instances per GPU; dynamic batching up to 8 scenes).
+# Carried: .carry-triton (scripts/device/prepare_carry_triton.sh) and
 # .whl. Writes $OUT (default out/triton_load): load.jsonl, server logs, env.txt.
 set -uo pipefail
 C=$PWD/.carry-triton
