@@ -9,9 +9,12 @@ use std::ffi::{c_char, c_void, CStr, CString};
 pub type da3_status = i32;
 pub const DA3_OK: da3_status = 0;
 pub const DA3_ERR_INVALID_ARGUMENT: da3_status = 1;
+pub const DA3_ERR_MODEL_NOT_FOUND: da3_status = 3;
+pub const DA3_ERR_IMAGE: da3_status = 5;
 pub const DA3_ERR_UNSUPPORTED: da3_status = 7;
 pub const DA3_ERR_OUT_OF_MEMORY: da3_status = 11;
 pub const DA3_ERR_CANCELLED: da3_status = 12;
+pub const DA3_ERR_NON_FINITE: da3_status = 13;
 
 pub const DA3_PIXEL_RGB8: u32 = 0;
 

@@ -53,11 +53,13 @@ fn internal(message: impl Into<String>) -> Error {
 impl From<Da3Error> for Error {
     fn from(e: Da3Error) -> Error {
         let code = match e.status {
-            da3_api::DA3_ERR_INVALID_ARGUMENT | 5 | 13 => TRITONSERVER_ERROR_INVALID_ARG,
+            da3_api::DA3_ERR_INVALID_ARGUMENT
+            | da3_api::DA3_ERR_IMAGE
+            | da3_api::DA3_ERR_NON_FINITE => TRITONSERVER_ERROR_INVALID_ARG,
             da3_api::DA3_ERR_UNSUPPORTED => TRITONSERVER_ERROR_UNSUPPORTED,
             da3_api::DA3_ERR_OUT_OF_MEMORY => TRITONSERVER_ERROR_UNAVAILABLE,
             da3_api::DA3_ERR_CANCELLED => TRITONSERVER_ERROR_CANCELLED,
-            3 => TRITONSERVER_ERROR_NOT_FOUND,
+            da3_api::DA3_ERR_MODEL_NOT_FOUND => TRITONSERVER_ERROR_NOT_FOUND,
             _ => TRITONSERVER_ERROR_INTERNAL,
         };
         Error {
@@ -345,7 +347,12 @@ impl Work {
                 )));
             }
             let v = floats(&t);
-            debug_assert_eq!(v.len(), scenes * views * per_view);
+            if v.len() != scenes * views * per_view {
+                return Err(invalid(format!(
+                    "input {name}: {} values for shape {expected:?}",
+                    v.len()
+                )));
+            }
             Ok(Some(v))
         };
         let extrinsics = cameras(KNOWN_EXTRINSICS, 16, &[4, 4])?;
@@ -448,17 +455,13 @@ fn run(state: &InstanceState, works: &[&Work]) -> Vec<Result<Vec<Result3>>> {
             // SAFETY: the library's new result for this scene (or NULL), owned from here.
             let outcome = match unsafe { Result3::from_raw(results[i]) } {
                 Some(result) => Ok(result),
-                None if Some(i) == first_failed && first.is_some() => {
-                    // The call's message names this scene by its place in the batch ("scenes[i]:").
-                    let e = first.clone().unwrap_or(Da3Error {
-                        status: statuses[i],
-                        message: String::new(),
-                    });
-                    Err(Error::from(e)).map_err(|e| Error {
-                        message: format!("{} (scene {s} of the request)", e.message),
-                        ..e
-                    })
-                }
+                // The call's message names this scene by its place in the batch ("scenes[i]:").
+                None if Some(i) == first_failed && first.is_some() => Err(scene_error(
+                    first
+                        .clone()
+                        .unwrap_or_else(|| da3_api::last_error(statuses[i])),
+                    s,
+                )),
                 // A later failure: libda3 reports only the first message; this scene alone gives its own.
                 None => run_one(state, works[r], s),
             };
@@ -474,6 +477,15 @@ fn run(state: &InstanceState, works: &[&Work]) -> Vec<Result<Vec<Result3>>> {
         .into_iter()
         .map(|scenes| scenes.into_iter().collect())
         .collect()
+}
+
+/// libda3's error for scene `s` of a request, saying which scene.
+fn scene_error(e: Da3Error, s: usize) -> Error {
+    let e = Error::from(e);
+    Error {
+        message: format!("{} (scene {s} of the request)", e.message),
+        ..e
+    }
 }
 
 /// Scene `s` of `work` through `da3_infer`, with its known cameras if any.
@@ -501,11 +513,7 @@ fn run_one(state: &InstanceState, work: &Work, s: usize) -> std::result::Result<
         )
     };
     if status != da3_api::DA3_OK {
-        let e = Error::from(da3_api::last_error(status));
-        return Err(Error {
-            message: format!("{} (scene {s} of the request)", e.message),
-            ..e
-        });
+        return Err(scene_error(da3_api::last_error(status), s));
     }
     // SAFETY: a new result, owned from here.
     unsafe { Result3::from_raw(out) }
