@@ -138,6 +138,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
         println!("cargo:rustc-env=DA3_BUILD_TORCH_LIB={}", dir.display());
         println!("cargo:rerun-if-changed=cpp/cuda_support.cpp");
+        println!("cargo:rerun-if-changed=cpp/glue_kernels_source.h");
         println!("cargo:rerun-if-env-changed=DA3_CUDA_INCLUDE");
         // `cargo miri` (set for build scripts) neither links nor loads the shim: skip its C++ build.
         if env::var_os("CARGO_CFG_MIRI").is_some() {

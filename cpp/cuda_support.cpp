@@ -1,5 +1,6 @@
 // libda3_cuda_support: the few libtorch CUDA facilities the tch crate does not expose
-// (CUDA graphs, caching-allocator statistics, device capabilities), behind a C ABI.
+// (CUDA graphs, caching-allocator statistics, device capabilities, cuDNN attention) and the
+// transformer-block glue kernels compiled at run time by NVRTC, behind a C ABI.
 //
 // It is a separate shared library, opened by libda3 at run time after libtorch's CUDA
 // backend (src/cuda_support.rs), so that libda3 itself keeps loading on machines without
@@ -7,17 +8,29 @@
 // with a message written into `err` (always NUL-terminated, truncated to `err_len`).
 #include <ATen/cuda/CUDAGraph.h>
 #include <ATen/ops/_scaled_dot_product_cudnn_attention.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
+#include <dirent.h>
+#include <dlfcn.h>
 
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <tuple>
+#include <vector>
+
+#include "glue_kernels_source.h"
 
 namespace {
 
@@ -27,11 +40,23 @@ void write_error(char *err, size_t err_len, const char *what) {
   err[err_len - 1] = '\0';
 }
 
+// A run-time compiled kernel that cannot be had here (no NVRTC, an architecture NVRTC does
+// not know, a compile failure): the caller falls back to libtorch's operations.
+struct KernelUnavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Returned for KernelUnavailable, distinct from -1 (a failure of the call itself).
+constexpr int kUnavailable = 1;
+
 template <typename F>
 int guarded(char *err, size_t err_len, F &&body) {
   try {
     body();
     return 0;
+  } catch (const KernelUnavailable &e) {
+    write_error(err, err_len, e.what());
+    return kUnavailable;
   } catch (const c10::Error &e) {
     write_error(err, err_len, e.what_without_backtrace());
   } catch (const std::exception &e) {
@@ -57,12 +82,162 @@ void restore_stream(Graph *g) {
   }
 }
 
+// ---- Kernels compiled at run time (NVRTC) --------------------------------------------------
+
+// The NVRTC entry points used, from the libnvrtc of the CUDA runtime libtorch uses (opened
+// here rather than linked, so that this library loads without it). Declared from NVRTC's
+// documented C API (nvrtc.h is not among the headers every CUDA wheel ships).
+using nvrtcProgram = struct _nvrtcProgram *;
+using nvrtcResult = int;
+constexpr nvrtcResult NVRTC_SUCCESS = 0;
+
+struct Nvrtc {
+  nvrtcResult (*create_program)(nvrtcProgram *, const char *, const char *, int, const char *const *, const char *const *);
+  nvrtcResult (*compile_program)(nvrtcProgram, int, const char *const *);
+  nvrtcResult (*get_program_log_size)(nvrtcProgram, size_t *);
+  nvrtcResult (*get_program_log)(nvrtcProgram, char *);
+  nvrtcResult (*get_cubin_size)(nvrtcProgram, size_t *);
+  nvrtcResult (*get_cubin)(nvrtcProgram, char *);
+  nvrtcResult (*destroy_program)(nvrtcProgram *);
+  const char *(*get_error_string)(nvrtcResult);
+};
+
+// libnvrtc of the CUDA runtime's major version (libtorch's, whatever headers this library was
+// built with): the one beside the
+// libcudart libtorch loaded (the wheels' nvidia/cu*/lib), else the loader's search path.
+// NVRTC opens its builtins library by name at its first compile, so the one beside it is
+// loaded first (a library already loaded is found by its name).
+void *open_nvrtc() {
+  int runtime_version = 0;
+  if (cudaRuntimeGetVersion(&runtime_version) != cudaSuccess) throw KernelUnavailable("no CUDA runtime version");
+  const std::string major = std::to_string(runtime_version / 1000);
+  const std::string name = "libnvrtc.so." + major;
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void *>(&cudaGetDeviceCount), &info) != 0 && info.dli_fname != nullptr) {
+    const std::string path = info.dli_fname;
+    const std::string dir = path.substr(0, path.rfind('/') + 1);
+    if (void *handle = dlopen((dir + name).c_str(), RTLD_NOW | RTLD_LOCAL)) {
+      if (DIR *listing = opendir(dir.c_str())) {
+        const std::string builtins = "libnvrtc-builtins.so." + major + ".";
+        while (const dirent *entry = readdir(listing)) {
+          if (std::strncmp(entry->d_name, builtins.c_str(), builtins.size()) == 0) {
+            dlopen((dir + entry->d_name).c_str(), RTLD_NOW | RTLD_GLOBAL);  // kept for the process's life
+          }
+        }
+        closedir(listing);
+      }
+      return handle;
+    }
+  }
+  if (void *handle = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL)) return handle;
+  throw KernelUnavailable(name + " not found (NVRTC compiles the glue kernels)");
+}
+
+const Nvrtc &nvrtc() {
+  static const Nvrtc api = [] {
+    void *handle = open_nvrtc();
+    auto symbol = [&](const char *name) {
+      void *address = dlsym(handle, name);
+      if (address == nullptr) throw KernelUnavailable(std::string("NVRTC lacks ") + name);
+      return address;
+    };
+    Nvrtc n{};
+    n.create_program = reinterpret_cast<decltype(n.create_program)>(symbol("nvrtcCreateProgram"));
+    n.compile_program = reinterpret_cast<decltype(n.compile_program)>(symbol("nvrtcCompileProgram"));
+    n.get_program_log_size = reinterpret_cast<decltype(n.get_program_log_size)>(symbol("nvrtcGetProgramLogSize"));
+    n.get_program_log = reinterpret_cast<decltype(n.get_program_log)>(symbol("nvrtcGetProgramLog"));
+    n.get_cubin_size = reinterpret_cast<decltype(n.get_cubin_size)>(symbol("nvrtcGetCUBINSize"));
+    n.get_cubin = reinterpret_cast<decltype(n.get_cubin)>(symbol("nvrtcGetCUBIN"));
+    n.destroy_program = reinterpret_cast<decltype(n.destroy_program)>(symbol("nvrtcDestroyProgram"));
+    n.get_error_string = reinterpret_cast<decltype(n.get_error_string)>(symbol("nvrtcGetErrorString"));
+    return n;
+  }();
+  return api;
+}
+
+// `kGlueKernelSource` with `defines` compiled to a cubin for sm_<arch>.
+std::vector<char> compile_glue(const std::vector<std::string> &defines, int arch) {
+  const Nvrtc &api = nvrtc();
+  nvrtcProgram program = nullptr;
+  auto check = [&](nvrtcResult result, const char *what) {
+    if (result != NVRTC_SUCCESS) throw KernelUnavailable(std::string(what) + ": " + api.get_error_string(result));
+  };
+  check(api.create_program(&program, kGlueKernelSource, "glue_kernels.cu", 0, nullptr, nullptr), "nvrtcCreateProgram");
+  std::unique_ptr<nvrtcProgram, void (*)(nvrtcProgram *)> owner(&program, [](nvrtcProgram *p) { nvrtc().destroy_program(p); });
+  std::vector<std::string> options = {"--gpu-architecture=sm_" + std::to_string(arch), "--std=c++17"};
+  for (const auto &d : defines) options.push_back("-D" + d);
+  std::vector<const char *> argv;
+  for (const auto &o : options) argv.push_back(o.c_str());
+  const nvrtcResult compiled = api.compile_program(program, static_cast<int>(argv.size()), argv.data());
+  if (compiled != NVRTC_SUCCESS) {
+    size_t size = 0;
+    api.get_program_log_size(program, &size);
+    std::string log(size, '\0');
+    if (size > 0) api.get_program_log(program, log.data());
+    throw KernelUnavailable(std::string("NVRTC could not compile the glue kernels for sm_") + std::to_string(arch) + ": " + log);
+  }
+  size_t size = 0;
+  check(api.get_cubin_size(program, &size), "nvrtcGetCUBINSize");
+  std::vector<char> cubin(size);
+  check(api.get_cubin(program, cubin.data()), "nvrtcGetCUBIN");
+  return cubin;
+}
+
+// A kernel of the glue source compiled with `defines` for `device`'s architecture, compiled
+// and loaded once per (device, defines, name) for the process's life.
+cudaKernel_t glue_kernel(int device, const std::vector<std::string> &defines, const char *name) {
+  static std::mutex mutex;
+  static std::map<std::tuple<int, std::vector<std::string>, std::string>, cudaKernel_t> kernels;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_tuple(device, defines, std::string(name));
+  if (auto found = kernels.find(key); found != kernels.end()) return found->second;
+  int major = 0, minor = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  if (major < 8) throw KernelUnavailable("the glue kernels need compute capability 8.0 or later");
+  const std::vector<char> cubin = compile_glue(defines, major * 10 + minor);
+  auto loaded = [](cudaError_t result, const char *what) {
+    if (result == cudaSuccess) return;
+    (void)cudaGetLastError();  // not left for libtorch's next launch check to find
+    throw KernelUnavailable(std::string(what) + ": " + cudaGetErrorString(result));
+  };
+  cudaLibrary_t library = nullptr;
+  loaded(cudaLibraryLoadData(&library, cubin.data(), nullptr, nullptr, 0, nullptr, nullptr, 0), "loading the glue kernels");
+  cudaKernel_t kernel = nullptr;
+  loaded(cudaLibraryGetKernel(&kernel, library, name), "finding a glue kernel");
+  kernels.emplace(key, kernel);  // the library stays loaded for the process's life
+  return kernel;
+}
+
+// `warps` warps (one per row or group of rows) in blocks of 8.
+void launch(cudaKernel_t kernel, int64_t warps, int device, void **args) {
+  constexpr int kWarpsPerBlock = 8;
+  const int64_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  TORCH_CHECK(blocks <= INT32_MAX, "too many rows for one launch");
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream();
+  C10_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void *>(kernel), dim3(static_cast<unsigned>(blocks)),
+                                  dim3(32 * kWarpsPerBlock), args, 0, stream));
+}
+
+std::string half_define(const at::Tensor &t) {
+  TORCH_CHECK(t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf,
+              "the glue kernels take bf16 or fp16, not ", t.scalar_type());
+  return t.scalar_type() == at::kBFloat16 ? "HALF_IS_BF16=1" : "HALF_IS_BF16=0";
+}
+
+void check_fp32(const at::Tensor &t, const at::Tensor &like, int64_t numel, const char *what) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous() && t.device() == like.device() && t.numel() == numel,
+              what, ": expected ", numel, " contiguous fp32 values on ", like.device());
+}
+
+const at::Tensor *as_tensor(const void *p) { return static_cast<const at::Tensor *>(p); }
+
 }  // namespace
 
 extern "C" {
 
 // Version of this C ABI; libda3 refuses a library with another one.
-int da3cs_abi_version(void) { return 2; }
+int da3cs_abi_version(void) { return 3; }
 
 int da3cs_graph_create(void **out, char *err, size_t err_len) {
   return guarded(err, err_len, [&] { *out = new Graph(); });
@@ -162,6 +337,112 @@ int da3cs_cudnn_attention(const void *q, const void *k, const void *v, void **ou
     const auto &value = *static_cast<const at::Tensor *>(v);
     auto result = at::_scaled_dot_product_cudnn_attention(query, key, value, std::nullopt, false);
     *out = new at::Tensor(std::get<0>(result));
+  });
+}
+
+// q, k, v (B, H, N, 64) for attention from the qkv projection `qkv` (B, N, 3 * H * 64, bf16
+// or fp16, contiguous), with the QK-norm LayerNorm (`q_weight`..`k_bias`, 64 fp32 each; all
+// null: none) and the RoPE tables `cos`, `sin` ((B, 1, N, 64) fp32; null: none) applied to q
+// and k; see `attention_inputs` in glue_kernels_source.h. `out[0..3]` receive new
+// `at::Tensor *` the caller owns. Returns 1 (message in `err`) when the kernel cannot be
+// compiled here.
+int da3cs_attention_inputs(const void *qkv, int64_t heads, const void *q_weight, const void *q_bias,
+                           const void *k_weight, const void *k_bias, double eps, const void *cos, const void *sin,
+                           void **out, char *err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    const at::Tensor &x = *as_tensor(qkv);
+    TORCH_CHECK(x.is_cuda() && x.dim() == 3 && x.is_contiguous(), "qkv: expected a contiguous (B, N, C) CUDA tensor");
+    const int64_t batch = x.size(0), tokens = x.size(1);
+    TORCH_CHECK(heads > 0 && x.size(2) == 3 * heads * 64, "qkv: expected 3 * ", heads, " heads of 64 channels, got ", x.size(2));
+    TORCH_CHECK(batch * tokens <= INT32_MAX, "qkv: too many tokens");
+    const bool norm = q_weight != nullptr;
+    TORCH_CHECK(norm == (q_bias != nullptr) && norm == (k_weight != nullptr) && norm == (k_bias != nullptr),
+                "QK-norm: all four tensors or none");
+    TORCH_CHECK((cos == nullptr) == (sin == nullptr), "RoPE: both tables or none");
+    if (norm) {
+      for (const void *t : {q_weight, q_bias, k_weight, k_bias}) check_fp32(*as_tensor(t), x, 64, "QK-norm parameter");
+    }
+    if (cos != nullptr) {
+      for (const void *t : {cos, sin}) check_fp32(*as_tensor(t), x, batch * tokens * 64, "RoPE table");
+    }
+    const int device = x.get_device();
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+    cudaKernel_t kernel = glue_kernel(device, {half_define(x)}, "attention_inputs");
+    auto q = at::empty({batch, heads, tokens, 64}, x.options());
+    auto k = at::empty_like(q);
+    auto v = at::empty_like(q);
+    auto ptr = [](const void *t) -> const void * { return t == nullptr ? nullptr : as_tensor(t)->data_ptr(); };
+    const void *x_ptr = x.data_ptr(), *qw = ptr(q_weight), *qb = ptr(q_bias), *kw = ptr(k_weight), *kb = ptr(k_bias);
+    const void *cos_ptr = ptr(cos), *sin_ptr = ptr(sin);
+    void *q_ptr = q.data_ptr(), *k_ptr = k.data_ptr(), *v_ptr = v.data_ptr();
+    float epsilon = static_cast<float>(eps);
+    int b = static_cast<int>(batch), n = static_cast<int>(tokens), h = static_cast<int>(heads);
+    int rows_per_warp = heads % 4 == 0 ? 4 : (heads % 2 == 0 ? 2 : 1);
+    void *args[] = {&x_ptr, &qw, &qb, &kw, &kb, &epsilon, &cos_ptr, &sin_ptr, &q_ptr, &k_ptr, &v_ptr, &b, &n, &h, &rows_per_warp};
+    launch(kernel, batch * tokens * 3 * heads / rows_per_warp, device, args);
+    out[0] = new at::Tensor(std::move(q));
+    out[1] = new at::Tensor(std::move(k));
+    out[2] = new at::Tensor(std::move(v));
+  });
+}
+
+// LayerNorm (`weight`, `bias`: C fp32; `eps`) of the fp32 rows of `x` (contiguous, C a multiple
+// of 128) into a new tensor of `half_like`'s kind (bf16 or fp16) in `*normed`. With `branch`
+// (x's shape, the compute kind) and `gamma` (C fp32): the rows normalised are `x + gamma *
+// branch`, returned as a new fp32 tensor in `*updated` (else `*updated` is left alone); see
+// `layer_norm` in glue_kernels_source.h. Returns 1 (message in `err`) when the kernel cannot be
+// compiled here.
+int da3cs_layer_norm(const void *x_handle, const void *branch, const void *gamma, const void *weight, const void *bias,
+                     double eps, const void *half_like, void **updated, void **normed, char *err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    const at::Tensor &x = *as_tensor(x_handle);
+    TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() >= 1,
+                "x: expected a contiguous fp32 CUDA tensor");
+    const int64_t channels = x.size(-1);
+    TORCH_CHECK(channels > 0 && channels % 128 == 0 && channels <= 4096, "x: ", channels, " channels (a multiple of 128 up to 4096 expected)");
+    const int64_t rows = x.numel() / channels;
+    check_fp32(*as_tensor(weight), x, channels, "LayerNorm weight");
+    check_fp32(*as_tensor(bias), x, channels, "LayerNorm bias");
+    const at::Tensor &like = *as_tensor(half_like);
+    TORCH_CHECK((branch == nullptr) == (gamma == nullptr), "branch and gamma: both or none");
+    std::optional<at::Tensor> x_out;
+    if (branch != nullptr) {
+      const at::Tensor &update = *as_tensor(branch);
+      TORCH_CHECK(update.scalar_type() == like.scalar_type() && update.is_contiguous() && update.sizes() == x.sizes() &&
+                      update.device() == x.device(),
+                  "branch: expected a contiguous tensor of x's shape in the compute kind");
+      check_fp32(*as_tensor(gamma), x, channels, "LayerScale gamma");
+      x_out = at::empty_like(x);
+    }
+    const int device = x.get_device();
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+    cudaKernel_t kernel = glue_kernel(device, {half_define(like), "ROW=" + std::to_string(channels)}, "layer_norm");
+    auto result = at::empty(x.sizes(), x.options().dtype(like.scalar_type()));
+    const void *x_ptr = x.data_ptr();
+    const void *branch_ptr = branch == nullptr ? nullptr : as_tensor(branch)->data_ptr();
+    const void *gamma_ptr = gamma == nullptr ? nullptr : as_tensor(gamma)->data_ptr();
+    void *x_out_ptr = x_out ? x_out->data_ptr() : nullptr;
+    const void *w_ptr = as_tensor(weight)->data_ptr(), *b_ptr = as_tensor(bias)->data_ptr();
+    float epsilon = static_cast<float>(eps);
+    void *out_ptr = result.data_ptr();
+    long long row_count = rows;
+    void *args[] = {&x_ptr, &branch_ptr, &gamma_ptr, &x_out_ptr, &w_ptr, &b_ptr, &epsilon, &out_ptr, &row_count};
+    launch(kernel, rows, device, args);
+    if (x_out) *updated = new at::Tensor(std::move(*x_out));
+    *normed = new at::Tensor(std::move(result));
+  });
+}
+
+// Compiles every glue-kernel variant libda3 uses (bf16 and fp16; LayerNorm rows of 384, 768,
+// 1024 and 1536 channels) for compute capability `arch` (e.g. 90), without loading them:
+// checks the kernels' source where no GPU runs them. Returns 1 (message in `err`) when NVRTC
+// is missing or a compile fails.
+int da3cs_compile_glue_kernels(int arch, char *err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    for (const char *half : {"HALF_IS_BF16=1", "HALF_IS_BF16=0"}) {
+      compile_glue({half}, arch);
+      for (int row : {384, 768, 1024, 1536}) compile_glue({half, "ROW=" + std::to_string(row)}, arch);
+    }
   });
 }
 

@@ -76,7 +76,7 @@
  *   DA3_ACCEL_HEAD = fp32 (default: compute precision): use_accelerate: the official fp32 depth head (overrides precision there)
  *   DA3_ACCEL_NHWC = 0 (default: 1): use_accelerate: NCHW instead of channels-last head convolutions
  *   DA3_ACCEL_FEATURES = fp32 (default: compute precision): use_accelerate: fp32 backbone features into the head
- *   DA3_ACCEL_GLUE = official (default: fused): use_accelerate: the official RoPE, LayerScale and residual passes instead of the fused ones
+ *   DA3_ACCEL_GLUE = kernels, libtorch, official (default: kernels): use_accelerate: the block glue in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes
  *   DA3_LOG = off, error, warn, info, debug (default: warn): what libda3 reports to stderr or the da3_log_set callback (debug: libtorch backtraces)
  *   DA3_LOG_GRAPHS = any (default: unset): same as DA3_LOG=info (CUDA graph captures and fallbacks)
  *   DA3_CUDA_SUPPORT_LIB = a path (default: beside libda3): where libda3_cuda_support.so is looked for first

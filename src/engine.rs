@@ -17,6 +17,7 @@ use crate::cancel::{self, CancelToken};
 use crate::faults;
 use crate::error::{Error, Result};
 use crate::gpu;
+use crate::host_copy;
 use crate::hub;
 use crate::image_input::{ImageView, RgbImage};
 use crate::model::{ForwardRequest, NetOutput};
@@ -290,7 +291,7 @@ impl Engine {
                         let index = 2 * p + i;
                         scope.spawn(move || crate::error::quiet_panics(|| {
                             let progress = reporter.for_replica(index, count);
-                            let replica = Replica::load(d, || Runner::load(checkpoint, d, kind, use_accelerate, settings, progress))?;
+                            let replica = Replica::load(d, || Runner::load(checkpoint, d, kind, use_accelerate, settings, preprocess_threads, progress))?;
                             reporter.report(Some((index, count)), 1.0, "build")?;
                             Ok(replica)
                         }))
@@ -342,14 +343,14 @@ impl Engine {
             let mut lease = self.runners.lease_all();
             let device = self.devices[0];
             return Replica::run_together(lease.workers_mut(), |runners| {
-                run_prepared(prepared, options, device, |images, cameras| {
+                run_prepared(prepared, options, device, self.preprocess_threads, |images, cameras| {
                     Runner::forward_sharded(runners, images, cameras, &request_of(options.forward()), false, stop)
                 })
             });
         }
         self.runners.lease().run(|runner| {
             let device = runner.device();
-            run_prepared(prepared, options, device, |images, cameras| {
+            run_prepared(prepared, options, device, self.preprocess_threads, |images, cameras| {
                 runner.forward(images, cameras, &request_of(options.forward()), false, stop)
             })
         })
@@ -378,7 +379,7 @@ impl Engine {
                 cancel::check(cancel, "after preprocessing")?;
                 replica.run(|runner| {
                     let device = runner.device();
-                    run_prepared(prepared, options, device, |images, cameras| {
+                    run_prepared(prepared, options, device, self.preprocess_threads, |images, cameras| {
                         runner.forward(images, cameras, &request_of(options.forward()), false, stop)
                     })
                 })
@@ -457,7 +458,7 @@ impl Engine {
             Views::Images(images) => preprocess::process_image_views(images, options.preprocess(), threads)?,
             Views::Rgb(images) => preprocess::process_views(images, options.preprocess(), threads)?,
             Views::Files(_) => preprocess::process_views(decoded.as_deref().unwrap_or_default(), options.preprocess(), threads)?,
-            Views::Preprocessed { data, views, height, width } => preprocessed_input(data, views, height, width)?,
+            Views::Preprocessed { data, views, height, width } => preprocessed_input(data, views, height, width, threads)?,
         };
         self.capabilities.check(known.is_some(), options.forward())?;
         Ok(PreparedScene { processed, known })
@@ -607,8 +608,9 @@ fn check_network_input(size: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// Caller-normalised views as the network input (no resize, no grid change).
-fn preprocessed_input(data: &[f32], views: usize, height: u32, width: u32) -> Result<Processed> {
+/// Caller-normalised views as the network input (no resize, no grid change); the checks and
+/// the copy on up to `threads` threads.
+fn preprocessed_input(data: &[f32], views: usize, height: u32, width: u32, threads: usize) -> Result<Processed> {
     let expected = views.checked_mul(3 * height as usize * width as usize);
     if views == 0 || height == 0 || width == 0 || expected != Some(data.len()) {
         return Err(Error::InvalidArgument(format!("images: {} floats for {views} views of 3 x {height} x {width}", data.len())));
@@ -625,7 +627,7 @@ fn preprocessed_input(data: &[f32], views: usize, height: u32, width: u32) -> Re
     }
     // The same policy as for outputs: NaN or infinity in, no result out (it would only
     // propagate into every output).
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+    if let Some(i) = host_copy::first_non_finite(data, threads) {
         let plane = 3 * height as usize * width as usize;
         return Err(Error::InvalidArgument(format!(
             "images: float {i} (view {}, channel {}) is {}: the network input must be finite",
@@ -634,7 +636,13 @@ fn preprocessed_input(data: &[f32], views: usize, height: u32, width: u32) -> Re
             data[i]
         )));
     }
-    let images = Tensor::f_from_slice(data)?.f_reshape([views as i64, 3, height as i64, width as i64])?;
+    let images = Tensor::f_empty([views as i64, 3, height as i64, width as i64], (Kind::Float, Device::Cpu))?;
+    {
+        // SAFETY: `images` is a new contiguous CPU tensor of exactly data.len() floats, not
+        // shared, and `target` is dropped before it is used again.
+        let target = unsafe { std::slice::from_raw_parts_mut(images.data_ptr() as *mut f32, data.len()) };
+        host_copy::copy_f32(target, data, threads);
+    }
     check_network_input(&images.size())?;
     Ok(Processed { images, height, width, grid_changes: vec![Vec::new(); views], colors: None })
 }
@@ -646,6 +654,7 @@ fn run_prepared(
     mut prepared: PreparedScene,
     options: &CheckedOptions,
     device: Device,
+    host_threads: usize,
     forward: impl FnOnce(&Tensor, Option<(&Tensor, &Tensor)>) -> Result<NetOutput>,
 ) -> Result<Prediction> {
     // The colours move into the prediction (no copy); caller-normalised views have none.
@@ -654,7 +663,7 @@ fn run_prepared(
     let Some(known) = &prepared.known else {
         let out = forward(&processed.images, None)?;
         cancel::check(options.cancel_token(), "after the forward")?;
-        return to_prediction(processed, colors, &out);
+        return to_prediction(processed, colors, &out, host_threads);
     };
     // The caller's intrinsics through the resize and crops; extrinsics normalised for the
     // camera encoder (the alignment below uses them as given).
@@ -664,7 +673,7 @@ fn run_prepared(
     let intrinsics_t = camera_input::intrinsics_tensor(&intrinsics)?;
     let out = forward(&processed.images, Some((&normalized, &intrinsics_t)))?;
     cancel::check(options.cancel_token(), "after the forward")?;
-    let mut prediction = to_prediction(processed, colors, &out)?;
+    let mut prediction = to_prediction(processed, colors, &out, host_threads)?;
     align_prediction(&mut prediction, known, &intrinsics, options.alignment().to_input_scale)?;
     Ok(prediction)
 }
@@ -687,41 +696,43 @@ fn request_of(options: &ForwardOptions) -> ForwardRequest<'_> {
     }
 }
 
-/// An output as host float32, in one copy from its device straight into the vector (a
-/// `to_device` then `Vec::try_from` would copy twice).
-fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
+/// An output as host float32. From a GPU: through page-locked memory (see
+/// `gpu::with_pinned_staging`; the device copy is then at full bus speed) and from there into
+/// the vector on up to `threads` threads, with no zero-filling first; elsewhere one copy
+/// straight into the vector (a `to_device` then `Vec::try_from` would copy twice). Converts
+/// the kind when the output is not float32.
+fn host_f32(t: &Tensor, threads: usize) -> Result<Vec<f32>> {
     faults::check(faults::OUTPUTS)?;
     let n = t.numel();
     let mut out = Vec::new();
     out.try_reserve_exact(n).map_err(|_| Error::OutOfMemory(format!("{n} floats of output could not be allocated on the host")))?;
-    out.resize(n, 0f32);
     if n == 0 {
         return Ok(out);
     }
+    let flat = t.f_reshape([-1])?;
+    if flat.device().is_cuda() {
+        let staged = gpu::with_pinned_staging(n * std::mem::size_of::<f32>(), |ptr| -> Result<()> {
+            // SAFETY: the staging buffer holds at least n floats and is ours while this runs.
+            let mut staging = unsafe { Tensor::f_from_blob(ptr as *const u8, &[n as i64], &[1], Kind::Float, Device::Cpu)? };
+            staging.f_copy_(&flat)?;
+            // SAFETY: the copy above wrote n floats there (a synchronous device-to-host copy).
+            let staged = unsafe { std::slice::from_raw_parts(ptr as *const f32, n) };
+            host_copy::copy_f32_uninit(&mut out.spare_capacity_mut()[..n], staged, threads);
+            // SAFETY: copy_f32_uninit initialised all n elements within the reserved capacity.
+            unsafe { out.set_len(n) };
+            Ok(())
+        });
+        if let Some(result) = staged {
+            result?;
+            return Ok(out);
+        }
+    }
+    out.resize(n, 0f32);
     {
         // SAFETY: `dst` views exactly `out`'s n contiguous floats, `out` is neither moved nor
         // touched while `dst` lives, and `dst` is dropped at the end of this block.
         let mut dst = unsafe { Tensor::f_from_blob(out.as_mut_ptr() as *const u8, &[n as i64], &[1], Kind::Float, Device::Cpu)? };
-        let flat = t.f_reshape([-1])?;
-        // Through page-locked memory when the output is on a GPU (see
-        // `gpu::with_pinned_staging`); a synchronous copy that converts the kind when the
-        // output is not float32.
-        let staged = flat.device().is_cuda().then(|| {
-            gpu::with_pinned_staging(n * std::mem::size_of::<f32>(), |ptr| -> Result<()> {
-                // SAFETY: the staging buffer holds at least n floats and is ours while this runs.
-                let mut staging =
-                    unsafe { Tensor::f_from_blob(ptr as *const u8, &[n as i64], &[1], Kind::Float, Device::Cpu)? };
-                staging.f_copy_(&flat)?;
-                dst.f_copy_(&staging)?;
-                Ok(())
-            })
-        });
-        match staged.flatten() {
-            Some(result) => result?,
-            None => {
-                dst.f_copy_(&flat)?;
-            }
-        }
+        dst.f_copy_(&flat)?;
     }
     Ok(out)
 }
@@ -752,22 +763,23 @@ fn check_finite(out: &NetOutput) -> Result<()> {
     )))
 }
 
-fn to_prediction(processed: &Processed, colors: Vec<u8>, out: &NetOutput) -> Result<Prediction> {
+/// The outputs copied to the host on up to `threads` threads (see `host_f32`).
+fn to_prediction(processed: &Processed, colors: Vec<u8>, out: &NetOutput, threads: usize) -> Result<Prediction> {
     check_finite(out)?;
     let features = out
         .exported_features
         .iter()
         .map(|(layer, f)| {
             let s = f.size();
-            Ok(FeatureMap { layer: *layer, shape: [s[0], s[1], s[2], s[3]].map(|d| d as usize), data: host_f32(f)? })
+            Ok(FeatureMap { layer: *layer, shape: [s[0], s[1], s[2], s[3]].map(|d| d as usize), data: host_f32(f, threads)? })
         })
         .collect::<Result<_>>()?;
-    let optional = |t: &Option<Tensor>| t.as_ref().map(host_f32).transpose();
+    let optional = |t: &Option<Tensor>| t.as_ref().map(|t| host_f32(t, threads)).transpose();
     Ok(Prediction {
         views: out.depth.size()[0] as usize,
         height: processed.height as usize,
         width: processed.width as usize,
-        depth: host_f32(&out.depth)?,
+        depth: host_f32(&out.depth, threads)?,
         confidence: optional(&out.depth_conf)?.unwrap_or_default(),
         extrinsics: optional(&out.extrinsics)?,
         intrinsics: optional(&out.intrinsics)?,

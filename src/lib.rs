@@ -34,6 +34,7 @@ pub mod config;
 pub mod model;
 pub mod nn;
 pub mod weights;
+pub mod host_copy;
 pub mod hub;
 pub mod preprocess;
 pub mod replica;

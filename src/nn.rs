@@ -152,6 +152,11 @@ impl LayerNorm {
         })
     }
 
+    /// The epsilon added to the variance.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.f_to_kind(Kind::Float)?.f_layer_norm([self.dim], Some(&self.weight), Some(&self.bias), self.eps, true)?)
     }

@@ -46,6 +46,19 @@ pub enum AttentionChoice {
     Sdpa,
 }
 
+/// How the accelerated runner computes a transformer block's glue (normalisations, RoPE,
+/// LayerScale and residual updates) in reduced precision (`DA3_ACCEL_GLUE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlueChoice {
+    /// Fewer passes (fp32 arithmetic, one rounding), on a GPU in the run-time compiled glue
+    /// kernels (the default).
+    Kernels,
+    /// The same arithmetic in libtorch operations only.
+    Libtorch,
+    /// The official passes.
+    Official,
+}
+
 /// The settings. `Default` is what an empty environment gives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -65,9 +78,8 @@ pub struct Settings {
     pub accelerated_head_nhwc: bool,
     /// `DA3_ACCEL_FEATURES=fp32`: fp32 features into the accelerated head.
     pub accelerated_features_fp32: bool,
-    /// `DA3_ACCEL_GLUE=official`: the official RoPE, LayerScale and residual passes under
-    /// `use_accelerate`.
-    pub accelerated_glue_official: bool,
+    /// `DA3_ACCEL_GLUE`: how the glue of the blocks runs under `use_accelerate`.
+    pub accelerated_glue: GlueChoice,
     /// `DA3_LOG` (`DA3_LOG_GRAPHS` set: at least `Info`).
     pub log_level: Level,
     /// `DA3_CUDA_SUPPORT_LIB`: the path of `libda3_cuda_support.so`, tried first.
@@ -88,7 +100,7 @@ impl Default for Settings {
             accelerated_head_fp32: false,
             accelerated_head_nhwc: true,
             accelerated_features_fp32: false,
-            accelerated_glue_official: false,
+            accelerated_glue: GlueChoice::Kernels,
             log_level: Level::Warn,
             cuda_support_lib: None,
             model_cache_roots: Vec::new(),
@@ -157,9 +169,9 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "DA3_ACCEL_GLUE",
-        values: "official",
-        default: "fused",
-        effect: "use_accelerate: the official RoPE, LayerScale and residual passes instead of the fused ones",
+        values: "kernels, libtorch, official",
+        default: "kernels",
+        effect: "use_accelerate: the block glue in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes",
     },
     Variable {
         name: "DA3_LOG",
@@ -237,7 +249,12 @@ impl Settings {
             accelerated_head_fp32: lookup("DA3_ACCEL_HEAD").as_deref() == Some("fp32"),
             accelerated_head_nhwc: lookup("DA3_ACCEL_NHWC").as_deref() != Some("0"),
             accelerated_features_fp32: lookup("DA3_ACCEL_FEATURES").as_deref() == Some("fp32"),
-            accelerated_glue_official: lookup("DA3_ACCEL_GLUE").as_deref() == Some("official"),
+            accelerated_glue: match lookup("DA3_ACCEL_GLUE").as_deref() {
+                None | Some("kernels") => GlueChoice::Kernels,
+                Some("libtorch") => GlueChoice::Libtorch,
+                Some("official") => GlueChoice::Official,
+                Some(other) => return Err(invalid("DA3_ACCEL_GLUE", other, "kernels, libtorch or official")),
+            },
             log_level,
             cuda_support_lib: lookup("DA3_CUDA_SUPPORT_LIB").map(PathBuf::from),
             model_cache_roots,
@@ -302,9 +319,9 @@ mod tests {
         assert_eq!(s.preprocess_threads, Some(3));
         assert_eq!(s.attention, AttentionChoice::Sdpa);
         assert!(s.accelerated_head_fp32 && !s.accelerated_head_nhwc && s.accelerated_features_fp32);
-        assert!(s.accelerated_glue_official);
+        assert_eq!(s.accelerated_glue, GlueChoice::Official);
         let defaults = from(&[]).unwrap();
-        assert!(!defaults.accelerated_glue_official);
+        assert_eq!(defaults.accelerated_glue, GlueChoice::Kernels);
         assert_eq!(s.log_level, Level::Debug);
         assert_eq!(s.cuda_support_lib, Some(PathBuf::from("/x/libda3_cuda_support.so")));
         assert_eq!(s.model_cache_roots, vec![PathBuf::from("/cache"), PathBuf::from("/hf/hub")]);
@@ -317,6 +334,8 @@ mod tests {
         let message = |r: Result<Settings>| r.unwrap_err().to_string();
         assert!(message(from(&[("DA3_PLACEMENT", "everywhere")])).contains("DA3_PLACEMENT='everywhere'"));
         assert!(message(from(&[("DA3_LOG", "loud")])).contains("DA3_LOG='loud'"));
+        assert!(message(from(&[("DA3_ACCEL_GLUE", "fused")])).contains("DA3_ACCEL_GLUE='fused'"));
+        assert_eq!(from(&[("DA3_ACCEL_GLUE", "libtorch")]).unwrap().accelerated_glue, GlueChoice::Libtorch);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!   (`da3::accuracy::ACCELERATED_BF16_BOUND`) of the fp32 reference on the sample photos.
 
 use da3::accuracy::{compare, ACCELERATED_BF16_BOUND};
-use da3::settings::Settings;
+use da3::settings::{GlueChoice, Settings};
 use da3::{Engine, InferOptions, LoadOptions, Precision, RgbImage, Scene, Views};
 
 fn checkpoint() -> String {
@@ -63,7 +63,7 @@ fn accelerated_path_on_the_cpu_matches_and_stays_within_the_bound() {
     assert!(deviation.within(&ACCELERATED_BF16_BOUND), "outside the documented bound {ACCELERATED_BF16_BOUND:?}: {deviation:?}");
 
     // DA3_ACCEL_GLUE=official: the official RoPE, LayerScale and residual passes; also in bound.
-    let settings = Settings { accelerated_glue_official: true, ..Settings::default() };
+    let settings = Settings { accelerated_glue: GlueChoice::Official, ..Settings::default() };
     let official_glue = infer(Engine::load(&ck, LoadOptions::new(true, Precision::Bf16).with_settings(settings)).unwrap());
     let deviation_official_glue = compare(&reference, &official_glue).unwrap();
     println!("... with the official glue passes: {deviation_official_glue:?}");
@@ -72,4 +72,10 @@ fn accelerated_path_on_the_cpu_matches_and_stays_within_the_bound() {
         deviation_official_glue.within(&ACCELERATED_BF16_BOUND),
         "outside the documented bound {ACCELERATED_BF16_BOUND:?}: {deviation_official_glue:?}"
     );
+
+    // DA3_ACCEL_GLUE=libtorch: the fused glue in libtorch operations, which is also what the
+    // default runs where the GPU kernels cannot (this CPU): the same numbers.
+    let settings = Settings { accelerated_glue: GlueChoice::Libtorch, ..Settings::default() };
+    let libtorch_glue = infer(Engine::load(&ck, LoadOptions::new(true, Precision::Bf16).with_settings(settings)).unwrap());
+    assert_eq!(libtorch_glue.depth, bf16_accel.depth, "on the CPU the default glue is libtorch's");
 }

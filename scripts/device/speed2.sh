@@ -7,14 +7,8 @@
 # Carried: .carry-speed (built here by scripts/device/prepare_carry_speed.sh) and .whl
 # (scripts/device/prepare_carry.sh). Writes $OUT (default out/speed2).
 set -uo pipefail
-C=$PWD/.carry-speed
-OUT=${OUT:-$PWD/out/speed2}
-mkdir -p "$OUT"
-source scripts/device/python_env.sh
-export LD_LIBRARY_PATH=$C:$TORCH_LIB
-export PYTHONUNBUFFERED=1
-CK=/tmp/da3-ckpt
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; date -u; } | tee "$OUT/env-$1.txt"
+OUT_NAME=speed2
+source scripts/device/speed_env.sh "${1:-}"
 case "${1:-}" in
 glue|both)
   python3 tests/oracle/make_checkpoint.py --model da3-large --seed 0 --out $CK/da3-large > "$OUT/ck.log" 2>&1

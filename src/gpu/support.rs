@@ -1,5 +1,6 @@
 //! Safe access to `libda3_cuda_support.so` (`cpp/cuda_support.cpp`): CUDA graphs, the
-//! caching allocator's statistics and device capabilities, which tch does not expose.
+//! caching allocator's statistics, device capabilities and cuDNN attention, which tch does not
+//! expose, and the transformer-block glue kernels it compiles at run time with NVRTC.
 //!
 //! The shim links libtorch's CUDA libraries, so it is opened at run time, after the CUDA
 //! backend (`backend::cuda_available`), never at load time: libda3 keeps loading on machines
@@ -16,10 +17,14 @@ use once_cell::sync::{Lazy, OnceCell};
 
 use super::backend;
 use crate::error::{torch_error, Error, Result};
-use crate::model::AttentionKernel;
+use crate::model::dinov2::layers::rope::RopeTables;
+use crate::model::{AttentionKernel, GlueKernels};
+use crate::nn::LayerNorm;
 
 const LIBRARY_NAME: &str = "libda3_cuda_support.so";
-const ABI_VERSION: c_int = 2;
+const ABI_VERSION: c_int = 3;
+/// A shim call's status when a run-time compiled kernel cannot be had here.
+const KERNEL_UNAVAILABLE: c_int = 1;
 const ERROR_CAPACITY: usize = 1024;
 
 type ErrArgs = (*mut c_char, usize);
@@ -36,6 +41,36 @@ struct Shim {
     compute_capability: unsafe extern "C" fn(c_int, *mut c_int, *mut c_char, usize) -> c_int,
     synchronize: unsafe extern "C" fn(c_int, *mut c_char, usize) -> c_int,
     cudnn_attention: unsafe extern "C" fn(*const c_void, *const c_void, *const c_void, *mut *mut c_void, *mut c_char, usize) -> c_int,
+    #[allow(clippy::type_complexity)]
+    attention_inputs: unsafe extern "C" fn(
+        *const c_void,
+        i64,
+        *const c_void,
+        *const c_void,
+        *const c_void,
+        *const c_void,
+        f64,
+        *const c_void,
+        *const c_void,
+        *mut *mut c_void,
+        *mut c_char,
+        usize,
+    ) -> c_int,
+    #[allow(clippy::type_complexity)]
+    layer_norm: unsafe extern "C" fn(
+        *const c_void,
+        *const c_void,
+        *const c_void,
+        *const c_void,
+        *const c_void,
+        f64,
+        *const c_void,
+        *mut *mut c_void,
+        *mut *mut c_void,
+        *mut c_char,
+        usize,
+    ) -> c_int,
+    compile_glue_kernels: unsafe extern "C" fn(c_int, *mut c_char, usize) -> c_int,
 }
 
 static SHIM: Lazy<std::result::Result<Shim, String>> = Lazy::new(load_shim);
@@ -81,6 +116,11 @@ fn load_shim() -> std::result::Result<Shim, String> {
     if !backend::cuda_available() {
         return Err(backend::cuda_unavailable_reason());
     }
+    open_shim()
+}
+
+/// Opens the shim (its CUDA functions then need a GPU; `compile_glue_kernels` does not).
+fn open_shim() -> std::result::Result<Shim, String> {
     let mut tried = Vec::new();
     for path in candidates() {
         if !std::path::Path::new(&path).is_file() {
@@ -138,6 +178,9 @@ fn resolve(handle: *mut c_void) -> std::result::Result<Shim, String> {
             compute_capability: as_function(symbol("da3cs_compute_capability")?),
             synchronize: as_function(symbol("da3cs_synchronize")?),
             cudnn_attention: as_function(symbol("da3cs_cudnn_attention")?),
+            attention_inputs: as_function(symbol("da3cs_attention_inputs")?),
+            layer_norm: as_function(symbol("da3cs_layer_norm")?),
+            compile_glue_kernels: as_function(symbol("da3cs_compile_glue_kernels")?),
         })
     }
 }
@@ -153,13 +196,105 @@ pub fn availability() -> std::result::Result<(), String> {
 
 /// Calls a shim function with an error buffer, turning its failure into `Error::Torch`.
 fn call(what: &str, f: impl FnOnce(ErrArgs) -> c_int) -> Result<()> {
+    match call_kernel(what, f)? {
+        Ok(()) => Ok(()),
+        Err(unavailable) => Err(torch_error(&unavailable).during(what)),
+    }
+}
+
+/// `call` for a function that may answer `KERNEL_UNAVAILABLE`: `Ok(Err(why))` then.
+fn call_kernel(what: &str, f: impl FnOnce(ErrArgs) -> c_int) -> Result<std::result::Result<(), String>> {
     let mut buffer = vec![0 as c_char; ERROR_CAPACITY];
-    if f((buffer.as_mut_ptr(), buffer.len())) == 0 {
-        return Ok(());
+    let status = f((buffer.as_mut_ptr(), buffer.len()));
+    if status == 0 {
+        return Ok(Ok(()));
     }
     // SAFETY: the shim always NUL-terminates within the buffer.
     let message = unsafe { CStr::from_ptr(buffer.as_ptr()) }.to_string_lossy().into_owned();
+    if status == KERNEL_UNAVAILABLE {
+        return Ok(Err(message));
+    }
     Err(torch_error(&message).during(what))
+}
+
+/// A tensor handle the shim returned, owned from here on.
+///
+/// # Safety
+/// `handle` is a new heap `at::Tensor *` no one else owns.
+unsafe fn owned_tensor(handle: *mut c_void) -> tch::Tensor {
+    // SAFETY: per the caller; freed by the Tensor's Drop.
+    unsafe { tch::Tensor::from_ptr(handle.cast()) }
+}
+
+fn tensor_ptr(t: &tch::Tensor) -> *const c_void {
+    t.as_ptr() as *const c_void
+}
+
+/// See `da3cs_attention_inputs` (cpp/cuda_support.cpp). `Ok(Err(why))`: the kernel cannot be
+/// had here.
+fn attention_inputs(
+    qkv: &tch::Tensor,
+    heads: i64,
+    qk_norm: Option<(&LayerNorm, &LayerNorm)>,
+    rope: Option<&RopeTables>,
+) -> Result<std::result::Result<(tch::Tensor, tch::Tensor, tch::Tensor), String>> {
+    let shim = shim()?;
+    let null = std::ptr::null::<c_void>();
+    let (qw, qb, kw, kb, eps) = match qk_norm {
+        Some((q, k)) => (tensor_ptr(&q.weight), tensor_ptr(&q.bias), tensor_ptr(&k.weight), tensor_ptr(&k.bias), q.eps()),
+        None => (null, null, null, null, 0.0),
+    };
+    let (cos, sin) = rope.map_or((null, null), |t| (tensor_ptr(t.cos()), tensor_ptr(t.sin())));
+    let mut out = [std::ptr::null_mut::<c_void>(); 3];
+    // SAFETY: tch's tensor handles are `at::Tensor *`, alive for the call; `out` has the three
+    // slots the function fills on success.
+    let status = call_kernel("the attention-input kernel", |(e, n)| unsafe {
+        (shim.attention_inputs)(tensor_ptr(qkv), heads, qw, qb, kw, kb, eps, cos, sin, out.as_mut_ptr(), e, n)
+    })?;
+    // SAFETY: on success each slot holds a new tensor handle the caller owns.
+    Ok(status.map(|()| unsafe { (owned_tensor(out[0]), owned_tensor(out[1]), owned_tensor(out[2])) }))
+}
+
+/// See `da3cs_layer_norm` (cpp/cuda_support.cpp): `norm(x)` (after `x + gamma * branch`
+/// when `residual` is given, returned too) in `half_like`'s kind.
+fn layer_norm(
+    x: &tch::Tensor,
+    residual: Option<(&tch::Tensor, &tch::Tensor)>,
+    norm: &LayerNorm,
+    half_like: &tch::Tensor,
+) -> Result<std::result::Result<(Option<tch::Tensor>, tch::Tensor), String>> {
+    let shim = shim()?;
+    let null = std::ptr::null::<c_void>();
+    let (branch, gamma) = residual.map_or((null, null), |(b, g)| (tensor_ptr(b), tensor_ptr(g)));
+    let (mut updated, mut normed) = (std::ptr::null_mut::<c_void>(), std::ptr::null_mut::<c_void>());
+    // SAFETY: tch's tensor handles are `at::Tensor *`, alive for the call; valid out-pointers.
+    let status = call_kernel("the LayerNorm kernel", |(e, n)| unsafe {
+        (shim.layer_norm)(
+            tensor_ptr(x),
+            branch,
+            gamma,
+            tensor_ptr(&norm.weight),
+            tensor_ptr(&norm.bias),
+            norm.eps(),
+            tensor_ptr(half_like),
+            &mut updated,
+            &mut normed,
+            e,
+            n,
+        )
+    })?;
+    // SAFETY: on success `normed` (and `updated` with a residual) are new handles we own.
+    Ok(status.map(|()| unsafe { (residual.map(|_| owned_tensor(updated)), owned_tensor(normed)) }))
+}
+
+/// Compiles every glue-kernel variant for compute capability `arch` (e.g. 90) with NVRTC,
+/// without a GPU: the kernels' source is checked where no GPU runs them.
+pub fn compile_glue_kernels(arch: i32) -> std::result::Result<(), String> {
+    static OPENED: Lazy<std::result::Result<Shim, String>> = Lazy::new(open_shim);
+    let shim = OPENED.as_ref().map_err(Clone::clone)?;
+    // SAFETY: plain call with a valid error buffer.
+    call_kernel("compile the glue kernels", |(e, n)| unsafe { (shim.compile_glue_kernels)(arch as c_int, e, n) })
+        .map_err(|e| e.to_string())?
 }
 
 /// Caching-allocator bytes of one device.
@@ -259,6 +394,109 @@ impl AttentionKernel for CudnnAttention {
     }
 }
 
+/// The glue kernels of `cpp/glue_kernels_source.h` as the model's `GlueKernels` (the
+/// accelerated runner's, on a GPU in reduced precision). They take bf16/fp16 CUDA tensors with
+/// heads of 64 channels and LayerNorm rows of a multiple of 128 channels (every DA3 backbone),
+/// and decline anything else. A kernel that cannot be compiled here (no NVRTC, an unknown
+/// architecture) turns them off for good, with one log line: libtorch's operations run instead.
+pub struct CudaGlueKernels {
+    enabled: AtomicBool,
+}
+
+impl CudaGlueKernels {
+    pub fn new() -> Self {
+        CudaGlueKernels { enabled: AtomicBool::new(true) }
+    }
+
+    /// Whether no kernel has turned out unavailable yet.
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// `result` as the trait answers it: an unavailable kernel disables them all.
+    fn answer<T>(&self, result: Result<std::result::Result<T, String>>) -> Option<Result<T>> {
+        match result {
+            Ok(Ok(value)) => Some(Ok(value)),
+            Ok(Err(why)) => {
+                crate::log::info(&format!("glue kernels unavailable, using libtorch's operations: {why}"));
+                self.enabled.store(false, Ordering::Relaxed);
+                None
+            }
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    fn takes_half(&self, t: &tch::Tensor) -> bool {
+        self.enabled() && t.device().is_cuda() && matches!(t.kind(), tch::Kind::BFloat16 | tch::Kind::Half) && t.is_contiguous()
+    }
+
+    fn takes_rows(&self, x: &tch::Tensor, norm: &LayerNorm) -> bool {
+        let channels = x.size().last().copied().unwrap_or(0);
+        self.enabled()
+            && x.device().is_cuda()
+            && x.kind() == tch::Kind::Float
+            && x.is_contiguous()
+            && channels > 0
+            && channels % 128 == 0
+            && channels <= 4096
+            && norm.weight.size() == [channels]
+    }
+}
+
+impl Default for CudaGlueKernels {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GlueKernels for CudaGlueKernels {
+    fn attention_inputs(
+        &self,
+        qkv: &tch::Tensor,
+        heads: i64,
+        qk_norm: Option<(&LayerNorm, &LayerNorm)>,
+        rope: Option<&RopeTables>,
+    ) -> Option<Result<(tch::Tensor, tch::Tensor, tch::Tensor)>> {
+        let size = qkv.size();
+        let fits = self.takes_half(qkv) && size.len() == 3 && heads > 0 && size[2] == 3 * heads * 64;
+        let tables_fit = rope.map_or(true, |t| t.cos().size() == [size[0], 1, size[1], 64]);
+        let norms_fit = qk_norm.map_or(true, |(q, k)| q.weight.size() == [64] && k.weight.size() == [64] && q.eps() == k.eps());
+        if !(fits && tables_fit && norms_fit) {
+            return None;
+        }
+        self.answer(attention_inputs(qkv, heads, qk_norm, rope))
+    }
+
+    fn layer_norm(&self, x: &tch::Tensor, norm: &LayerNorm, kind: tch::Kind) -> Option<Result<tch::Tensor>> {
+        if !self.takes_rows(x, norm) || !matches!(kind, tch::Kind::BFloat16 | tch::Kind::Half) {
+            return None;
+        }
+        let half_like = match tch::Tensor::f_empty([0], (kind, x.device())) {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e.into())),
+        };
+        self.answer(layer_norm(x, None, norm, &half_like)).map(|r| r.map(|(_, normed)| normed))
+    }
+
+    fn residual_layer_norm(
+        &self,
+        x: &tch::Tensor,
+        branch: &tch::Tensor,
+        gamma: &tch::Tensor,
+        norm: &LayerNorm,
+        kind: tch::Kind,
+    ) -> Option<Result<(tch::Tensor, tch::Tensor)>> {
+        if !self.takes_rows(x, norm) || !self.takes_half(branch) || branch.kind() != kind || branch.size() != x.size() {
+            return None;
+        }
+        let answer = self.answer(layer_norm(x, Some((branch, gamma)), norm, branch))?;
+        Some(answer.and_then(|(updated, normed)| {
+            let updated = updated.ok_or_else(|| Error::Torch("the LayerNorm kernel returned no residual".into()))?;
+            Ok((updated, normed))
+        }))
+    }
+}
+
 /// One CUDA graph (`at::cuda::CUDAGraph`) with its private memory pool. Tensors created
 /// during the capture live in that pool and are rewritten by every replay.
 pub struct CudaGraph {
@@ -316,6 +554,18 @@ impl Drop for CudaGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The glue kernels' CUDA source compiles (NVRTC runs without a GPU) for Ampere and Hopper
+    /// in every variant libda3 uses; their arithmetic is checked on a GPU by
+    /// `examples/glue_kernels_check.rs` (bench/).
+    #[test]
+    fn the_glue_kernels_compile_with_nvrtc() {
+        for arch in [80, 90] {
+            if let Err(why) = compile_glue_kernels(arch) {
+                panic!("sm_{arch}: {why}");
+            }
+        }
+    }
 
     /// Without a GPU everything here reports why instead of failing to load or crashing.
     #[test]

@@ -43,7 +43,7 @@ impl CameraEnc {
         let encoding = extri_intri_to_pose_encoding(&c2w, &intrinsics.f_to_kind(Kind::Float)?, height, width)?;
         let mut tokens = self.token_norm.forward(&self.pose_branch.forward(&encoding)?)?.f_unsqueeze(0)?;
         for block in &self.trunk {
-            tokens = block.forward(&tokens, None, None, false)?;
+            tokens = block.forward(&tokens, None, None, false, None)?;
         }
         Ok(self.trunk_norm.forward(&tokens)?.f_squeeze_dim(0)?)
     }

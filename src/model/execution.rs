@@ -4,8 +4,10 @@
 //! to the host, fp32 features and every block on the network's own device.
 use tch::{Kind, Tensor};
 
+use super::dinov2::layers::rope::RopeTables;
 use super::dinov2::{BlockState, DinoVisionTransformer};
 use crate::error::{Error, Result};
+use crate::nn::LayerNorm;
 
 /// A fused attention implementation supplied from outside the model (e.g. cuDNN's).
 pub trait AttentionKernel: Send + Sync {
@@ -13,6 +15,38 @@ pub trait AttentionKernel: Send + Sync {
     /// `None` when this kernel does not handle the call (then libtorch's SDPA runs, as the
     /// official).
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Option<Tensor>;
+}
+
+/// Fused kernels for the glue of a transformer block under `Execution::fused_glue`, supplied
+/// from outside the model (e.g. run-time compiled CUDA kernels). Same arithmetic as the
+/// fused glue in libtorch operations (fp32, one rounding to the compute kind), fewer passes.
+/// Each returns `None` when it does not handle the call (then the libtorch operations run)
+/// and `Some(Err)` when it failed (e.g. out of memory).
+pub trait GlueKernels: Send + Sync {
+    /// q, k, v (B, heads, N, head_dim) in `qkv`'s kind, contiguous, from the qkv projection
+    /// `qkv` (B, N, 3 * heads * head_dim): q and k through the QK-norm LayerNorms (q's, k's)
+    /// and RoPE when given, v as it is.
+    fn attention_inputs(
+        &self,
+        qkv: &Tensor,
+        heads: i64,
+        qk_norm: Option<(&LayerNorm, &LayerNorm)>,
+        rope: Option<&RopeTables>,
+    ) -> Option<Result<(Tensor, Tensor, Tensor)>>;
+
+    /// `norm(x)` of the fp32 residual stream `x`, in `kind`.
+    fn layer_norm(&self, x: &Tensor, norm: &LayerNorm, kind: Kind) -> Option<Result<Tensor>>;
+
+    /// The LayerScale residual update `x + gamma * branch` (fp32, a new tensor) and its
+    /// `norm` in `kind`, in one pass.
+    fn residual_layer_norm(
+        &self,
+        x: &Tensor,
+        branch: &Tensor,
+        gamma: &Tensor,
+        norm: &LayerNorm,
+        kind: Kind,
+    ) -> Option<Result<(Tensor, Tensor)>>;
 }
 
 /// Runs the any-view backbone's blocks on a prepared `BlockState` somewhere other than
@@ -41,6 +75,10 @@ pub struct Execution<'a> {
     /// passes per tensor and block), and each LayerScale + residual add in one pass (fp32,
     /// rounded once).
     pub fused_glue: bool,
+    /// Kernels for that glue (with `fused_glue` only): LayerNorm into the compute kind, the
+    /// residual update with the next LayerNorm, QK-norm + RoPE + attention layout in one pass
+    /// each; `None`: the glue in libtorch operations.
+    pub glue: Option<&'a dyn GlueKernels>,
     /// Where the any-view backbone's blocks run; `None`: every block here, in order.
     pub blocks: Option<&'a dyn BlockRunner>,
     /// Polled between stages and before each backbone block (`check_stop`): `Err` stops the
@@ -60,6 +98,7 @@ impl Execution<'_> {
             reference_on_device: false,
             features_kind: None,
             fused_glue: false,
+            glue: None,
             blocks: None,
             stop: None,
         }

@@ -342,14 +342,14 @@ impl DinoVisionTransformer {
                 let rope =
                     RopePositions { positions: &state.global_positions, max_position: 1, tables: global_tables.as_ref() };
                 let scene = state.x.f_reshape([1, s * tokens, dim])?;
-                state.x = block.forward(&scene, Some((&self.rope, rope)), exec.attention, exec.fused_glue)?.f_reshape([s, tokens, dim])?;
+                state.x = block.forward(&scene, Some((&self.rope, rope)), exec.attention, exec.fused_glue, exec.glue)?.f_reshape([s, tokens, dim])?;
             } else {
                 let rope = RopePositions {
                     positions: &state.local_positions,
                     max_position: state.local_max_position,
                     tables: local_tables.as_ref(),
                 };
-                state.x = block.forward(&state.x, Some((&self.rope, rope)), exec.attention, exec.fused_glue)?;
+                state.x = block.forward(&state.x, Some((&self.rope, rope)), exec.attention, exec.fused_glue, exec.glue)?;
                 state.local_x = state.x.shallow_clone();
             }
             if cfg.out_layers.contains(&i) {

@@ -3,7 +3,7 @@ use tch::{Kind, Tensor};
 
 use super::rope::{RopeTables, RotaryPositionEmbedding2D};
 use crate::error::Result;
-use crate::model::execution::AttentionKernel;
+use crate::model::execution::{AttentionKernel, GlueKernels};
 use crate::nn::{LayerNorm, Linear};
 use crate::weights::WeightLoader;
 
@@ -40,16 +40,39 @@ impl Attention {
         })
     }
 
+    /// The kind q, k and v are brought to for the attention kernel.
+    pub fn compute_kind(&self) -> Kind {
+        self.compute_kind
+    }
+
     /// `kernel`: a fused attention to try first (see `Execution::attention`); libtorch's SDPA
-    /// runs when there is none or it declines.
+    /// runs when there is none or it declines. `glue`: kernels that make q, k and v from the
+    /// projection in one pass (see `Execution::glue`), tried first where the RoPE is the
+    /// gathered tables' (or none).
     pub fn forward(
         &self,
         x: &Tensor,
         rope: Option<(&RotaryPositionEmbedding2D, RopePositions<'_>)>,
         kernel: Option<&dyn AttentionKernel>,
+        glue: Option<&dyn GlueKernels>,
     ) -> Result<Tensor> {
         let (b, n, c) = x.size3()?;
-        let qkv = self.qkv.forward(x)?.f_reshape([b, n, 3, self.num_heads, c / self.num_heads])?.f_permute([2, 0, 3, 1, 4])?;
+        let projected = self.qkv.forward(x)?;
+        let tables = match &rope {
+            Some((_, pos)) => pos.tables.map(Some),
+            None => Some(None),
+        };
+        let fused = match (glue, tables) {
+            (Some(glue), Some(tables)) => {
+                let norms = self.q_norm.as_ref().zip(self.k_norm.as_ref());
+                glue.attention_inputs(&projected, self.num_heads, norms, tables).transpose()?
+            }
+            _ => None,
+        };
+        if let Some((q, k, v)) = fused {
+            return self.attend(&q, &k, &v, kernel, (b, n, c));
+        }
+        let qkv = projected.f_reshape([b, n, 3, self.num_heads, c / self.num_heads])?.f_permute([2, 0, 3, 1, 4])?;
         let (mut q, mut k, v) = (qkv.f_get(0)?, qkv.f_get(1)?, qkv.f_get(2)?);
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             q = qn.forward(&q)?;
@@ -69,9 +92,21 @@ impl Attention {
             }
         }
         let (q, k, v) = (q.f_to_kind(kind)?, k.f_to_kind(kind)?, v.f_to_kind(kind)?);
-        let out = match kernel.and_then(|kernel| kernel.attend(&q, &k, &v)) {
+        self.attend(&q, &k, &v, kernel, (b, n, c))
+    }
+
+    /// softmax(q kᵀ / sqrt(D)) v of (B, heads, N, D) q, k, v, then the output projection.
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        kernel: Option<&dyn AttentionKernel>,
+        (b, n, c): (i64, i64, i64),
+    ) -> Result<Tensor> {
+        let out = match kernel.and_then(|kernel| kernel.attend(q, k, v)) {
             Some(fused) => fused,
-            None => Tensor::f_scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, false, None, false)?,
+            None => Tensor::f_scaled_dot_product_attention(q, k, v, None::<Tensor>, 0.0, false, None, false)?,
         };
         self.proj.forward(&out.f_transpose(1, 2)?.f_reshape([b, n, c])?)
     }

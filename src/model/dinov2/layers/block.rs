@@ -7,7 +7,7 @@ use super::mlp::Mlp;
 use super::rope::RotaryPositionEmbedding2D;
 use super::swiglu_ffn::SwiGLUFFNFused;
 use crate::error::Result;
-use crate::model::execution::AttentionKernel;
+use crate::model::execution::{AttentionKernel, GlueKernels};
 use crate::nn::LayerNorm;
 use crate::weights::WeightLoader;
 
@@ -68,24 +68,38 @@ impl Block {
     }
 
     /// `attention`: the fused attention kernel to try (see `Execution::attention`).
-    /// `fused_glue`: each LayerScale + residual add in one pass (`Execution::fused_glue`).
+    /// `fused_glue`: each LayerScale + residual add in one pass (`Execution::fused_glue`),
+    /// with `glue`'s kernels where they take the call (`Execution::glue`).
     pub fn forward(
         &self,
         x: &Tensor,
         rope: Option<(&RotaryPositionEmbedding2D, RopePositions<'_>)>,
         attention: Option<&dyn AttentionKernel>,
         fused_glue: bool,
+        glue: Option<&dyn GlueKernels>,
     ) -> Result<Tensor> {
         let rope = if self.uses_rope { rope } else { None };
         if fused_glue {
-            let attended = self.attn.forward(&self.norm1.forward(x)?, rope, attention)?;
+            let kind = self.attn.compute_kind();
+            let normed = match glue.and_then(|g| g.layer_norm(x, &self.norm1, kind)) {
+                Some(normed) => normed?,
+                None => self.norm1.forward(x)?,
+            };
+            let attended = self.attn.forward(&normed, rope, attention, glue)?;
             // `x` is the caller's; the sum is a new tensor, which the second sum then updates.
-            let mut x = self.ls1.add_to(x, &attended)?;
-            let fed = self.mlp.forward(&self.norm2.forward(&x)?)?;
+            let (mut x, normed) = match glue.and_then(|g| g.residual_layer_norm(x, &attended, &self.ls1.gamma, &self.norm2, kind)) {
+                Some(both) => both?,
+                None => {
+                    let x = self.ls1.add_to(x, &attended)?;
+                    let normed = self.norm2.forward(&x)?;
+                    (x, normed)
+                }
+            };
+            let fed = self.mlp.forward(&normed)?;
             self.ls2.add_to_(&mut x, &fed)?;
             return Ok(x);
         }
-        let x = x.f_add(&self.ls1.forward(&self.attn.forward(&self.norm1.forward(x)?, rope, attention)?)?)?;
+        let x = x.f_add(&self.ls1.forward(&self.attn.forward(&self.norm1.forward(x)?, rope, attention, None)?)?)?;
         Ok(x.f_add(&self.ls2.forward(&self.mlp.forward(&self.norm2.forward(&x)?)?)?)?)
     }
 }

@@ -120,6 +120,16 @@ pub struct RopeTables {
 }
 
 impl RopeTables {
+    /// (B, 1, N, D) fp32 cos table.
+    pub fn cos(&self) -> &Tensor {
+        &self.cos
+    }
+
+    /// (B, 1, N, D) fp32 sin table, the sign of `rotate_features` folded in.
+    pub fn sin(&self) -> &Tensor {
+        &self.sin
+    }
+
     /// `tokens` (B, heads, N, D) rotated, in `kind`: computed in fp32 and rounded once.
     pub fn apply(&self, tokens: &Tensor, kind: Kind) -> Result<Tensor> {
         let rotated = tokens.f_index_select(3, &self.perm)?;

@@ -1,0 +1,182 @@
+// CUDA source of the transformer-block glue kernels (issue 12), compiled at run time by NVRTC
+// for the GPU found (cuda_support.cpp, `da3cs_attention_inputs`, `da3cs_layer_norm`), so
+// that building libda3 needs no CUDA compiler.
+//
+// The arithmetic is the accelerated runner's fused-glue arithmetic in libtorch operations
+// (src/model/dinov2/layers/{attention,block,rope}.rs) in fewer passes: fp32 throughout, one
+// rounding to the compute kind at the end; only the order of the LayerNorm sums differs.
+//
+// Macros set per compiled variant:
+//   HALF_IS_BF16  1: the compute kind is bf16, 0: fp16
+//   ROW           channels per LayerNorm row (a multiple of 128); `layer_norm` exists with it
+// No header is included: conversions are single PTX instructions (bf16 needs sm_80).
+#pragma once
+
+static const char *kGlueKernelSource = R"CUDA(
+typedef unsigned short half_bits;
+typedef unsigned long long u64;
+
+__device__ __forceinline__ float half_to_float(half_bits h) {
+#if HALF_IS_BF16
+  return __uint_as_float(((unsigned)h) << 16);
+#else
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+#endif
+}
+
+// Round to nearest even, as libtorch's casts.
+__device__ __forceinline__ half_bits float_to_half(float f) {
+  half_bits h;
+#if HALF_IS_BF16
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+#else
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+#endif
+  return h;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// q, k, v for attention from the qkv projection. A warp takes `rows_per_warp` (1, 2 or 4,
+// dividing `heads`) consecutive (token, q|k|v, head) rows of 64 channels, two per lane, and
+// issues all their loads before using them (one 4-byte load per lane and row: a single row per
+// warp leaves too few bytes in flight to approach the memory bandwidth):
+//   qkv      (B, N, 3, H, 64) in the compute kind, contiguous (the projection's output)
+//   q_w..k_b QK-norm LayerNorm weights and biases (64 fp32 each), or all null (no QK-norm)
+//   cos, sin (B, N, 64) fp32 RoPE tables (RopeTables: the sign of rotate_half folded into
+//            sin), or null (no RoPE); channel c rotates with the channel of the other quarter
+//            of its half: c ^ 16
+//   q, k, v  (B, H, N, 64) in the compute kind, contiguous
+// q and k: LayerNorm (fp32, two-pass statistics), then x * cos + x[c ^ 16] * sin (fp32),
+// rounded once; v is copied.
+extern "C" __global__ void attention_inputs(const half_bits *__restrict__ qkv, const float *__restrict__ q_w,
+                                            const float *__restrict__ q_b, const float *__restrict__ k_w,
+                                            const float *__restrict__ k_b, float eps,
+                                            const float *__restrict__ cos_table, const float *__restrict__ sin_table,
+                                            half_bits *__restrict__ q_out, half_bits *__restrict__ k_out,
+                                            half_bits *__restrict__ v_out, int batch, int tokens, int heads,
+                                            int rows_per_warp) {
+  constexpr int MAX_ROWS = 4;
+  const u64 group = (u64)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  const u64 groups = (u64)batch * tokens * 3 * heads / rows_per_warp;
+  if (group >= groups) return;  // whole warps: the group is uniform within a warp
+  const u64 first_row = group * rows_per_warp;  // rows of one group share token and part
+  const int first_head = (int)(first_row % heads);
+  const int part = (int)((first_row / heads) % 3);
+  const u64 token_index = first_row / ((u64)heads * 3);  // b * tokens + n
+  const int n = (int)(token_index % tokens);
+  const u64 b = token_index / tokens;
+
+  unsigned pairs[MAX_ROWS];
+#pragma unroll
+  for (int r = 0; r < MAX_ROWS; ++r) {
+    if (r < rows_per_warp) pairs[r] = reinterpret_cast<const unsigned *>(qkv + (first_row + r) * 64)[lane];
+  }
+  const bool rotate = part < 2 && cos_table != nullptr;
+  float2 c = make_float2(1.0f, 1.0f), s = make_float2(0.0f, 0.0f);
+  if (rotate) {
+    c = reinterpret_cast<const float2 *>(cos_table + token_index * 64)[lane];
+    s = reinterpret_cast<const float2 *>(sin_table + token_index * 64)[lane];
+  }
+  const bool norm = part < 2 && q_w != nullptr;
+  float2 w = make_float2(1.0f, 1.0f), bias = make_float2(0.0f, 0.0f);
+  if (norm) {
+    w = reinterpret_cast<const float2 *>(part == 0 ? q_w : k_w)[lane];
+    bias = reinterpret_cast<const float2 *>(part == 0 ? q_b : k_b)[lane];
+  }
+  half_bits *out = part == 0 ? q_out : (part == 1 ? k_out : v_out);
+#pragma unroll
+  for (int r = 0; r < MAX_ROWS; ++r) {
+    if (r >= rows_per_warp) break;
+    float x0 = half_to_float((half_bits)(pairs[r] & 0xffffu));
+    float x1 = half_to_float((half_bits)(pairs[r] >> 16));
+    if (norm) {
+      const float mean = warp_sum(x0 + x1) * (1.0f / 64.0f);
+      const float d0 = x0 - mean, d1 = x1 - mean;
+      const float rstd = rsqrtf(warp_sum(d0 * d0 + d1 * d1) * (1.0f / 64.0f) + eps);
+      x0 = d0 * rstd * w.x + bias.x;
+      x1 = d1 * rstd * w.y + bias.y;
+    }
+    if (rotate) {
+      // Channels 2*lane and 2*lane+1 rotate with those 16 channels (8 lanes) away, within
+      // the same half of the head.
+      const int partner = lane ^ 8;
+      const float p0 = __shfl_sync(0xffffffffu, x0, partner);
+      const float p1 = __shfl_sync(0xffffffffu, x1, partner);
+      x0 = x0 * c.x + p0 * s.x;
+      x1 = x1 * c.y + p1 * s.y;
+    }
+    const u64 at = ((b * heads + first_head + r) * (u64)tokens + n) * 64;
+    reinterpret_cast<unsigned *>(out + at)[lane] = (unsigned)float_to_half(x0) | ((unsigned)float_to_half(x1) << 16);
+  }
+}
+
+#ifdef ROW
+// LayerNorm of fp32 rows of ROW channels into the compute kind, one warp per row, optionally
+// after the LayerScale residual update (`residual + gamma * branch`, fp32, as addcmul):
+//   x        (M, ROW) fp32
+//   branch   (M, ROW) in the compute kind, or null (no update: x is normalised as it is)
+//   gamma    (ROW) fp32 LayerScale gain (with branch)
+//   x_out    (M, ROW) fp32: the updated residual (with branch; may not alias x)
+//   w, bias  (ROW) fp32 LayerNorm weight and bias
+//   out      (M, ROW) in the compute kind
+extern "C" __global__ void layer_norm(const float *__restrict__ x, const half_bits *__restrict__ branch,
+                                      const float *__restrict__ gamma, float *__restrict__ x_out,
+                                      const float *__restrict__ w, const float *__restrict__ bias, float eps,
+                                      half_bits *__restrict__ out, long long rows) {
+  constexpr int VECTORS = ROW / 128;  // float4 per lane
+  const u64 row = (u64)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (row >= (u64)rows) return;
+  const float4 *in = reinterpret_cast<const float4 *>(x + row * ROW);
+  float4 v[VECTORS];
+#pragma unroll
+  for (int i = 0; i < VECTORS; ++i) v[i] = in[lane + 32 * i];
+  if (branch != nullptr) {
+    const uint2 *update = reinterpret_cast<const uint2 *>(branch + row * ROW);
+    const float4 *g = reinterpret_cast<const float4 *>(gamma);
+    float4 *updated = reinterpret_cast<float4 *>(x_out + row * ROW);
+#pragma unroll
+    for (int i = 0; i < VECTORS; ++i) {
+      const uint2 u = update[lane + 32 * i];
+      const float4 s = g[lane + 32 * i];
+      v[i].x = fmaf(half_to_float((half_bits)(u.x & 0xffffu)), s.x, v[i].x);
+      v[i].y = fmaf(half_to_float((half_bits)(u.x >> 16)), s.y, v[i].y);
+      v[i].z = fmaf(half_to_float((half_bits)(u.y & 0xffffu)), s.z, v[i].z);
+      v[i].w = fmaf(half_to_float((half_bits)(u.y >> 16)), s.w, v[i].w);
+      updated[lane + 32 * i] = v[i];
+    }
+  }
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < VECTORS; ++i) sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
+  const float mean = warp_sum(sum) * (1.0f / ROW);
+  float squares = 0.0f;
+#pragma unroll
+  for (int i = 0; i < VECTORS; ++i) {
+    const float a = v[i].x - mean, b = v[i].y - mean, c = v[i].z - mean, d = v[i].w - mean;
+    squares += (a * a + b * b) + (c * c + d * d);
+  }
+  const float rstd = rsqrtf(warp_sum(squares) * (1.0f / ROW) + eps);
+  const float4 *wv = reinterpret_cast<const float4 *>(w);
+  const float4 *bv = reinterpret_cast<const float4 *>(bias);
+  uint2 *o = reinterpret_cast<uint2 *>(out + row * ROW);
+#pragma unroll
+  for (int i = 0; i < VECTORS; ++i) {
+    const float4 s = wv[lane + 32 * i], t = bv[lane + 32 * i];
+    const half_bits h0 = float_to_half((v[i].x - mean) * rstd * s.x + t.x);
+    const half_bits h1 = float_to_half((v[i].y - mean) * rstd * s.y + t.y);
+    const half_bits h2 = float_to_half((v[i].z - mean) * rstd * s.z + t.z);
+    const half_bits h3 = float_to_half((v[i].w - mean) * rstd * s.w + t.w);
+    o[lane + 32 * i] = make_uint2((unsigned)h0 | ((unsigned)h1 << 16), (unsigned)h2 | ((unsigned)h3 << 16));
+  }
+}
+#endif
+)CUDA";
