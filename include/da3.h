@@ -1013,10 +1013,15 @@ enum da3_status da3_options_validate(const struct da3_options *options);
  * features handed to it in that precision (the official keeps them in fp32), and fewer
  * element-wise passes in the backbone (RoPE from tables gathered once per forward, each
  * LayerScale + residual add in one pass; fp32 arithmetic); on a GPU also
- * cuDNN's fused attention and, for any-view models without ray pose, known cameras or
+ * that glue in kernels compiled at run time by NVRTC (QK-norm + RoPE + attention layout,
+ * LayerNorms written in the compute precision, the residual update with the next LayerNorm;
+ * the same arithmetic; where they cannot be compiled the library logs it once and runs
+ * libtorch's operations), cuDNN's fused attention and, for any-view models without ray pose, known cameras or
  * exported features, the forward captured once per input shape in a CUDA graph and replayed
  * (the first call of a shape runs eagerly and captures; up to 4 shapes are kept, each holding
- * its activation memory). A model loaded with it on a GPU sets libtorch's intra-op CPU thread
+ * its activation memory). On a GPU, with it on or off, large inputs go to the device and
+ * outputs come back through one page-locked host buffer, kept for the process (as large as
+ * the largest input or output so far). A model loaded with it on a GPU sets libtorch's intra-op CPU thread
  * count to 1, for the whole process (libtorch has one such setting): the GPU path's CPU work is
  * small copies, and an idle OpenMP pool spinning on every core slows the preprocessing
  * threads. With it off the official numerics are reproduced; with it on
