@@ -16,9 +16,13 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A port free right now on the loopback address (the server binds it a moment later).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// Three distinct ports free right now on the loopback address (the server binds them a moment
+/// later). The listeners are held until all three are chosen: one dropped at once can be handed
+/// out again by the next bind (seen on a CI-like run: HTTP and metrics got the same port).
+fn free_ports() -> (u16, u16, u16) {
+    let listeners: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let port = |i: usize| listeners[i].local_addr().unwrap().port();
+    (port(0), port(1), port(2))
 }
 
 fn tritonserver() -> PathBuf {
@@ -66,7 +70,7 @@ fn triton_server_serves_libda3() {
         .unwrap();
     assert!(made.success(), "make_model_repository.py failed");
 
-    let (http, grpc, metrics) = (free_port(), free_port(), free_port());
+    let (http, grpc, metrics) = free_ports();
     let log_path = dir.join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut server = Server(
