@@ -237,7 +237,7 @@ const at::Tensor *as_tensor(const void *p) { return static_cast<const at::Tensor
 extern "C" {
 
 // Version of this C ABI; libda3 refuses a library with another one.
-int da3cs_abi_version(void) { return 3; }
+int da3cs_abi_version(void) { return 4; }
 
 int da3cs_graph_create(void **out, char *err, size_t err_len) {
   return guarded(err, err_len, [&] { *out = new Graph(); });
@@ -450,6 +450,62 @@ int da3cs_synchronize(int device, char *err, size_t err_len) {
   return guarded(err, err_len, [&] {
     c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
     c10::cuda::device_synchronize();
+  });
+}
+
+
+// Where caller memory at device address `ptr` lives, for views handed over in device memory:
+// out[0] the CUDA device ordinal, out[1] the start and out[2] the size in bytes of the
+// allocation holding `ptr`. An address CUDA does not know as device or managed memory (a host
+// pointer, a freed or made-up address) is an error, not a crash: nothing is read from it.
+int da3cs_device_memory_range(uint64_t ptr, int64_t *out, char *err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    cudaPointerAttributes attributes{};
+    cudaError_t status = cudaPointerGetAttributes(&attributes, reinterpret_cast<const void *>(ptr));
+    if (status != cudaSuccess) {
+      (void)cudaGetLastError();  // not sticky: clear it so that libtorch does not see it later
+      throw std::runtime_error(std::string("not a CUDA address: ") + cudaGetErrorString(status));
+    }
+    if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) {
+      throw std::runtime_error("not device or managed memory (host memory goes through da3_infer)");
+    }
+    // The allocation's extent comes from the driver API (the runtime has no call for it):
+    // libcuda is already loaded by the runtime, so this only looks the function up.
+    using AddressRange = int (*)(unsigned long long *, size_t *, unsigned long long);
+    static AddressRange address_range = [] {
+      void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+      if (driver == nullptr) driver = dlopen("libcuda.so.1", RTLD_NOW);
+      return driver == nullptr ? nullptr : reinterpret_cast<AddressRange>(dlsym(driver, "cuMemGetAddressRange_v2"));
+    }();
+    if (address_range == nullptr) throw std::runtime_error("cuMemGetAddressRange_v2 not found in libcuda.so.1");
+    // The driver call acts on the current context: the device's primary one.
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(attributes.device));
+    unsigned long long base = 0;
+    size_t size = 0;
+    int driver_status = address_range(&base, &size, static_cast<unsigned long long>(ptr));
+    if (driver_status != 0) {
+      throw std::runtime_error("cuMemGetAddressRange failed with CUresult " + std::to_string(driver_status));
+    }
+    out[0] = attributes.device;
+    out[1] = static_cast<int64_t>(base);
+    out[2] = static_cast<int64_t>(size);
+  });
+}
+
+// Orders what libtorch queues next on `device` (its current stream) after everything queued on
+// the caller's `stream` so far: an event recorded there and waited for on the device, no host
+// wait. `stream` is a cudaStream_t of that device (NULL: the legacy default stream).
+int da3cs_wait_for_stream(void *stream, int device, char *err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+    cudaEvent_t event = nullptr;
+    C10_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    cudaError_t recorded = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
+    cudaError_t waited = recorded == cudaSuccess
+                             ? cudaStreamWaitEvent(c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream(), event, 0)
+                             : recorded;
+    (void)cudaEventDestroy(event);  // released once the wait is done
+    C10_CUDA_CHECK(waited);
   });
 }
 

@@ -77,6 +77,7 @@
  *   DA3_ACCEL_NHWC = 0 (default: 1): use_accelerate: NCHW instead of channels-last head convolutions
  *   DA3_ACCEL_FEATURES = fp32 (default: compute precision): use_accelerate: fp32 backbone features into the head
  *   DA3_ACCEL_GLUE = kernels, libtorch, official (default: kernels): use_accelerate: the block glue in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes
+ *   DA3_PREPROCESS = auto, host, device (default: auto): where frames from host memory are resized and normalised (the same bytes either way): auto = on the GPU from the uploaded bytes for a model on a GPU, on the host's threads for one on the CPU
  *   DA3_LOG = off, error, warn, info, debug (default: warn): what libda3 reports to stderr or the da3_log_set callback (debug: libtorch backtraces)
  *   DA3_LOG_GRAPHS = any (default: unset): same as DA3_LOG=info (CUDA graph captures and fallbacks)
  *   DA3_CUDA_SUPPORT_LIB = a path (default: beside libda3): where libda3_cuda_support.so is looked for first
@@ -590,6 +591,42 @@ typedef struct da3_scene {
      */
     size_t view_count;
 } da3_scene;
+
+/**
+ * A caller's 8-bit interleaved image in CUDA device memory (zero-copy input for renderers,
+ * GPU video decoders and cameras that deliver frames on the GPU), read only during the call.
+ *
+ * `data` is a device address (from `cudaMalloc`, `cudaMallocPitch`, `cudaMallocManaged`,
+ * a CUDA graphics-interop mapping, ...); row `y` starts at `data + y * pitch`. Before any byte
+ * is read, the library asks CUDA which allocation holds `data` and refuses with
+ * `DA3_ERR_INVALID_ARGUMENT` an address CUDA does not know as device or managed memory (a host
+ * pointer, a freed or made-up address), an image of `pitch * (height - 1) + width *
+ * bytes_per_pixel` bytes that runs past the end of that allocation, and views on different
+ * GPUs. Passed in arrays; its layout is frozen.
+ */
+typedef struct da3_cuda_image {
+    /**
+     * Device address of the first byte of the top row. Must not be NULL.
+     */
+    const void *data;
+    /**
+     * Width in pixels (> 0).
+     */
+    uint32_t width;
+    /**
+     * Height in pixels (> 0).
+     */
+    uint32_t height;
+    /**
+     * Bytes from the start of one row to the start of the next, at least
+     * `width * bytes_per_pixel` (the pitch `cudaMallocPitch` returns, for example).
+     */
+    size_t pitch;
+    /**
+     * A `DA3_PIXEL_*` value (alpha is ignored).
+     */
+    da3_pixel_format format;
+} da3_cuda_image;
 
 /**
  * Kind of a result warning, from `da3_result_warning_code`: one of the `DA3_WARNING_*`
@@ -1482,6 +1519,42 @@ enum da3_status da3_infer_preprocessed(const struct da3_model *model,
                                        uint32_t width,
                                        const struct da3_options *options,
                                        struct da3_result **out);
+
+/**
+ * Like `da3_infer`, for views already in CUDA memory (`da3_cuda_image`): they are converted,
+ * resized and normalised on their GPU with the same arithmetic as `da3_infer` on the host
+ * (the same bytes: OpenCV's weights, order of operations and rounding), so no frame crosses
+ * the bus; the result comes back in host memory as from `da3_infer`.
+ *
+ * `cuda_stream` is the `cudaStream_t` the views were produced on (NULL: the legacy default
+ * stream): the library's reads of the views are ordered after the work queued on it when the
+ * call is made (an event recorded there and waited for on the GPU, no host wait), so a
+ * decoder or renderer need not synchronise first. When the call returns, the views have been
+ * read: the caller may overwrite or free them.
+ *
+ * Requires a model on a GPU (else `DA3_ERR_UNSUPPORTED`); the views may be on any GPU, all on
+ * one (the scene then moves to the replica's GPU if that is another one). Arguments are
+ * checked as in `da3_infer` (`out`, `model`, `n_views`, `views`, each view, the options,
+ * the cameras), then each view against CUDA's allocation (see `da3_cuda_image`).
+ *
+ * Errors: as `da3_infer`, plus `DA3_ERR_UNSUPPORTED` (a model on the CPU, or no CUDA support
+ * library) and `DA3_ERR_INVALID_ARGUMENT` for a view CUDA does not vouch for.
+ *
+ * Ownership: the views are only read during the call; on success the caller owns `*out`
+ * (release with `da3_result_free`); on failure `*out` is NULL.
+ * Thread safety: as `da3_infer`.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `views` is NULL or points to `n_views` `da3_cuda_image`s
+ * whose memory stays allocated until the call returns; `cuda_stream` is NULL or a live
+ * stream of the views' GPU; `options` and `out` as for `da3_infer`.
+ */
+enum da3_status da3_infer_cuda(const struct da3_model *model,
+                               const struct da3_cuda_image *views,
+                               size_t n_views,
+                               const struct da3_options *options,
+                               void *cuda_stream,
+                               struct da3_result **out);
 
 /**
  * Number of views in the result (N), or 0 if `result` is NULL. Thread safety: any thread.

@@ -912,6 +912,19 @@ public:
         return Result(out);
     }
 
+    /// Views already in CUDA memory (da3_infer_cuda): converted, resized and normalised on
+    /// their GPU with da3_infer's arithmetic. `cuda_stream` is the cudaStream_t they were
+    /// produced on (nullptr: the legacy default stream); the views are read after the work
+    /// queued on it. Throws Status::Unsupported for a model on the CPU.
+    Result infer_cuda(Span<const da3_cuda_image> views, void *cuda_stream = nullptr,
+                      const Options &options = Options()) const {
+        const da3_model *model = checked();
+        const da3_options c_options = options.c();
+        da3_result *out = nullptr;
+        detail::check(da3_infer_cuda(model, views.data(), views.size(), &c_options, cuda_stream, &out));
+        return Result(out);
+    }
+
     /// Independent scenes, one result each in input order (da3_infer_scenes). When every scene
     /// succeeds, the results; when some fail, throws da3::BatchError with every scene's status
     /// and the results of those that succeeded; an invalid call as a whole (bad options, known

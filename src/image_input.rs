@@ -19,6 +19,43 @@ impl PixelFormat {
     }
 }
 
+/// A caller's 8-bit image in CUDA device (or managed) memory, at a device address: what a
+/// renderer or a GPU video decoder hands over (`da3_infer_cuda`). Checked against the
+/// allocation that holds it before anything is read (`engine`).
+#[derive(Clone, Copy, Debug)]
+pub struct CudaImage {
+    /// Device address of the first byte of the top row.
+    pub address: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes from the start of one row to the next (>= width * bytes_per_pixel).
+    pub pitch: usize,
+    pub format: PixelFormat,
+}
+
+impl CudaImage {
+    /// Bytes the image spans from `address`: `pitch * (height - 1) + width * bpp`, or why the
+    /// description is invalid (zero size, short pitch, overflow).
+    pub fn span(&self) -> Result<u64> {
+        if self.width == 0 || self.height == 0 {
+            return Err(Error::InvalidArgument(format!("image size must be non-zero, got {}x{}", self.width, self.height)));
+        }
+        let row = self.width as usize * self.format.bytes_per_pixel();
+        if self.pitch < row {
+            return Err(Error::InvalidArgument(format!("pitch {} is smaller than width * bytes per pixel = {row}", self.pitch)));
+        }
+        let span = (self.pitch as u64)
+            .checked_mul(self.height as u64 - 1)
+            .and_then(|v| v.checked_add(row as u64))
+            .filter(|&v| v <= i64::MAX as u64)
+            .ok_or_else(|| Error::InvalidArgument("image dimensions overflow".into()))?;
+        self.address
+            .checked_add(span)
+            .ok_or_else(|| Error::InvalidArgument(format!("address {:#x} + {span} bytes overflows", self.address)))?;
+        Ok(span)
+    }
+}
+
 /// A borrowed, possibly padded (row stride) 8-bit image.
 #[derive(Clone, Copy, Debug)]
 pub struct ImageView<'a> {

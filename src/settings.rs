@@ -59,6 +59,19 @@ pub enum GlueChoice {
     Official,
 }
 
+/// Where a model preprocesses frames given in host memory (`DA3_PREPROCESS`). Both give the
+/// same bytes and network input (OpenCV's arithmetic); they differ in speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreprocessOn {
+    /// `Device` for a model on a GPU, `Host` on the CPU (the default).
+    Auto,
+    /// On the host's threads.
+    Host,
+    /// On the model's (first) device from the uploaded bytes (`preprocess::tensor_path`): a
+    /// quarter of the float input's bytes cross the bus.
+    Device,
+}
+
 /// The settings. `Default` is what an empty environment gives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -80,6 +93,8 @@ pub struct Settings {
     pub accelerated_features_fp32: bool,
     /// `DA3_ACCEL_GLUE`: how the glue of the blocks runs under `use_accelerate`.
     pub accelerated_glue: GlueChoice,
+    /// `DA3_PREPROCESS`: where frames from host memory are preprocessed.
+    pub preprocess_on: PreprocessOn,
     /// `DA3_LOG` (`DA3_LOG_GRAPHS` set: at least `Info`).
     pub log_level: Level,
     /// `DA3_CUDA_SUPPORT_LIB`: the path of `libda3_cuda_support.so`, tried first.
@@ -101,6 +116,7 @@ impl Default for Settings {
             accelerated_head_nhwc: true,
             accelerated_features_fp32: false,
             accelerated_glue: GlueChoice::Kernels,
+            preprocess_on: PreprocessOn::Auto,
             log_level: Level::Warn,
             cuda_support_lib: None,
             model_cache_roots: Vec::new(),
@@ -172,6 +188,12 @@ pub const VARIABLES: &[Variable] = &[
         values: "kernels, libtorch, official",
         default: "kernels",
         effect: "use_accelerate: the block glue in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes",
+    },
+    Variable {
+        name: "DA3_PREPROCESS",
+        values: "auto, host, device",
+        default: "auto",
+        effect: "where frames from host memory are resized and normalised (the same bytes either way): auto = on the GPU from the uploaded bytes for a model on a GPU, on the host's threads for one on the CPU",
     },
     Variable {
         name: "DA3_LOG",
@@ -254,6 +276,12 @@ impl Settings {
                 Some("libtorch") => GlueChoice::Libtorch,
                 Some("official") => GlueChoice::Official,
                 Some(other) => return Err(invalid("DA3_ACCEL_GLUE", other, "kernels, libtorch or official")),
+            },
+            preprocess_on: match lookup("DA3_PREPROCESS").as_deref() {
+                None | Some("auto") => PreprocessOn::Auto,
+                Some("host") => PreprocessOn::Host,
+                Some("device") => PreprocessOn::Device,
+                Some(other) => return Err(invalid("DA3_PREPROCESS", other, "auto, host or device")),
             },
             log_level,
             cuda_support_lib: lookup("DA3_CUDA_SUPPORT_LIB").map(PathBuf::from),

@@ -6,7 +6,7 @@ use std::ptr;
 
 use crate::engine::{Scene, Views};
 use crate::error::Error;
-use crate::image_input::ImageView;
+use crate::image_input::{CudaImage, ImageView};
 use crate::prediction::Prediction;
 
 use super::args::{cstr_arg, out_arg, path_arg, slice_arg, Handle};
@@ -407,5 +407,101 @@ pub unsafe extern "C" fn da3_infer_preprocessed(
         }
         let scene = Scene::new(Views::Preprocessed { data: images, views: n_views, height, width });
         into_result(model.engine.infer(&scene, &options.options)?, out)
+    })
+}
+
+/// A caller's 8-bit interleaved image in CUDA device memory (zero-copy input for renderers,
+/// GPU video decoders and cameras that deliver frames on the GPU), read only during the call.
+///
+/// `data` is a device address (from `cudaMalloc`, `cudaMallocPitch`, `cudaMallocManaged`,
+/// a CUDA graphics-interop mapping, ...); row `y` starts at `data + y * pitch`. Before any byte
+/// is read, the library asks CUDA which allocation holds `data` and refuses with
+/// `DA3_ERR_INVALID_ARGUMENT` an address CUDA does not know as device or managed memory (a host
+/// pointer, a freed or made-up address), an image of `pitch * (height - 1) + width *
+/// bytes_per_pixel` bytes that runs past the end of that allocation, and views on different
+/// GPUs. Passed in arrays; its layout is frozen.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct da3_cuda_image {
+    /// Device address of the first byte of the top row. Must not be NULL.
+    pub data: *const std::ffi::c_void,
+    /// Width in pixels (> 0).
+    pub width: u32,
+    /// Height in pixels (> 0).
+    pub height: u32,
+    /// Bytes from the start of one row to the start of the next, at least
+    /// `width * bytes_per_pixel` (the pitch `cudaMallocPitch` returns, for example).
+    pub pitch: usize,
+    /// A `DA3_PIXEL_*` value (alpha is ignored).
+    pub format: da3_pixel_format,
+}
+
+/// Like `da3_infer`, for views already in CUDA memory (`da3_cuda_image`): they are converted,
+/// resized and normalised on their GPU with the same arithmetic as `da3_infer` on the host
+/// (the same bytes: OpenCV's weights, order of operations and rounding), so no frame crosses
+/// the bus; the result comes back in host memory as from `da3_infer`.
+///
+/// `cuda_stream` is the `cudaStream_t` the views were produced on (NULL: the legacy default
+/// stream): the library's reads of the views are ordered after the work queued on it when the
+/// call is made (an event recorded there and waited for on the GPU, no host wait), so a
+/// decoder or renderer need not synchronise first. When the call returns, the views have been
+/// read: the caller may overwrite or free them.
+///
+/// Requires a model on a GPU (else `DA3_ERR_UNSUPPORTED`); the views may be on any GPU, all on
+/// one (the scene then moves to the replica's GPU if that is another one). Arguments are
+/// checked as in `da3_infer` (`out`, `model`, `n_views`, `views`, each view, the options,
+/// the cameras), then each view against CUDA's allocation (see `da3_cuda_image`).
+///
+/// Errors: as `da3_infer`, plus `DA3_ERR_UNSUPPORTED` (a model on the CPU, or no CUDA support
+/// library) and `DA3_ERR_INVALID_ARGUMENT` for a view CUDA does not vouch for.
+///
+/// Ownership: the views are only read during the call; on success the caller owns `*out`
+/// (release with `da3_result_free`); on failure `*out` is NULL.
+/// Thread safety: as `da3_infer`.
+///
+/// # Safety
+/// `model` is NULL or a live handle; `views` is NULL or points to `n_views` `da3_cuda_image`s
+/// whose memory stays allocated until the call returns; `cuda_stream` is NULL or a live
+/// stream of the views' GPU; `options` and `out` as for `da3_infer`.
+#[no_mangle]
+pub unsafe extern "C" fn da3_infer_cuda(
+    model: *const da3_model,
+    views: *const da3_cuda_image,
+    n_views: usize,
+    options: *const da3_options,
+    cuda_stream: *mut std::ffi::c_void,
+    out: *mut *mut da3_result,
+) -> da3_status {
+    heavy_call("da3_infer_cuda", || {
+        // SAFETY (all blocks below): pointer validity is the caller's contract above.
+        let out = unsafe { out_arg(out, "out") }?;
+        let model = unsafe { da3_model::borrow(model, "model") }?;
+        let views = unsafe { slice_arg(views, n_views, "views", "n_views") }?;
+        let images = views
+            .iter()
+            .enumerate()
+            .map(|(i, view)| {
+                let name = |field: &str| format!("views[{i}].{field}");
+                if view.data.is_null() {
+                    return Err(FfiError::null(&name("data")));
+                }
+                let image = CudaImage {
+                    address: view.data as u64,
+                    width: view.width,
+                    height: view.height,
+                    pitch: view.pitch,
+                    format: pixel_format_from_c(view.format, &name("format"))?,
+                };
+                image.span().map_err(|e| match e {
+                    Error::InvalidArgument(m) => FfiError::invalid(format!("views[{i}]: {m}")),
+                    other => other.into(),
+                })?;
+                Ok(image)
+            })
+            .collect::<FfiResult<Vec<_>>>()?;
+        let call = unsafe { options_arg(options) }?;
+        let cameras = call.cameras.map(|c| unsafe { c.slices(images.len()) }).transpose()?;
+        let scene = Scene::new(Views::Cuda { images: &images, stream: cuda_stream as usize }).with_cameras(cameras);
+        into_result(model.engine.infer(&scene, &call.options)?, out)
     })
 }

@@ -61,7 +61,8 @@ pub use enums::{
     DA3_WARNING_EMPTY_ALIGNMENT_MASK, DA3_WARNING_METRIC_ALIGNMENT_SKIPPED, DA3_WARNING_NONE,
 };
 pub use infer::{
-    da3_image, da3_infer, da3_infer_files, da3_infer_preprocessed, da3_infer_scenes, da3_scene, DA3_IMAGE_MAX_FILE_BYTES,
+    da3_cuda_image, da3_image, da3_infer, da3_infer_cuda, da3_infer_files, da3_infer_preprocessed, da3_infer_scenes,
+    da3_scene, DA3_IMAGE_MAX_FILE_BYTES,
     DA3_IMAGE_MAX_PIXELS, DA3_IMAGE_MAX_SIDE,
 };
 pub use model::{

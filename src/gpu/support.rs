@@ -22,7 +22,7 @@ use crate::model::{AttentionKernel, GlueKernels};
 use crate::nn::LayerNorm;
 
 const LIBRARY_NAME: &str = "libda3_cuda_support.so";
-const ABI_VERSION: c_int = 3;
+const ABI_VERSION: c_int = 4;
 /// A shim call's status when a run-time compiled kernel cannot be had here.
 const KERNEL_UNAVAILABLE: c_int = 1;
 const ERROR_CAPACITY: usize = 1024;
@@ -71,6 +71,8 @@ struct Shim {
         usize,
     ) -> c_int,
     compile_glue_kernels: unsafe extern "C" fn(c_int, *mut c_char, usize) -> c_int,
+    device_memory_range: unsafe extern "C" fn(u64, *mut i64, *mut c_char, usize) -> c_int,
+    wait_for_stream: unsafe extern "C" fn(*mut c_void, c_int, *mut c_char, usize) -> c_int,
 }
 
 static SHIM: Lazy<std::result::Result<Shim, String>> = Lazy::new(load_shim);
@@ -181,6 +183,8 @@ fn resolve(handle: *mut c_void) -> std::result::Result<Shim, String> {
             attention_inputs: as_function(symbol("da3cs_attention_inputs")?),
             layer_norm: as_function(symbol("da3cs_layer_norm")?),
             compile_glue_kernels: as_function(symbol("da3cs_compile_glue_kernels")?),
+            device_memory_range: as_function(symbol("da3cs_device_memory_range")?),
+            wait_for_stream: as_function(symbol("da3cs_wait_for_stream")?),
         })
     }
 }
@@ -295,6 +299,42 @@ pub fn compile_glue_kernels(arch: i32) -> std::result::Result<(), String> {
     // SAFETY: plain call with a valid error buffer.
     call_kernel("compile the glue kernels", |(e, n)| unsafe { (shim.compile_glue_kernels)(arch as c_int, e, n) })
         .map_err(|e| e.to_string())?
+}
+
+/// The allocation holding device address `address`: its CUDA device ordinal and its byte
+/// range. An address CUDA does not know as device or managed memory is
+/// `Error::InvalidArgument` (nothing is read from it).
+pub fn device_memory_range(address: u64) -> Result<DeviceAllocation> {
+    let shim = shim()?;
+    let mut out = [0i64; 3];
+    // SAFETY: `out` holds the 3 values the function writes; the address is only looked up.
+    call_kernel("looking up a device address", |(e, n)| unsafe { (shim.device_memory_range)(address, out.as_mut_ptr(), e, n) })
+        .and_then(|status| status.map_err(Error::InvalidArgument))
+        .map_err(|e| match e {
+            Error::Torch(m) => Error::InvalidArgument(m),
+            other => other,
+        })?;
+    Ok(DeviceAllocation { device: out[0] as usize, start: out[1] as u64, len: out[2] as u64 })
+}
+
+/// Where a device address lives (`device_memory_range`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceAllocation {
+    pub device: usize,
+    pub start: u64,
+    pub len: u64,
+}
+
+/// Makes the work libtorch queues next on `device` (its current stream) wait for everything
+/// queued so far on the caller's `stream` (a `cudaStream_t`; null: the legacy default
+/// stream), without a host wait.
+///
+/// # Safety
+/// `stream` is null or a live CUDA stream of `device`.
+pub unsafe fn wait_for_stream(stream: *mut c_void, device: usize) -> Result<()> {
+    let shim = shim()?;
+    // SAFETY: per the caller's contract on `stream`.
+    call("waiting for the caller's CUDA stream", |(e, n)| unsafe { (shim.wait_for_stream)(stream, device as c_int, e, n) })
 }
 
 /// Caching-allocator bytes of one device.

@@ -131,6 +131,103 @@ impl Resize {
     }
 }
 
+/// A resize as per-axis tap tables and OpenCV's arithmetic, for an implementation in tensor
+/// operations (`preprocess::tensor_path`) that gives `Resize::rows`' bytes: horizontal pass
+/// first, taps added in OpenCV's order, float32 where OpenCV computes in float32.
+#[derive(Clone, Debug)]
+pub struct Separable {
+    pub x: AxisTaps,
+    pub y: AxisTaps,
+    pub arithmetic: Arithmetic,
+}
+
+/// Per output index along one axis, `taps` source indices and weights (`dst * taps` entries,
+/// row-major) in accumulation order; unused slots have weight 0 and index 0.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AxisTaps {
+    pub taps: usize,
+    pub index: Vec<i64>,
+    pub weight: Vec<f64>,
+}
+
+impl AxisTaps {
+    /// From each output index's `(source index, weight)` list.
+    fn from_lists(lists: Vec<Vec<(usize, f64)>>) -> AxisTaps {
+        let taps = lists.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let mut index = vec![0i64; lists.len() * taps];
+        let mut weight = vec![0f64; lists.len() * taps];
+        for (d, list) in lists.iter().enumerate() {
+            for (k, &(i, w)) in list.iter().enumerate() {
+                index[d * taps + k] = i as i64;
+                weight[d * taps + k] = w;
+            }
+        }
+        AxisTaps { taps, index, weight }
+    }
+
+    fn blocks(dst: usize, size: usize) -> AxisTaps {
+        AxisTaps::from_lists((0..dst).map(|d| (0..size).map(|k| (d * size + k, 1.0)).collect()).collect())
+    }
+}
+
+/// How OpenCV computes a resize's sums and turns them into bytes (then saturated to 0..=255).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arithmetic {
+    /// Integer sums (exact in any order) that are the bytes: a copy.
+    Copy,
+    /// Integer sums of 2x2 blocks, `(s + 2) >> 2`.
+    Block2x2,
+    /// Integer sums of other blocks, cvRound of `float32(s) * scale` in float32.
+    BlockScaled { scale: f32 },
+    /// Non-integer area ratios: float32 sums in the tables' order (`acc += s * alpha`
+    /// horizontally, then `sum = beta * row`, `sum += beta * row`), cvRound.
+    AreaF32,
+    /// Cubic: exact integer rows with Q11 weights, then vertically for the first
+    /// `vector_bytes` bytes of a row float32 `t = v3*b3; t = v2*b2 + t; ...` with
+    /// `b = float32(q) * 2^-22` and cvRound, for the rest `(sum + 2^21) >> 22` exactly.
+    Cubic { vector_bytes: usize },
+}
+
+impl Resize {
+    /// This resize's taps and arithmetic (see `Separable`).
+    pub fn separable(&self) -> Separable {
+        let (dw, dh) = (self.dst_w, self.dst_h);
+        let identity = |n: usize| AxisTaps::from_lists((0..n).map(|d| vec![(d, 1.0)]).collect());
+        match &self.kernel {
+            Kernel::Zeros => {
+                let zero = |n: usize| AxisTaps::from_lists((0..n).map(|_| vec![(0, 0.0)]).collect());
+                Separable { x: zero(dw), y: zero(dh), arithmetic: Arithmetic::Copy }
+            }
+            Kernel::Copy => Separable { x: identity(dw), y: identity(dh), arithmetic: Arithmetic::Copy },
+            Kernel::AreaFast2x2 => Separable { x: AxisTaps::blocks(dw, 2), y: AxisTaps::blocks(dh, 2), arithmetic: Arithmetic::Block2x2 },
+            &Kernel::AreaFastInt { ix, iy } => Separable {
+                x: AxisTaps::blocks(dw, ix),
+                y: AxisTaps::blocks(dh, iy),
+                arithmetic: Arithmetic::BlockScaled { scale: 1.0f32 / (ix * iy) as i32 as f32 },
+            },
+            Kernel::AreaGeneric { xtaps, xgroups, ytab, ygroups } => Separable {
+                x: AxisTaps::from_lists(
+                    xgroups.iter().map(|&(x0, x1)| xtaps[x0..x1].iter().map(|&(si, a)| (si / CN, a as f64)).collect()).collect(),
+                ),
+                y: AxisTaps::from_lists(
+                    ygroups.iter().map(|&(y0, y1)| ytab[y0..y1].iter().map(|t| (t.si, t.alpha as f64)).collect()).collect(),
+                ),
+                arithmetic: Arithmetic::AreaF32,
+            },
+            Kernel::Cubic { xofs, xcoef, yofs, ycoef } => {
+                let lists = |ofs: &[[usize; 4]], coef: &[[i32; 4]], stride: usize| {
+                    ofs.iter().zip(coef).map(|(o, c)| (0..4).map(|k| (o[k] / stride, c[k] as f64)).collect()).collect()
+                };
+                Separable {
+                    x: AxisTaps::from_lists(lists(xofs, xcoef, CN)),
+                    y: AxisTaps::from_lists(lists(yofs, ycoef, 1)),
+                    arithmetic: Arithmetic::Cubic { vector_bytes: dw * CN / 8 * 8 },
+                }
+            }
+        }
+    }
+}
+
 /// OpenCV `cv2.resize(src, (dst_w, dst_h), interpolation=cv2.INTER_AREA)` on packed RGB8.
 ///
 /// Requires `dst_w <= src_w && dst_h <= src_h` (true area averaging; OpenCV

@@ -418,6 +418,10 @@ void with_model(const char *checkpoint, const char *tmpdir) {
     });
     check_throws("infer_files on a missing file", da3::Status::Image, {"da3-hpp-missing.png"},
                  [&] { (void)model.infer_files({"/nonexistent/da3-hpp-missing.png"}); });
+    check_throws("infer_cuda on a model on the CPU", da3::Status::Unsupported, {"need a model on a GPU"}, [&] {
+        const std::vector<da3_cuda_image> frames = {{rgb1.data(), width, height, std::size_t(width) * 3, DA3_PIXEL_RGB8}};
+        (void)model.infer_cuda(frames);
+    });
     check_throws("infer_preprocessed with too few floats", da3::Status::InvalidArgument, {"n_views * 3"}, [&] {
         const std::vector<float> few(10);
         (void)model.infer_preprocessed(few, 1, 42, 56);
