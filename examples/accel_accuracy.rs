@@ -69,7 +69,8 @@ fn main() -> da3::Result<()> {
                 "{{\"scene\":\"{name}\",\"views\":{},\"size\":\"{}x{}\",\"precision\":\"{:?}\",\"accelerate\":{accelerate},\
                  \"graphs\":{},\"depth_rel_median\":{:.3e},\"depth_rel_p99\":{:.3e},\"depth_rel_max\":{:.3e},\
                  \"rotation_deg_max\":{:.3e},\"translation_rel_max\":{:.3e},\"focal_rel_max\":{:.3e},\
-                 \"replay_vs_eager_depth_rel_max\":{:.3e},\"within_bf16_bound\":{}}}",
+                 \"replay_vs_eager_depth_rel_max\":{:.3e},\"within_bf16_bound\":{},\"sky_flip_share\":{},\
+                 \"depth_rel_max_same_sky\":{}}}",
                 scene.len(),
                 last.width,
                 last.height,
@@ -82,7 +83,9 @@ fn main() -> da3::Result<()> {
                 d.translation_rel_max,
                 d.focal_rel_max,
                 replay_vs_eager,
-                d.within(&ACCELERATED_BF16_BOUND)
+                d.within(&ACCELERATED_BF16_BOUND),
+                d.sky.map_or("null".into(), |s| format!("{:.3e}", s.share)),
+                d.sky.map_or("null".into(), |s| format!("{:.3e}", s.depth_rel_max_elsewhere))
             );
         }
     }

@@ -1,6 +1,7 @@
 //! How far a prediction is from a reference prediction of the same views: the measure behind
 //! the accuracy bound of the accelerated runner (README, "Accuracy of the accelerated runner").
 use crate::error::{Error, Result};
+use crate::model::utils::alignment::SKY_THRESHOLD;
 use crate::prediction::Prediction;
 
 /// Deviation of a prediction from a reference (usually the fp32, non-accelerated one).
@@ -17,6 +18,20 @@ pub struct Deviation {
     pub translation_rel_max: f64,
     /// Largest relative difference of the focal lengths (fx, fy).
     pub focal_rel_max: f64,
+    /// Models with a sky map: the pixels whose sky decision differs (see `SkyFlips`). Not part
+    /// of `within` (which bounds every pixel); reported beside it. `None` in a bound.
+    pub sky: Option<SkyFlips>,
+}
+
+/// The share of pixels whose sky decision (sky >= 0.3, which the official post-processing acts
+/// on: the mono/metric models give sky pixels a fill depth, the nested model leaves them out
+/// of its alignment) differs from the reference's, and the largest per-pixel depth difference
+/// over the other pixels. A flip is a discrete decision near the threshold, not numerical
+/// drift: its pixel's depth can change by its own size.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SkyFlips {
+    pub share: f64,
+    pub depth_rel_max_elsewhere: f64,
 }
 
 /// The documented bound of `use_accelerate` (bf16) against the fp32 reference, per metric.
@@ -33,6 +48,7 @@ pub const ACCELERATED_BF16_BOUND: Deviation = Deviation {
     rotation_deg_max: 2.0,
     translation_rel_max: 0.01,
     focal_rel_max: 0.01,
+    sky: None,
 };
 
 impl Deviation {
@@ -58,6 +74,17 @@ pub fn compare(reference: &Prediction, candidate: &Prediction) -> Result<Deviati
         .zip(&candidate.depth)
         .map(|(&r, &c)| ((c as f64 - r as f64) / (r as f64).abs().max(1e-12)).abs())
         .collect();
+    let sky = match (&reference.sky, &candidate.sky) {
+        (Some(rs), Some(cs)) => {
+            let is_sky = |v: f32| v as f64 >= SKY_THRESHOLD;
+            let flips: Vec<bool> = rs.iter().zip(cs).map(|(&r, &c)| is_sky(r) != is_sky(c)).collect();
+            Some(SkyFlips {
+                share: flips.iter().filter(|&&f| f).count() as f64 / flips.len().max(1) as f64,
+                depth_rel_max_elsewhere: rel.iter().zip(&flips).filter(|(_, &f)| !f).map(|(&e, _)| e).fold(0.0, f64::max),
+            })
+        }
+        _ => None,
+    };
     rel.sort_by(|a, b| a.total_cmp(b));
     let pick = |q: f64| rel[((rel.len() - 1) as f64 * q).round() as usize];
     let mut depths: Vec<f32> = reference.depth.clone();
@@ -67,6 +94,7 @@ pub fn compare(reference: &Prediction, candidate: &Prediction) -> Result<Deviati
         depth_rel_median: pick(0.5),
         depth_rel_p99: pick(0.99),
         depth_rel_max: pick(1.0),
+        sky,
         ..Deviation::default()
     };
     if let (Some(re), Some(ce), Some(ri), Some(ci)) =
@@ -86,4 +114,29 @@ pub fn compare(reference: &Prediction, candidate: &Prediction) -> Result<Deviati
         }
     }
     Ok(deviation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prediction(depth: Vec<f32>, sky: Option<Vec<f32>>) -> Prediction {
+        Prediction { views: 1, depth, sky, ..Prediction::default() }
+    }
+
+    #[test]
+    fn sky_decision_flips_are_counted_apart() {
+        let reference = prediction(vec![1.0, 2.0, 4.0, 8.0], Some(vec![0.0, 0.299, 0.9, 0.0]));
+        // Pixel 1 crosses the threshold and takes a fill depth; the others drift a little.
+        let candidate = prediction(vec![1.01, 5.0, 4.0, 8.0], Some(vec![0.0, 0.301, 0.9, 0.0]));
+        let d = compare(&reference, &candidate).unwrap();
+        assert_eq!(d.depth_rel_max, 1.5);
+        let sky = d.sky.unwrap();
+        assert_eq!(sky.share, 0.25);
+        assert!((sky.depth_rel_max_elsewhere - 0.01).abs() < 1e-6, "{d:?}");
+        assert!(!d.within(&ACCELERATED_BF16_BOUND), "the flip still counts in the bound");
+        // Without sky maps: nothing is set apart.
+        let d = compare(&prediction(vec![1.0, 2.0], None), &prediction(vec![1.0, 3.0], None)).unwrap();
+        assert_eq!(d.sky, None);
+    }
 }
