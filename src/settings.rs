@@ -63,7 +63,8 @@ pub enum GlueChoice {
 /// same bytes and network input (OpenCV's arithmetic); they differ in speed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PreprocessOn {
-    /// `Device` for a model on a GPU, `Host` on the CPU (the default).
+    /// `Device` for a model on one GPU, `Host` on the CPU and with several replicas (the
+    /// default).
     Auto,
     /// On the host's threads.
     Host,
@@ -193,7 +194,7 @@ pub const VARIABLES: &[Variable] = &[
         name: "DA3_PREPROCESS",
         values: "auto, host, device",
         default: "auto",
-        effect: "where frames from host memory are resized and normalised (the same bytes either way): auto = on the GPU from the uploaded bytes for a model on a GPU, on the host's threads for one on the CPU",
+        effect: "where frames from host memory are resized and normalised (the same bytes either way): auto = on the GPU from the uploaded bytes for a model on one GPU, on the host's threads on the CPU and with several GPUs",
     },
     Variable {
         name: "DA3_LOG",
