@@ -22,26 +22,9 @@ use std::time::Instant;
 use da3::ffi::*;
 use da3::image_input::PixelFormat;
 use da3::options::{PreprocessOptions, ResizeMethod};
-use da3::preprocess::tensor_path::{process_pixel_rows, PixelRows};
+use da3::preprocess::tensor_path::{process_pixel_rows, test_pattern as pattern, PixelRows};
 use da3::RgbImage;
 use tch::{Device, Tensor};
-
-fn pattern(w: u32, h: u32, seed: u32) -> RgbImage {
-    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let data = (0..w * h * 3)
-        .map(|i| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let (p, c) = (i / 3, i % 3);
-            let (x, y) = (p % w, p / w);
-            let smooth = (x * 255 / w.max(1) + y * 127 / h.max(1) + c * 40) % 256;
-            let edge = if (x / 17 + y / 11) % 2 == 0 { 60 } else { 0 };
-            ((smooth + edge + (state % 24)) % 256) as u8
-        })
-        .collect();
-    RgbImage { width: w, height: h, data }
-}
 
 fn last_error() -> String {
     // SAFETY: NUL-terminated, valid until the next call on this thread.

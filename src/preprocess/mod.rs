@@ -258,6 +258,20 @@ impl ViewPlan {
     }
 }
 
+/// `_unify_batch_shapes`: every view's window centre-cropped to the smallest height and width
+/// of `plans` (non-empty), which it returns.
+fn unify_batch_shapes(plans: &mut [ViewPlan]) -> (usize, usize) {
+    let height = plans.iter().map(|p| p.out_h).min().expect("non-empty");
+    let width = plans.iter().map(|p| p.out_w).min().expect("non-empty");
+    for p in plans.iter_mut() {
+        let (left, top) = ((p.out_w - width) / 2, (p.out_h - height) / 2);
+        p.changes.push(GridChange::Crop { left: left as u32, top: top as u32 });
+        p.left += left;
+        p.top += top;
+    }
+    (height, width)
+}
+
 /// All views through the official pipeline into one (S, 3, H, W) tensor, on up to `threads`
 /// threads (the caller's among them).
 pub fn process_views(images: &[RgbImage], options: &PreprocessOptions, threads: usize) -> Result<Processed> {
@@ -403,15 +417,7 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Work
         .zip(&plans)
         .map(|((m, s), p)| s.as_deref().map_or(*m, |data| Rgb8::of(data, p.out_w, p.out_h)))
         .collect();
-    // `_unify_batch_shapes`: centre-crop every view to the smallest height and width.
-    let height = plans.iter().map(|p| p.out_h).min().expect("non-empty");
-    let width = plans.iter().map(|p| p.out_w).min().expect("non-empty");
-    for p in &mut plans {
-        let (left, top) = ((p.out_w - width) / 2, (p.out_h - height) / 2);
-        p.changes.push(GridChange::Crop { left: left as u32, top: top as u32 });
-        p.left += left;
-        p.top += top;
-    }
+    let (height, width) = unify_batch_shapes(&mut plans);
     let views = sources.len();
     let hw = height * width;
     let mut colors = zeroed_bytes(views * hw * 3, "the processed colours")?;

@@ -8,9 +8,9 @@
 use tch::{Device, Kind, Tensor};
 
 use super::cv_resize::{Arithmetic, AxisTaps, Resize, Separable};
-use super::{normalisation_table, GridChange, Processed, ViewPlan};
+use super::{normalisation_table, unify_batch_shapes, Processed, ViewPlan};
 use crate::error::{Error, Result};
-use crate::image_input::PixelFormat;
+use crate::image_input::{PixelFormat, RgbImage};
 use crate::options::PreprocessOptions;
 
 /// One view's pixels as a tensor: `height` rows of `width * bytes_per_pixel` bytes, rows
@@ -203,15 +203,7 @@ fn process_in_batches(views: &[PixelRows], options: &PreprocessOptions, batch_by
         resized.push(Tensor::f_cat(&parts, 0)?);
     }
     crate::faults::check(crate::faults::PREPROCESS)?;
-    // `_unify_batch_shapes`: centre-crop every view to the smallest height and width.
-    let height = plans.iter().map(|p| p.out_h).min().expect("non-empty");
-    let width = plans.iter().map(|p| p.out_w).min().expect("non-empty");
-    for p in &mut plans {
-        let (left, top) = ((p.out_w - width) / 2, (p.out_h - height) / 2);
-        p.changes.push(GridChange::Crop { left: left as u32, top: top as u32 });
-        p.left += left;
-        p.top += top;
-    }
+    let (height, width) = unify_batch_shapes(&mut plans);
     let mut windows = Vec::with_capacity(groups.len());
     for (group, x) in groups.iter().zip(&resized) {
         let p = &plans[group[0]];
@@ -264,29 +256,32 @@ fn host_bytes(t: &Tensor) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A deterministic photo-like test image (gradients, block edges, noise) of `w x h`, for the
+/// checks of this path against the host path (here and in `examples/device_input_check.rs`).
+#[doc(hidden)]
+pub fn test_pattern(w: u32, h: u32, seed: u32) -> RgbImage {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let data = (0..w * h * 3)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let (p, c) = (i / 3, i % 3);
+            let (x, y) = (p % w, p / w);
+            let smooth = (x * 255 / w.max(1) + y * 127 / h.max(1) + c * 40) % 256;
+            let edge = if (x / 17 + y / 11) % 2 == 0 { 60 } else { 0 };
+            ((smooth + edge + (state % 24)) % 256) as u8
+        })
+        .collect();
+    RgbImage { width: w, height: h, data }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image_input::RgbImage;
     use crate::options::ResizeMethod;
 
-    /// A deterministic photo-like pattern (gradients, edges, noise) of `w x h`.
-    fn pattern(w: u32, h: u32, seed: u32) -> RgbImage {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        let data = (0..w * h * 3)
-            .map(|i| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                let (p, c) = (i / 3, i % 3);
-                let (x, y) = (p % w, p / w);
-                let smooth = (x * 255 / w.max(1) + y * 127 / h.max(1) + c * 40) % 256;
-                let edge = if (x / 17 + y / 11) % 2 == 0 { 60 } else { 0 };
-                ((smooth + edge + (state % 24)) % 256) as u8
-            })
-            .collect();
-        RgbImage { width: w, height: h, data }
-    }
+    use super::test_pattern as pattern;
 
     pub(crate) fn rows_of(image: &RgbImage) -> PixelRows {
         let rows = Tensor::from_slice(&image.data).view([image.height as i64, image.width as i64 * 3]);
