@@ -23,8 +23,7 @@ use crate::image_input::{CudaImage, ImageView, RgbImage};
 use crate::model::{ForwardRequest, NetOutput};
 use crate::options::{CheckedOptions, ForwardOptions, Precision};
 use crate::prediction::{FeatureMap, Prediction};
-use crate::image_input::PixelFormat;
-use crate::preprocess::tensor_path::{self, PixelRows};
+use crate::preprocess::{device_views, tensor_path};
 use crate::preprocess::{self, Processed};
 use crate::replica::Replica;
 use crate::runner::{Capabilities, Runner, SceneMemory, StopCheck};
@@ -474,133 +473,31 @@ impl Engine {
         };
         let processed = match scene.views {
             Views::Images(images) if on_device => self.process_on_device(images, options)?,
-            Views::Rgb(images) if on_device => self.process_on_device(&rgb_views(images), options)?,
-            Views::Files(_) if on_device => self.process_on_device(&rgb_views(decoded.as_deref().unwrap_or_default()), options)?,
+            Views::Rgb(images) if on_device => self.process_on_device(&device_views::rgb_views(images), options)?,
+            Views::Files(_) if on_device => {
+                self.process_on_device(&device_views::rgb_views(decoded.as_deref().unwrap_or_default()), options)?
+            }
             Views::Images(images) => preprocess::process_image_views(images, options.preprocess(), threads)?,
             Views::Rgb(images) => preprocess::process_views(images, options.preprocess(), threads)?,
             Views::Files(_) => preprocess::process_views(decoded.as_deref().unwrap_or_default(), options.preprocess(), threads)?,
             Views::Preprocessed { data, views, height, width } => preprocessed_input(data, views, height, width, threads)?,
-            Views::Cuda { images, stream } => self.process_cuda_views(images, stream, options)?,
+            Views::Cuda { images, stream } => {
+                if !self.devices[0].is_cuda() {
+                    return Err(Error::Unsupported(format!(
+                        "views in CUDA memory need a model on a GPU; this one runs on {}",
+                        gpu::device_name(self.devices[0])
+                    )));
+                }
+                tensor_path::process_pixel_rows(&device_views::cuda_views(images, stream)?, options.preprocess())?
+            }
         };
         self.capabilities.check(known.is_some(), options.forward())?;
         Ok(PreparedScene { processed, known })
     }
 
-    /// Host frames through the tensor path on the model's (first) device: the views' bytes
-    /// (a quarter of the float input's) gathered into the page-locked staging buffer on the
-    /// preprocessing threads and uploaded in one copy, then converted and resized there.
+    /// Host frames uploaded as bytes to the model's (first) device and preprocessed there.
     fn process_on_device(&self, images: &[ImageView<'_>], options: &CheckedOptions) -> Result<Processed> {
-        let device = self.devices[0];
-        let mut spans = Vec::with_capacity(images.len());
-        let mut total = 0usize;
-        for (i, v) in images.iter().enumerate() {
-            let view = ImageView::new(v.data, v.width, v.height, v.stride, v.format).map_err(|e| naming_view(e, i))?;
-            let span = view.stride * (view.height as usize - 1) + view.width as usize * view.format.bytes_per_pixel();
-            spans.push((total, span));
-            total += span;
-        }
-        let gather = |target: &mut [u8]| {
-            let mut parts: Vec<(&mut [u8], &[u8])> = Vec::with_capacity(images.len());
-            let mut rest = target;
-            for (v, &(_, span)) in images.iter().zip(&spans) {
-                let (part, tail) = rest.split_at_mut(span);
-                parts.push((part, &v.data[..span]));
-                rest = tail;
-            }
-            let threads = self.preprocess_threads.clamp(1, parts.len());
-            let per_thread = parts.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                for chunk in parts.chunks_mut(per_thread) {
-                    scope.spawn(move || chunk.iter_mut().for_each(|(to, from)| to.copy_from_slice(from)));
-                }
-            });
-        };
-        let staged = if device.is_cuda() {
-            gpu::with_pinned_staging(total, |ptr| -> Result<Tensor> {
-                // SAFETY: the staging buffer holds at least `total` bytes and is ours while this runs.
-                gather(unsafe { std::slice::from_raw_parts_mut(ptr, total) });
-                // SAFETY: the bytes were just written there; the copy to the GPU is synchronous.
-                let pinned = unsafe { Tensor::f_from_blob(ptr as *const u8, &[total as i64], &[1], Kind::Uint8, Device::Cpu)? };
-                Ok(pinned.f_to_device(device)?)
-            })
-            .transpose()?
-        } else {
-            None
-        };
-        let bytes = match staged {
-            Some(bytes) => bytes,
-            None => {
-                let mut host = vec![0u8; total];
-                gather(&mut host);
-                Tensor::from_slice(&host).f_to_device(device)?
-            }
-        };
-        let rows = images
-            .iter()
-            .zip(&spans)
-            .map(|(v, &(offset, _))| {
-                let row = v.width as i64 * v.format.bytes_per_pixel() as i64;
-                let rows = bytes.f_as_strided([v.height as i64, row], [v.stride as i64, 1], offset as i64)?;
-                Ok(PixelRows { rows, width: v.width, height: v.height, format: v.format })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        tensor_path::process_pixel_rows(&rows, options.preprocess())
-    }
-
-    /// Views in CUDA memory: each checked against the allocation holding it (device or managed
-    /// memory, the whole image inside it, all views on one GPU) before anything reads it, then
-    /// the caller's stream waited for and the views preprocessed on their GPU.
-    fn process_cuda_views(&self, images: &[CudaImage], stream: usize, options: &CheckedOptions) -> Result<Processed> {
-        if !self.devices[0].is_cuda() {
-            return Err(Error::Unsupported(format!(
-                "views in CUDA memory need a model on a GPU; this one runs on {}",
-                gpu::device_name(self.devices[0])
-            )));
-        }
-        let mut device = None;
-        for (i, image) in images.iter().enumerate() {
-            let at = |e: Error| naming_view(e, i);
-            let span = image.span().map_err(at)?;
-            let allocation = gpu::support::device_memory_range(image.address).map_err(at)?;
-            if image.address < allocation.start || image.address - allocation.start + span > allocation.len {
-                return Err(Error::InvalidArgument(format!(
-                    "views[{i}]: {span} bytes from {:#x} (pitch {} x {} rows) run past the end of the allocation holding it \
-                     ({} bytes from {:#x})",
-                    image.address, image.pitch, image.height, allocation.len, allocation.start
-                )));
-            }
-            match device {
-                Some(d) if d != allocation.device => {
-                    return Err(Error::InvalidArgument(format!(
-                        "views[{i}] is on cuda:{}, views[0] on cuda:{d}: a scene's views must be on one GPU",
-                        allocation.device
-                    )))
-                }
-                _ => device = Some(allocation.device),
-            }
-        }
-        let device = device.ok_or_else(|| Error::InvalidArgument("at least one view is needed".into()))?;
-        // SAFETY: the stream is the caller's, documented to be a live stream of that device.
-        unsafe { gpu::support::wait_for_stream(stream as *mut std::ffi::c_void, device) }?;
-        let rows = images
-            .iter()
-            .map(|image| {
-                let row = image.width as i64 * image.format.bytes_per_pixel() as i64;
-                // SAFETY: the range was checked to lie inside one live device allocation (the
-                // caller keeps it alive for the call); the tensor is only read, and the
-                // preprocessing copies it before returning.
-                let rows = unsafe {
-                    Tensor::f_from_blob(
-                        image.address as *const u8,
-                        &[image.height as i64, row],
-                        &[image.pitch as i64, 1],
-                        Kind::Uint8,
-                        Device::Cuda(device),
-                    )
-                }?;
-                Ok(PixelRows { rows, width: image.width, height: image.height, format: image.format })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let rows = device_views::upload(images, self.devices[0], self.preprocess_threads)?;
         tensor_path::process_pixel_rows(&rows, options.preprocess())
     }
 
@@ -734,22 +631,6 @@ impl PreparedScene {
     fn shape(&self) -> (i64, i64, i64) {
         let s = self.processed.images.size();
         (s[0], s[2], s[3])
-    }
-}
-
-/// Packed RGB8 images as pixel buffers.
-fn rgb_views(images: &[RgbImage]) -> Vec<ImageView<'_>> {
-    images
-        .iter()
-        .map(|i| ImageView { data: &i.data, width: i.width, height: i.height, stride: i.width as usize * 3, format: PixelFormat::Rgb8 })
-        .collect()
-}
-
-/// `e` with "views[index]: " in front of an invalid-argument message.
-fn naming_view(e: Error, index: usize) -> Error {
-    match e {
-        Error::InvalidArgument(m) => Error::InvalidArgument(format!("views[{index}]: {m}")),
-        other => other.during(&format!("views[{index}]")),
     }
 }
 

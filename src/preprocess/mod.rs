@@ -5,6 +5,7 @@
 //! centre-cropped to the smallest.
 pub mod cv_resize;
 mod decode;
+pub mod device_views;
 pub mod tensor_path;
 
 use std::sync::{Mutex, PoisonError};
