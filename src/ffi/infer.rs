@@ -419,7 +419,9 @@ pub unsafe extern "C" fn da3_infer_preprocessed(
 /// `DA3_ERR_INVALID_ARGUMENT` an address CUDA does not know as device or managed memory (a host
 /// pointer, a freed or made-up address), an image of `pitch * (height - 1) + width *
 /// bytes_per_pixel` bytes that runs past the end of that allocation, and views on different
-/// GPUs. Passed in arrays; its layout is frozen.
+/// GPUs. The check is against CUDA's allocation: a pool or caching allocator (libtorch's, say)
+/// carves many buffers out of one, so an image overrunning its buffer but not the pool's
+/// allocation is read as described. Passed in arrays; its layout is frozen.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct da3_cuda_image {
