@@ -7,8 +7,10 @@
 //! 2. `da3_infer_cuda` with the photos in device memory (BGRA, padded pitch, from
 //!    `cudaMallocPitch`-like tensors) must give `da3_infer`'s depth bit for bit (fp32,
 //!    accelerate off and on), with the caller's stream when libcudart offers one;
-//! 3. refusals: a host pointer, an image running past the end of its allocation; an image at
-//!    an offset inside one is accepted;
+//!    and with `DA3_DEVICE_OUTPUT_DEPTH | _CONFIDENCE` the maps in GPU memory equal the host
+//!    maps bit for bit;
+//! 3. refusals: a host pointer, an image running past the end of its allocation, an unknown
+//!    device_outputs bit; an image at an offset inside an allocation is accepted;
 //! 4. timing (with TIMING_CHECKPOINT, bf16 + accelerate): end to end from 640x480 frames at
 //!    1 / 16 / 64 views, host frames preprocessed on the host, host frames preprocessed on the
 //!    GPU (`DA3_PREPROCESS=device`), and frames already on the GPU (`da3_infer_cuda`),
@@ -78,10 +80,46 @@ fn infer_host(model: *const da3_model, images: &[RgbImage]) -> *mut da3_result {
 }
 
 fn infer_cuda(model: *const da3_model, views: &[da3_cuda_image], stream: *mut c_void) -> (da3_status, *mut da3_result) {
+    infer_cuda_keeping(model, views, stream, 0)
+}
+
+fn infer_cuda_keeping(model: *const da3_model, views: &[da3_cuda_image], stream: *mut c_void, outputs: da3_device_outputs) -> (da3_status, *mut da3_result) {
     let mut out = ptr::null_mut();
     // SAFETY: the views' memory is alive (the caller holds the tensors); out-pointer valid.
-    let status = unsafe { da3_infer_cuda(model, views.as_ptr(), views.len(), ptr::null(), stream, &mut out) };
+    let status = unsafe { da3_infer_cuda(model, views.as_ptr(), views.len(), ptr::null(), stream, outputs, &mut out) };
     (status, out)
+}
+
+/// Whether the result's maps in GPU memory hold its host maps, bit for bit.
+fn device_maps_equal_host_maps(result: *const da3_result) -> Result<(), String> {
+    // SAFETY: a live result; the device addresses hold views * H * W floats on that GPU.
+    unsafe {
+        let (views, h, w) = (da3_result_view_count(result), da3_result_height(result) as i64, da3_result_width(result) as i64);
+        let device = da3_result_device(result);
+        if device < 0 {
+            return Err(format!("no device: {}", last_error()));
+        }
+        for (name, on_gpu, on_host) in [
+            ("depth", da3_result_depth_device(result, 0), da3_result_depth_all(result)),
+            ("confidence", da3_result_confidence_device(result, 0), da3_result_confidence_all(result)),
+        ] {
+            if on_gpu.is_null() || on_host.is_null() {
+                return Err(format!("{name}: a map is missing: {}", last_error()));
+            }
+            let n = views * (h * w) as usize;
+            let gpu = Tensor::from_blob(on_gpu as *const u8, &[n as i64], &[1], tch::Kind::Float, Device::Cuda(device as usize)).to_device(Device::Cpu);
+            let mut copied = vec![0f32; n];
+            gpu.copy_data(&mut copied, n);
+            if copied.as_slice() != std::slice::from_raw_parts(on_host, n) {
+                return Err(format!("{name}: the GPU map differs from the host map"));
+            }
+            let second = da3_result_depth_device(result, views - 1);
+            if name == "depth" && second as usize != on_gpu as usize + (views - 1) * n / views * 4 {
+                return Err("the views of the depth map do not follow one another".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `cudaStreamCreateWithFlags(non-blocking)` from the libcudart libtorch loaded, if found.
@@ -179,6 +217,17 @@ fn main() {
             let (status, result) = infer_cuda(model, &views, s);
             let ok = status == da3_status::DA3_OK;
             let got = if ok { depth_of(result) } else { Vec::new() };
+            // Depth and confidence kept in GPU memory: the host maps' values, bit for bit.
+            let both = DA3_DEVICE_OUTPUT_DEPTH | DA3_DEVICE_OUTPUT_CONFIDENCE;
+            let (kept_status, kept) = infer_cuda_keeping(model, &views, s, both);
+            let kept_ok = kept_status == da3_status::DA3_OK;
+            let equal = if kept_ok { device_maps_equal_host_maps(kept) } else { Err(last_error()) };
+            let kept_depth = if kept_ok { depth_of(kept) } else { Vec::new() };
+            check(
+                &format!("device outputs = host outputs (fp32, accelerate {accelerate}, {label})"),
+                equal.is_ok() && kept_depth == want,
+                format!("{equal:?}"),
+            );
             check(&format!("da3_infer_cuda = da3_infer (fp32, accelerate {accelerate}, {label})"), ok && got == want, format!("status {status:?} {}", if ok { String::new() } else { last_error() }));
         }
         if !accelerate {
@@ -204,6 +253,34 @@ fn main() {
             if status == da3_status::DA3_OK {
                 depth_of(result);
             }
+            let (status, _) = infer_cuda_keeping(model, &views, ptr::null_mut(), 4);
+            check("an unknown device_outputs bit is refused", status == da3_status::DA3_ERR_INVALID_ARGUMENT, last_error());
+            // Known cameras: the depth aligned to them (rescaled on the host) is what the GPU map holds.
+            let three = [views[0], views[1], views[0]];
+            let extrinsics: Vec<f32> = [[0.0f32, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+                .iter()
+                .flat_map(|t| [1.0, 0.0, 0.0, -t[0], 0.0, 1.0, 0.0, -t[1], 0.0, 0.0, 1.0, -t[2]])
+                .collect();
+            let intrinsics: Vec<f32> = three
+                .iter()
+                .flat_map(|v| [500.0, 0.0, v.width as f32 / 2.0, 0.0, 500.0, v.height as f32 / 2.0, 0.0, 0.0, 1.0])
+                .collect();
+            // SAFETY: a valid out-pointer of the right size.
+            let mut options: da3_options = unsafe { std::mem::zeroed() };
+            // SAFETY: `options` is writable for its size.
+            unsafe { da3_options_default(&mut options, std::mem::size_of::<da3_options>()) };
+            options.extrinsics_rows = 3;
+            options.extrinsics = extrinsics.as_ptr();
+            options.intrinsics = intrinsics.as_ptr();
+            let mut out = ptr::null_mut();
+            let both = DA3_DEVICE_OUTPUT_DEPTH | DA3_DEVICE_OUTPUT_CONFIDENCE;
+            // SAFETY: live views, cameras for three views and out-pointer.
+            let status = unsafe { da3_infer_cuda(model, three.as_ptr(), 3, &options, ptr::null_mut(), both, &mut out) };
+            let detail = if status == da3_status::DA3_OK { device_maps_equal_host_maps(out) } else { Err(last_error()) };
+            if status == da3_status::DA3_OK {
+                depth_of(out);
+            }
+            check("device outputs = host outputs with known cameras (aligned depth)", detail.is_ok(), format!("{detail:?}"));
         }
         // SAFETY: created above, freed once.
         unsafe { da3_free(model) };

@@ -631,6 +631,12 @@ typedef struct da3_cuda_image {
 } da3_cuda_image;
 
 /**
+ * Which maps a `da3_infer_cuda` result also keeps in GPU memory: a bitwise OR of the
+ * `DA3_DEVICE_OUTPUT_*` constants, or 0 for none.
+ */
+typedef uint32_t da3_device_outputs;
+
+/**
  * Kind of a result warning, from `da3_result_warning_code`: one of the `DA3_WARNING_*`
  * constants. New kinds may be added; treat unknown values as "some warning".
  */
@@ -840,6 +846,16 @@ typedef uint32_t da3_export_flags;
  * Diagnostics, e.g. libtorch's whole error message with its C++ backtrace.
  */
 #define DA3_LOG_DEBUG 4
+
+/**
+ * The depth, as `da3_result_depth_device`.
+ */
+#define DA3_DEVICE_OUTPUT_DEPTH 1
+
+/**
+ * The depth confidence, as `da3_result_confidence_device` (models that predict one).
+ */
+#define DA3_DEVICE_OUTPUT_CONFIDENCE 2
 
 /**
  * Depth (`da3_result_depth`).
@@ -1526,24 +1542,31 @@ enum da3_status da3_infer_preprocessed(const struct da3_model *model,
  * Like `da3_infer`, for views already in CUDA memory (`da3_cuda_image`): they are converted,
  * resized and normalised on their GPU with the same arithmetic as `da3_infer` on the host
  * (the same bytes: OpenCV's weights, order of operations and rounding), so no frame crosses
- * the bus; the result comes back in host memory as from `da3_infer`.
+ * the bus. The result holds every map in host memory as from `da3_infer`, and, as
+ * `device_outputs` asks (`DA3_DEVICE_OUTPUT_DEPTH`, `DA3_DEVICE_OUTPUT_CONFIDENCE`, or 0),
+ * the depth and confidence also in GPU memory (`da3_result_depth_device`), for a renderer or
+ * a robot's GPU code that would otherwise upload them again.
  *
  * `cuda_stream` is the `cudaStream_t` the views were produced on (NULL: the legacy default
  * stream): the library's reads of the views are ordered after the work queued on it when the
  * call is made (an event recorded there and waited for on the GPU, no host wait), so a
  * decoder or renderer need not synchronise first. When the call returns, the views have been
- * read: the caller may overwrite or free them.
+ * read (the caller may overwrite or free them) and the maps in GPU memory are complete (any
+ * stream may read them).
  *
  * Requires a model on a GPU (else `DA3_ERR_UNSUPPORTED`); the views may be on any GPU, all on
  * one (the scene then moves to the replica's GPU if that is another one). Arguments are
- * checked as in `da3_infer` (`out`, `model`, `n_views`, `views`, each view, the options,
- * the cameras), then each view against CUDA's allocation (see `da3_cuda_image`).
+ * checked as in `da3_infer` (`out`, `model`, `n_views`, `views`, each view, `device_outputs`,
+ * the options, the cameras), then each view against CUDA's allocation (see
+ * `da3_cuda_image`).
  *
  * Errors: as `da3_infer`, plus `DA3_ERR_UNSUPPORTED` (a model on the CPU, or no CUDA support
- * library) and `DA3_ERR_INVALID_ARGUMENT` for a view CUDA does not vouch for.
+ * library) and `DA3_ERR_INVALID_ARGUMENT` for a view CUDA does not vouch for or an unknown bit
+ * in `device_outputs`.
  *
  * Ownership: the views are only read during the call; on success the caller owns `*out`
- * (release with `da3_result_free`); on failure `*out` is NULL.
+ * (release with `da3_result_free`, which also frees its maps in GPU memory); on failure
+ * `*out` is NULL.
  * Thread safety: as `da3_infer`.
  *
  * # Safety
@@ -1556,6 +1579,7 @@ enum da3_status da3_infer_cuda(const struct da3_model *model,
                                size_t n_views,
                                const struct da3_options *options,
                                void *cuda_stream,
+                               da3_device_outputs device_outputs,
                                struct da3_result **out);
 
 /**
@@ -1855,6 +1879,46 @@ enum da3_status da3_result_feature_info(const struct da3_result *result,
  * `result` is NULL or a live result.
  */
 const float *da3_result_feature_data(const struct da3_result *result, size_t index);
+
+/**
+ * Depth of view `view` in GPU memory: H*W floats, row-major, the same values as
+ * `da3_result_depth(result, view)`, on CUDA device `da3_result_device(result)`. NULL (with a
+ * message) if `result` is NULL, `view` is out of range, or the result keeps no depth on the GPU
+ * (it was not asked for with `DA3_DEVICE_OUTPUT_DEPTH` in `da3_infer_cuda`). Views follow one
+ * another: view `v` starts H*W floats after view `v - 1`.
+ *
+ * Ownership: device memory owned by the result (from libda3's allocator on that GPU), valid
+ * until `da3_result_free(result)`; never free it, and do not write it. It is complete when the
+ * `da3_infer_cuda` call returns: any stream may read it.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+const float *da3_result_depth_device(const struct da3_result *result, size_t view);
+
+/**
+ * Depth confidence of view `view` in GPU memory, as `da3_result_depth_device` (asked for with
+ * `DA3_DEVICE_OUTPUT_CONFIDENCE`; NULL also for models that predict no confidence).
+ *
+ * Ownership: as `da3_result_depth_device`.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+const float *da3_result_confidence_device(const struct da3_result *result, size_t view);
+
+/**
+ * The CUDA device ordinal of the result's maps in GPU memory, or -1 (with a message) if
+ * `result` is NULL or keeps none.
+ *
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+int32_t da3_result_device(const struct da3_result *result);
 
 /**
  * Writes the world-space point of every pixel of view `view` to `out_xyz`: W*H*3 floats

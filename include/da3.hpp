@@ -571,6 +571,24 @@ public:
     Span<const float> depth_all() const { return all(da3_result_depth_all(checked())); }
     Span<const float> confidence_all() const { return all(da3_result_confidence_all(checked())); }
     Span<const float> sky_all() const { return all(da3_result_sky_all(checked())); }
+    /// Device address of view `view`'s depth in GPU memory (H * W floats on CUDA device
+    /// device()), owned by this result; throws Status::NotAvailable unless infer_cuda was asked
+    /// for it (DA3_DEVICE_OUTPUT_DEPTH).
+    const float *depth_device(std::size_t view) const {
+        return device_map(da3_result_depth_device(checked(), view), view);
+    }
+    /// As depth_device, for the confidence (DA3_DEVICE_OUTPUT_CONFIDENCE).
+    const float *confidence_device(std::size_t view) const {
+        return device_map(da3_result_confidence_device(checked(), view), view);
+    }
+    /// The CUDA device ordinal of the maps in GPU memory; throws Status::NotAvailable without any.
+    int device() const {
+        const int ordinal = da3_result_device(checked());
+        if (ordinal < 0) {
+            detail::fail(Status::NotAvailable, da3_last_error_message());
+        }
+        return ordinal;
+    }
     bool has_confidence() const { return da3_result_has_confidence(checked()); }
     bool has_sky() const { return da3_result_has_sky(checked()); }
 
@@ -698,6 +716,15 @@ private:
                          message);
         }
         return View2D<const float>(data, height(), width());
+    }
+    const float *device_map(const float *data, std::size_t view) const {
+        if (data == nullptr) {
+            const std::string message = da3_last_error_message();  // before any other call
+            detail::fail(view < da3_result_view_count(handle_.get()) ? Status::NotAvailable
+                                                                     : Status::InvalidArgument,
+                         message);
+        }
+        return data;
     }
     Span<const float> all(const float *data) const {
         if (data == nullptr) {
@@ -915,13 +942,16 @@ public:
     /// Views already in CUDA memory (da3_infer_cuda): converted, resized and normalised on
     /// their GPU with da3_infer's arithmetic. `cuda_stream` is the cudaStream_t they were
     /// produced on (nullptr: the legacy default stream); the views are read after the work
-    /// queued on it. Throws Status::Unsupported for a model on the CPU.
+    /// queued on it. `device_outputs` (DA3_DEVICE_OUTPUT_DEPTH | DA3_DEVICE_OUTPUT_CONFIDENCE,
+    /// or 0) keeps those maps in GPU memory too (Result::depth_device). Throws
+    /// Status::Unsupported for a model on the CPU.
     Result infer_cuda(Span<const da3_cuda_image> views, void *cuda_stream = nullptr,
-                      const Options &options = Options()) const {
+                      da3_device_outputs device_outputs = 0, const Options &options = Options()) const {
         const da3_model *model = checked();
         const da3_options c_options = options.c();
         da3_result *out = nullptr;
-        detail::check(da3_infer_cuda(model, views.data(), views.size(), &c_options, cuda_stream, &out));
+        detail::check(
+            da3_infer_cuda(model, views.data(), views.size(), &c_options, cuda_stream, device_outputs, &out));
         return Result(out);
     }
 

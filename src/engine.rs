@@ -22,7 +22,7 @@ use crate::hub;
 use crate::image_input::{CudaImage, ImageView, RgbImage};
 use crate::model::{ForwardRequest, NetOutput};
 use crate::options::{CheckedOptions, ForwardOptions, Precision};
-use crate::prediction::{FeatureMap, Prediction};
+use crate::prediction::{DeviceMaps, DeviceOutputs, FeatureMap, Prediction};
 use crate::preprocess::{device_views, tensor_path};
 use crate::preprocess::{self, Processed};
 use crate::replica::Replica;
@@ -195,8 +195,9 @@ pub enum Views<'a> {
     Preprocessed { data: &'a [f32], views: usize, height: u32, width: u32 },
     /// 8-bit images in CUDA memory, preprocessed on their GPU (`preprocess::tensor_path`)
     /// after the work queued on the caller's `stream` (a `cudaStream_t` as an address; 0: the
-    /// legacy default stream). Only read during the call.
-    Cuda { images: &'a [CudaImage], stream: usize },
+    /// legacy default stream). Only read during the call. `outputs`: the maps the prediction
+    /// also keeps in GPU memory (`Prediction::device_maps`).
+    Cuda { images: &'a [CudaImage], stream: usize, outputs: DeviceOutputs },
 }
 
 /// One scene: its views, and their cameras when known (pose-conditioned inference: the
@@ -222,6 +223,8 @@ impl<'a> Scene<'a> {
 struct PreparedScene {
     processed: Processed,
     known: Option<KnownCameras>,
+    /// The maps to keep in GPU memory too.
+    device_outputs: DeviceOutputs,
 }
 
 /// A loaded DA3 model: one replica (`Runner`) per device. `Send + Sync`: concurrent calls
@@ -481,7 +484,7 @@ impl Engine {
             Views::Rgb(images) => preprocess::process_views(images, options.preprocess(), threads)?,
             Views::Files(_) => preprocess::process_views(decoded.as_deref().unwrap_or_default(), options.preprocess(), threads)?,
             Views::Preprocessed { data, views, height, width } => preprocessed_input(data, views, height, width, threads)?,
-            Views::Cuda { images, stream } => {
+            Views::Cuda { images, stream, .. } => {
                 if !self.devices[0].is_cuda() {
                     return Err(Error::Unsupported(format!(
                         "views in CUDA memory need a model on a GPU; this one runs on {}",
@@ -492,7 +495,11 @@ impl Engine {
             }
         };
         self.capabilities.check(known.is_some(), options.forward())?;
-        Ok(PreparedScene { processed, known })
+        let device_outputs = match scene.views {
+            Views::Cuda { outputs, .. } => outputs,
+            _ => DeviceOutputs::default(),
+        };
+        Ok(PreparedScene { processed, known, device_outputs })
     }
 
     /// Host frames uploaded as bytes to the model's (first) device and preprocessed there.
@@ -697,10 +704,15 @@ fn run_prepared(
     // The colours move into the prediction (no copy); caller-normalised views have none.
     let colors = prepared.processed.colors.take().unwrap_or_default();
     let processed = &prepared.processed;
+    let keep = prepared.device_outputs;
     let Some(known) = &prepared.known else {
         let out = forward(&processed.images, None)?;
         cancel::check(options.cancel_token(), "after the forward")?;
-        return to_prediction(processed, colors, &out, host_threads);
+        // Copied on the GPU before the host copies, which wait for the device's work to end.
+        let device_maps = device_maps(&out, keep, None)?;
+        let mut prediction = to_prediction(processed, colors, &out, host_threads)?;
+        prediction.device_maps = device_maps;
+        return Ok(prediction);
     };
     // The caller's intrinsics through the resize and crops; extrinsics normalised for the
     // camera encoder (the alignment below uses them as given).
@@ -711,8 +723,33 @@ fn run_prepared(
     let out = forward(&processed.images, Some((&normalized, &intrinsics_t)))?;
     cancel::check(options.cancel_token(), "after the forward")?;
     let mut prediction = to_prediction(processed, colors, &out, host_threads)?;
-    align_prediction(&mut prediction, known, &intrinsics, options.alignment().to_input_scale)?;
+    let to_input_scale = options.alignment().to_input_scale;
+    align_prediction(&mut prediction, known, &intrinsics, to_input_scale)?;
+    // The alignment rescaled the depth on the host: that depth goes to the GPU.
+    prediction.device_maps = device_maps(&out, keep, to_input_scale.then_some(prediction.depth.as_slice()))?;
     Ok(prediction)
+}
+
+/// The maps `keep` asks for, in new GPU buffers (the forward's own are reused by the next
+/// forward): float32 copies of the network's, or `host_depth` uploaded instead of its depth.
+fn device_maps(out: &NetOutput, keep: DeviceOutputs, host_depth: Option<&[f32]>) -> Result<Option<std::sync::Arc<DeviceMaps>>> {
+    if !keep.any() {
+        return Ok(None);
+    }
+    let Device::Cuda(index) = out.depth.device() else {
+        return Err(Error::Unsupported("maps in GPU memory need a model on a GPU".into()));
+    };
+    let copy = |t: &Tensor| -> Result<Tensor> { Ok(t.f_to_dtype(Kind::Float, false, true)?.f_contiguous()?) };
+    let depth = match (keep.depth, host_depth) {
+        (false, _) => None,
+        (true, Some(host)) => Some(Tensor::from_slice(host).f_view(out.depth.size().as_slice())?.f_to_device(out.depth.device())?),
+        (true, None) => Some(copy(&out.depth)?),
+    };
+    let confidence = match (keep.confidence, &out.depth_conf) {
+        (true, Some(c)) => Some(copy(c)?),
+        _ => None,
+    };
+    Ok(Some(std::sync::Arc::new(DeviceMaps::new(index, depth, confidence))))
 }
 
 /// What a forward polls between its stages: the host's cancel token and, in a failpoints
@@ -828,6 +865,7 @@ fn to_prediction(processed: &Processed, colors: Vec<u8>, out: &NetOutput, thread
         alignment_scale: None,
         grid_changes: processed.grid_changes.clone(),
         colors,
+        device_maps: None,
     })
 }
 

@@ -6,6 +6,56 @@ use crate::model::utils::alignment::apply_metric_scaling;
 use crate::preprocess::GridChange;
 pub use crate::model::warning::Warning;
 
+/// Which maps a call also leaves in GPU memory for the caller (`da3_infer_cuda`'s
+/// `device_outputs`), as `Prediction::device_maps`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceOutputs {
+    pub depth: bool,
+    pub confidence: bool,
+}
+
+impl DeviceOutputs {
+    pub fn any(self) -> bool {
+        self.depth || self.confidence
+    }
+}
+
+/// Maps in GPU memory that the prediction owns: `views * height * width` contiguous float32
+/// each, the same values as the host maps, on CUDA device `device`; freed with the prediction.
+pub struct DeviceMaps {
+    /// Owns the buffers: never read again, dropped with the prediction (the mutex only makes
+    /// the handles `Sync`).
+    _buffers: std::sync::Mutex<Vec<tch::Tensor>>,
+    pub device: usize,
+    /// Device addresses of the first float of each map.
+    pub depth: Option<u64>,
+    pub confidence: Option<u64>,
+}
+
+impl DeviceMaps {
+    /// Owns `depth` and `confidence` (contiguous float32 on CUDA device `device`).
+    pub fn new(device: usize, depth: Option<tch::Tensor>, confidence: Option<tch::Tensor>) -> DeviceMaps {
+        let address = |t: &Option<tch::Tensor>| t.as_ref().map(|t| t.data_ptr() as u64);
+        let (depth_address, confidence_address) = (address(&depth), address(&confidence));
+        DeviceMaps {
+            _buffers: std::sync::Mutex::new(depth.into_iter().chain(confidence).collect()),
+            device,
+            depth: depth_address,
+            confidence: confidence_address,
+        }
+    }
+}
+
+impl std::fmt::Debug for DeviceMaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceMaps")
+            .field("device", &self.device)
+            .field("depth", &self.depth.map(|a| format!("{a:#x}")))
+            .field("confidence", &self.confidence.map(|a| format!("{a:#x}")))
+            .finish_non_exhaustive()
+    }
+}
+
 /// Depth, confidence, cameras and sky for N views of one scene, all in host memory.
 ///
 /// What `depth` means depends on the model (`Engine::preset_name`):
@@ -56,6 +106,8 @@ pub struct Prediction {
     pub scale_factor: Option<f32>,
     /// Conditions met on the way that the caller should know about; empty normally.
     pub warnings: Vec<Warning>,
+    /// Depth and confidence also kept in GPU memory, when asked for (`DeviceOutputs`).
+    pub device_maps: Option<std::sync::Arc<DeviceMaps>>,
     /// Per view, how its pixel grid went from the caller's image to the processed one (the
     /// resizes and crops, see `geometry` for the pixel mapping); empty (or empty per view)
     /// when processed pixels are input pixels (`Views::Preprocessed`).

@@ -76,7 +76,7 @@ fn views_in_cuda_memory_are_checked_and_need_a_gpu_model() {
     let call = |views: &[da3_cuda_image]| {
         let mut out = ptr::null_mut();
         // SAFETY: `views` is a live array; the data pointers are never read by a CPU model.
-        let status = unsafe { da3_infer_cuda(model, views.as_ptr(), views.len(), ptr::null(), ptr::null_mut(), &mut out) };
+        let status = unsafe { da3_infer_cuda(model, views.as_ptr(), views.len(), ptr::null(), ptr::null_mut(), 0, &mut out) };
         assert!(out.is_null());
         (status, last_error())
     };
@@ -96,8 +96,29 @@ fn views_in_cuda_memory_are_checked_and_need_a_gpu_model() {
         assert!(message.contains(needle), "'{needle}' not in: {message}");
     }
     // SAFETY: NULL views with a count is the case under test.
-    let status = unsafe { da3_infer_cuda(model, ptr::null(), 1, ptr::null(), ptr::null_mut(), &mut ptr::null_mut()) };
+    let status = unsafe { da3_infer_cuda(model, ptr::null(), 1, ptr::null(), ptr::null_mut(), 0, &mut ptr::null_mut()) };
     assert_eq!(status, da3_status::DA3_ERR_NULL_POINTER);
+    // An unknown bit in device_outputs, checked before the model's device.
+    let mut out = ptr::null_mut();
+    // SAFETY: a live one-element array; the data pointer is never read by a CPU model.
+    let status = unsafe { da3_infer_cuda(model, &view, 1, ptr::null(), ptr::null_mut(), 4, &mut out) };
+    assert_eq!(status, da3_status::DA3_ERR_INVALID_ARGUMENT);
+    assert!(last_error().contains("device_outputs is 0x4"), "{}", last_error());
+    // A result from host frames keeps no maps in GPU memory: NULL / -1 with a message.
+    let image = photos().remove(1);
+    let host_view = da3_image { data: image.data.as_ptr(), width: image.width, height: image.height, stride: image.width as usize * 3, format: DA3_PIXEL_RGB8 };
+    let mut result = ptr::null_mut();
+    // SAFETY: live view and out-pointer; the result is freed below.
+    unsafe {
+        assert_eq!(da3_infer(model, &host_view, 1, ptr::null(), &mut result), da3_status::DA3_OK, "{}", last_error());
+        assert!(da3_result_depth_device(result, 0).is_null());
+        assert!(last_error().contains("DA3_DEVICE_OUTPUT_DEPTH"), "{}", last_error());
+        assert!(da3_result_confidence_device(result, 0).is_null());
+        assert_eq!(da3_result_device(result), -1);
+        assert!(da3_result_depth_device(result, 1).is_null());
+        assert!(last_error().contains("out of range"), "{}", last_error());
+        da3_result_free(result);
+    }
     // SAFETY: a handle from da3_create, freed once.
     unsafe { da3_free(model) };
 }

@@ -238,6 +238,12 @@ impl ErrorValue for u32 {
     }
 }
 
+impl ErrorValue for i32 {
+    fn error_value() -> Self {
+        -1
+    }
+}
+
 impl ErrorValue for bool {
     fn error_value() -> Self {
         false

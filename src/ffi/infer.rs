@@ -7,7 +7,7 @@ use std::ptr;
 use crate::engine::{Scene, Views};
 use crate::error::Error;
 use crate::image_input::{CudaImage, ImageView};
-use crate::prediction::Prediction;
+use crate::prediction::{DeviceOutputs, Prediction};
 
 use super::args::{cstr_arg, out_arg, path_arg, slice_arg, Handle};
 use super::boundary::{da3_status, heavy_call, FfiError, FfiResult, DA3_OK};
@@ -438,27 +438,42 @@ pub struct da3_cuda_image {
     pub format: da3_pixel_format,
 }
 
+/// Which maps a `da3_infer_cuda` result also keeps in GPU memory: a bitwise OR of the
+/// `DA3_DEVICE_OUTPUT_*` constants, or 0 for none.
+pub type da3_device_outputs = u32;
+/// The depth, as `da3_result_depth_device`.
+pub const DA3_DEVICE_OUTPUT_DEPTH: da3_device_outputs = 1;
+/// The depth confidence, as `da3_result_confidence_device` (models that predict one).
+pub const DA3_DEVICE_OUTPUT_CONFIDENCE: da3_device_outputs = 2;
+
 /// Like `da3_infer`, for views already in CUDA memory (`da3_cuda_image`): they are converted,
 /// resized and normalised on their GPU with the same arithmetic as `da3_infer` on the host
 /// (the same bytes: OpenCV's weights, order of operations and rounding), so no frame crosses
-/// the bus; the result comes back in host memory as from `da3_infer`.
+/// the bus. The result holds every map in host memory as from `da3_infer`, and, as
+/// `device_outputs` asks (`DA3_DEVICE_OUTPUT_DEPTH`, `DA3_DEVICE_OUTPUT_CONFIDENCE`, or 0),
+/// the depth and confidence also in GPU memory (`da3_result_depth_device`), for a renderer or
+/// a robot's GPU code that would otherwise upload them again.
 ///
 /// `cuda_stream` is the `cudaStream_t` the views were produced on (NULL: the legacy default
 /// stream): the library's reads of the views are ordered after the work queued on it when the
 /// call is made (an event recorded there and waited for on the GPU, no host wait), so a
 /// decoder or renderer need not synchronise first. When the call returns, the views have been
-/// read: the caller may overwrite or free them.
+/// read (the caller may overwrite or free them) and the maps in GPU memory are complete (any
+/// stream may read them).
 ///
 /// Requires a model on a GPU (else `DA3_ERR_UNSUPPORTED`); the views may be on any GPU, all on
 /// one (the scene then moves to the replica's GPU if that is another one). Arguments are
-/// checked as in `da3_infer` (`out`, `model`, `n_views`, `views`, each view, the options,
-/// the cameras), then each view against CUDA's allocation (see `da3_cuda_image`).
+/// checked as in `da3_infer` (`out`, `model`, `n_views`, `views`, each view, `device_outputs`,
+/// the options, the cameras), then each view against CUDA's allocation (see
+/// `da3_cuda_image`).
 ///
 /// Errors: as `da3_infer`, plus `DA3_ERR_UNSUPPORTED` (a model on the CPU, or no CUDA support
-/// library) and `DA3_ERR_INVALID_ARGUMENT` for a view CUDA does not vouch for.
+/// library) and `DA3_ERR_INVALID_ARGUMENT` for a view CUDA does not vouch for or an unknown bit
+/// in `device_outputs`.
 ///
 /// Ownership: the views are only read during the call; on success the caller owns `*out`
-/// (release with `da3_result_free`); on failure `*out` is NULL.
+/// (release with `da3_result_free`, which also frees its maps in GPU memory); on failure
+/// `*out` is NULL.
 /// Thread safety: as `da3_infer`.
 ///
 /// # Safety
@@ -472,6 +487,7 @@ pub unsafe extern "C" fn da3_infer_cuda(
     n_views: usize,
     options: *const da3_options,
     cuda_stream: *mut std::ffi::c_void,
+    device_outputs: da3_device_outputs,
     out: *mut *mut da3_result,
 ) -> da3_status {
     heavy_call("da3_infer_cuda", || {
@@ -501,9 +517,19 @@ pub unsafe extern "C" fn da3_infer_cuda(
                 Ok(image)
             })
             .collect::<FfiResult<Vec<_>>>()?;
+        let known = DA3_DEVICE_OUTPUT_DEPTH | DA3_DEVICE_OUTPUT_CONFIDENCE;
+        if device_outputs & !known != 0 {
+            return Err(FfiError::invalid(format!(
+                "device_outputs is {device_outputs:#x}: only DA3_DEVICE_OUTPUT_DEPTH (1) and DA3_DEVICE_OUTPUT_CONFIDENCE (2) are defined"
+            )));
+        }
+        let outputs = DeviceOutputs {
+            depth: device_outputs & DA3_DEVICE_OUTPUT_DEPTH != 0,
+            confidence: device_outputs & DA3_DEVICE_OUTPUT_CONFIDENCE != 0,
+        };
         let call = unsafe { options_arg(options) }?;
         let cameras = call.cameras.map(|c| unsafe { c.slices(images.len()) }).transpose()?;
-        let scene = Scene::new(Views::Cuda { images: &images, stream: cuda_stream as usize }).with_cameras(cameras);
+        let scene = Scene::new(Views::Cuda { images: &images, stream: cuda_stream as usize, outputs }).with_cameras(cameras);
         into_result(model.engine.infer(&scene, &call.options)?, out)
     })
 }

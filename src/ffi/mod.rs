@@ -37,6 +37,7 @@ mod infer;
 mod result;
 mod result_cameras;
 mod result_features;
+mod result_device;
 mod geometry;
 mod export;
 #[doc(hidden)]
@@ -61,8 +62,8 @@ pub use enums::{
     DA3_WARNING_EMPTY_ALIGNMENT_MASK, DA3_WARNING_METRIC_ALIGNMENT_SKIPPED, DA3_WARNING_NONE,
 };
 pub use infer::{
-    da3_cuda_image, da3_image, da3_infer, da3_infer_cuda, da3_infer_files, da3_infer_preprocessed, da3_infer_scenes,
-    da3_scene, DA3_IMAGE_MAX_FILE_BYTES,
+    da3_cuda_image, da3_device_outputs, da3_image, da3_infer, da3_infer_cuda, da3_infer_files, da3_infer_preprocessed, da3_infer_scenes,
+    da3_scene, DA3_DEVICE_OUTPUT_CONFIDENCE, DA3_DEVICE_OUTPUT_DEPTH, DA3_IMAGE_MAX_FILE_BYTES,
     DA3_IMAGE_MAX_PIXELS, DA3_IMAGE_MAX_SIDE,
 };
 pub use model::{
@@ -95,6 +96,7 @@ pub use result_cameras::{
     da3_result_alignment_scale, da3_result_extrinsics, da3_result_has_cameras, da3_result_intrinsics,
     da3_result_is_metric, da3_result_scale_factor,
 };
+pub use result_device::{da3_result_confidence_device, da3_result_depth_device, da3_result_device};
 pub use result_features::{da3_result_feature_count, da3_result_feature_data, da3_result_feature_info};
 pub use geometry::{
     da3_interpolation, da3_map, da3_pixel_mapping, da3_result_colors, da3_result_input_size, da3_result_intrinsics_at_input,

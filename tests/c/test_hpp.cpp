@@ -422,6 +422,14 @@ void with_model(const char *checkpoint, const char *tmpdir) {
         const std::vector<da3_cuda_image> frames = {{rgb1.data(), width, height, std::size_t(width) * 3, DA3_PIXEL_RGB8}};
         (void)model.infer_cuda(frames);
     });
+    try {
+        const da3::Result host_result = model.infer(views);
+        check_throws("a host result keeps no depth in GPU memory", da3::Status::NotAvailable, {"DA3_DEVICE_OUTPUT_DEPTH"},
+                     [&] { (void)host_result.depth_device(0); });
+        check_throws("nor a device", da3::Status::NotAvailable, {"device_outputs"}, [&] { (void)host_result.device(); });
+    } catch (const da3::Error &error) {
+        check_that(0, "infer for the device-map checks: %s", error.what());
+    }
     check_throws("infer_preprocessed with too few floats", da3::Status::InvalidArgument, {"n_views * 3"}, [&] {
         const std::vector<float> few(10);
         (void)model.infer_preprocessed(few, 1, 42, 56);
