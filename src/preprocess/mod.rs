@@ -260,17 +260,18 @@ impl ViewPlan {
 }
 
 /// `_unify_batch_shapes`: every view's window centre-cropped to the smallest height and width
-/// of `plans` (non-empty), which it returns.
-fn unify_batch_shapes(plans: &mut [ViewPlan]) -> (usize, usize) {
-    let height = plans.iter().map(|p| p.out_h).min().expect("non-empty");
-    let width = plans.iter().map(|p| p.out_w).min().expect("non-empty");
+/// of `plans`, which it returns.
+fn unify_batch_shapes(plans: &mut [ViewPlan]) -> Result<(usize, usize)> {
+    let none = || Error::InvalidArgument("at least one view is needed".into());
+    let height = plans.iter().map(|p| p.out_h).min().ok_or_else(none)?;
+    let width = plans.iter().map(|p| p.out_w).min().ok_or_else(none)?;
     for p in plans.iter_mut() {
         let (left, top) = ((p.out_w - width) / 2, (p.out_h - height) / 2);
         p.changes.push(GridChange::Crop { left: left as u32, top: top as u32 });
         p.left += left;
         p.top += top;
     }
-    (height, width)
+    Ok((height, width))
 }
 
 /// All views through the official pipeline into one (S, 3, H, W) tensor, on up to `threads`
@@ -418,7 +419,7 @@ fn process_rgb8(sources: &[Rgb8<'_>], options: &PreprocessOptions, workers: Work
         .zip(&plans)
         .map(|((m, s), p)| s.as_deref().map_or(*m, |data| Rgb8::of(data, p.out_w, p.out_h)))
         .collect();
-    let (height, width) = unify_batch_shapes(&mut plans);
+    let (height, width) = unify_batch_shapes(&mut plans)?;
     let views = sources.len();
     let hw = height * width;
     let mut colors = zeroed_bytes(views * hw * 3, "the processed colours")?;

@@ -203,7 +203,7 @@ fn process_in_batches(views: &[PixelRows], options: &PreprocessOptions, batch_by
         resized.push(Tensor::f_cat(&parts, 0)?);
     }
     crate::faults::check(crate::faults::PREPROCESS)?;
-    let (height, width) = unify_batch_shapes(&mut plans);
+    let (height, width) = unify_batch_shapes(&mut plans)?;
     let mut windows = Vec::with_capacity(groups.len());
     for (group, x) in groups.iter().zip(&resized) {
         let p = &plans[group[0]];
