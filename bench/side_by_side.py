@@ -97,6 +97,8 @@ def args_parser():
     ap.add_argument("--interleave-accelerate", default="off", choices=["off", "on", "both"],
                     help="with --interleave: libda3's use_accelerate (both: two models, each interleaved)")
     ap.add_argument("--precision", default=None, help="libda3 precision (default: bf16 on cuda, fp32 on cpu)")
+    ap.add_argument("--libda3-accelerate", default=None, choices=["off", "on", "both"],
+                    help="da3_bench rows: libda3's use_accelerate (default: both on cuda, off on cpu)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--max-seconds", type=float, default=20.0,
@@ -398,9 +400,9 @@ def run_libda3(a, model, path, rows):
     precision = a.precision or ("bf16" if a.device == "cuda" else "fp32")
     jobs = []
     if a.bench:
-        common = [a.bench, "--model", path, "--precision", precision, "--accelerate", "both" if a.device == "cuda"
-                  else "off", "--warmup", str(a.warmup), "--iters", str(a.iters), "--frame", a.frame,
-                  "--input", a.input]
+        accelerate = a.libda3_accelerate or ("both" if a.device == "cuda" else "off")
+        common = [a.bench, "--model", path, "--precision", precision, "--accelerate", accelerate,
+                  "--warmup", str(a.warmup), "--iters", str(a.iters), "--frame", a.frame, "--input", a.input]
         if "forward" in a.modes:
             jobs.append(common + ["--mode", "forward", "--views", ",".join(map(str, parse_cases(a.cases)[model]))])
         if "e2e" in a.modes and model in a.e2e_models:

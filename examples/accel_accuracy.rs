@@ -1,8 +1,9 @@
 //! Measures how far `use_accelerate` (and each precision) lands from the fp32 reference
 //! (non-accelerated, the official numerics) on real photos: the accuracy bound in README.
-//! `cargo run --release --example accel_accuracy -- [--bf16-accelerated-only] CHECKPOINT IMAGE...`
+//! `cargo run --release --example accel_accuracy -- [--bf16-accelerated-only] [--scene-views N] CHECKPOINT IMAGE...`
 //! (`--bf16-accelerated-only`: only the configuration the bound is about, for the large models
-//! where five loads do not fit a short GPU call.)
+//! where five loads do not fit a short GPU call; `--scene-views N`: one more scene of N views,
+//! crops of the images, where the accelerated path works on large activations in chunks.)
 //!
 //! Scenes: each image alone, all images together, and all images plus a left and a right
 //! crop of each (so a reference view is chosen, from 3 views on). Every accelerated scene
@@ -23,12 +24,18 @@ fn crop(image: &RgbImage, x0: u32, width: u32) -> RgbImage {
 
 fn main() -> da3::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let bf16_only = args.first().is_some_and(|a| a == "--bf16-accelerated-only");
-    if bf16_only {
+    let mut bf16_only = false;
+    let mut scene_views = 0usize;
+    while let Some(flag) = args.first().filter(|a| a.starts_with("--")).cloned() {
         args.remove(0);
+        match flag.as_str() {
+            "--bf16-accelerated-only" => bf16_only = true,
+            "--scene-views" if !args.is_empty() => scene_views = args.remove(0).parse().unwrap_or(0),
+            _ => args.clear(),
+        }
     }
     if args.len() < 2 {
-        eprintln!("usage: accel_accuracy [--bf16-accelerated-only] CHECKPOINT IMAGE...");
+        eprintln!("usage: accel_accuracy [--bf16-accelerated-only] [--scene-views N] CHECKPOINT IMAGE...");
         std::process::exit(2);
     }
     let images: Vec<RgbImage> = args[1..].iter().map(|p| da3::preprocess::load_image(p.as_ref())).collect::<da3::Result<_>>()?;
@@ -41,6 +48,19 @@ fn main() -> da3::Result<()> {
         with_crops.push(crop(im, im.width - w, w));
     }
     scenes.push(("all+crops".into(), with_crops));
+    if scene_views > 0 {
+        // A long scene: crops (4/5 of the width) of the images in turn, the window moving
+        // across each image from view to view.
+        let rounds = scene_views.div_ceil(images.len()).max(2) as u32;
+        let views = (0..scene_views)
+            .map(|k| {
+                let im = &images[k % images.len()];
+                let w = im.width * 4 / 5;
+                crop(im, (im.width - w) * (k / images.len()) as u32 / (rounds - 1), w)
+            })
+            .collect();
+        scenes.push((format!("{scene_views}-view crops"), views));
+    }
 
     let options = InferOptions::default().check()?;
     let reference = Engine::load(&args[0], LoadOptions::from_env(false, Precision::Fp32)?)?;

@@ -10,7 +10,7 @@
  *
  *   {"impl":"libda3","model":"da3-large","views":1,"precision":"bf16","accelerate":true,
  *    "mode":"forward","median_ms":1.0,"min_ms":1.0,"views_per_s":1.0,"peak_mib":1.0,
- *    "device":"cuda:0","iters":20}
+ *    "loaded_mib":1.0,"device":"cuda:0","iters":20}
  *
  * and a table on stderr. Modes:
  *   e2e      N RGB8 frames of --frame WIDTHxHEIGHT through da3_infer (preprocessing,
@@ -24,7 +24,8 @@
  * median_ms / min_ms are over the timed calls; views_per_s = views / median seconds;
  * peak_mib is the GPU caching allocator's peak of allocated bytes (what
  * torch.cuda.max_memory_allocated reports) from just before the warm-up to the end of the
- * timed calls, null on the CPU.
+ * timed calls, null on the CPU; loaded_mib the bytes allocated right after da3_create (the
+ * weights), null on the CPU.
  *
  * Exit status: 0 on success, 1 when libda3 reports an error, 2 on a usage error.
  */
@@ -51,6 +52,7 @@ typedef struct {
     int warmup, iters;
     uint32_t frame_w, frame_h;
     uint32_t input_h, input_w;
+    char loaded_mib[32]; /* allocated right after da3_create (the weights), "null" on the CPU */
 } config;
 
 static void usage(FILE *to) {
@@ -311,10 +313,10 @@ static int run_one(const config *c, da3_model *model, bool accelerate, bool forw
         const char *precision = da3_precision_name(da3_model_precision(model));
         printf("{\"impl\":\"libda3\",\"model\":\"%s\",\"views\":%zu,\"precision\":\"%s\",\"accelerate\":%s,"
                "\"mode\":\"%s\",\"median_ms\":%.3f,\"min_ms\":%.3f,\"views_per_s\":%.2f,\"peak_mib\":%s,"
-               "\"device\":\"%s\",\"iters\":%d}\n",
+               "\"loaded_mib\":%s,\"device\":\"%s\",\"iters\":%d}\n",
                da3_model_preset(model), views, precision, accelerate ? "true" : "false",
                forward ? "forward" : "e2e", median, best, (double)views / (median / 1e3), peak,
-               da3_model_device(model), c->iters);
+               c->loaded_mib, da3_model_device(model), c->iters);
         fflush(stdout);
         fprintf(stderr, "%-12s %5zu %-5s %-4s %-8s %10.2f %10.2f %10.1f %10s %10s\n", da3_model_preset(model),
                 views, precision, accelerate ? "on" : "off", forward ? "forward" : "e2e", median, best,
@@ -339,6 +341,15 @@ int main(int argc, char **argv) {
         if (!c.accelerate[acc]) continue;
         da3_model *model = NULL;
         if (da3_create(c.model, acc == 1, c.precision, &model) != DA3_OK) return fail("da3_create");
+        da3_memory_stats loaded;
+        memset(&loaded, 0, sizeof loaded);
+        loaded.struct_size = sizeof loaded;
+        if (da3_model_memory_stats(model, &loaded) == DA3_OK) {
+            snprintf(c.loaded_mib, sizeof c.loaded_mib, "%.1f", (double)loaded.allocated_bytes / 1048576.0);
+            fprintf(stderr, "loaded (accelerate %s): %s MiB allocated\n", acc == 1 ? "on" : "off", c.loaded_mib);
+        } else {
+            snprintf(c.loaded_mib, sizeof c.loaded_mib, "null");
+        }
         for (int m = 0; m < 2; m++) {
             bool forward = m == 0;
             if ((forward && !c.mode_forward) || (!forward && !c.mode_e2e)) continue;

@@ -78,7 +78,7 @@
  *   DA3_ACCEL_FEATURES = fp32 (default: compute precision): use_accelerate: fp32 backbone features into the head
  *   DA3_ACCEL_GLUE = kernels, libtorch, official (default: kernels): use_accelerate: the block glue in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes
  *   DA3_PREPROCESS = auto, host, device (default: auto): where frames from host memory are resized and normalised (the same bytes either way): auto = on the GPU from the uploaded bytes for a model on one GPU, on the host's threads on the CPU and with several GPUs
- *   DA3_LOG = off, error, warn, info, debug (default: warn): what libda3 reports to stderr or the da3_log_set callback (debug: libtorch backtraces)
+ *   DA3_LOG = off, error, warn, info, debug (default: warn): what libda3 reports to stderr or the da3_log_set callback (debug: libtorch backtraces and, on one GPU, the memory in use at each stage of a forward)
  *   DA3_LOG_GRAPHS = any (default: unset): same as DA3_LOG=info (CUDA graph captures and fallbacks)
  *   DA3_CUDA_SUPPORT_LIB = a path (default: beside libda3): where libda3_cuda_support.so is looked for first
  *   HF_HUB_CACHE, HF_HOME, HOME = directories (default: ~/.cache/huggingface/hub): where a repo id such as depth-anything/DA3-LARGE is looked up

@@ -347,7 +347,7 @@ impl Engine {
         cancel::check(cancel, "before preprocessing")?;
         let prepared = self.prepare(scene, options)?;
         cancel::check(cancel, "after preprocessing")?;
-        let stop = forward_stop(cancel);
+        let stop = forward_stop(cancel, self.memory_noted_on());
         let stop = stop.as_ref().map(|f| f as &StopCheck<'_>);
         let (views, height, width) = prepared.shape();
         if self.shards(views, height, width) {
@@ -378,7 +378,7 @@ impl Engine {
             return scenes.iter().map(|scene| self.infer(scene, options)).collect();
         }
         let cancel = options.cancel_token();
-        let stop = forward_stop(cancel);
+        let stop = forward_stop(cancel, self.memory_noted_on());
         let stop = stop.as_ref().map(|f| f as &StopCheck<'_>);
         self.runners.run_batch(
             scenes.iter().collect(),
@@ -592,6 +592,12 @@ impl Engine {
         gpu::support::reset_peak_memory(self.cuda_index()?)
     }
 
+    /// The GPU whose memory a forward notes at `DA3_LOG=debug` (see `forward_stop`): the
+    /// model's, when it runs on one GPU.
+    fn memory_noted_on(&self) -> Option<usize> {
+        if self.devices.len() == 1 { self.cuda_index().ok() } else { None }
+    }
+
     fn cuda_index(&self) -> Result<usize> {
         match self.devices[0] {
             Device::Cuda(index) => Ok(index),
@@ -752,10 +758,22 @@ fn device_maps(out: &NetOutput, keep: DeviceOutputs, host_depth: Option<&[f32]>)
     Ok(Some(std::sync::Arc::new(DeviceMaps::new(index, depth, confidence))))
 }
 
-/// What a forward polls between its stages: the host's cancel token and, in a failpoints
-/// build, the injected faults; `None` (no polling) when there is neither.
-fn forward_stop(cancel: Option<&CancelToken>) -> Option<impl Fn() -> Result<()> + Sync + '_> {
-    (cancel.is_some() || faults::ENABLED).then_some(move || {
+/// What a forward polls between its stages: the host's cancel token, in a failpoints build
+/// the injected faults and, at `DA3_LOG=debug` on a GPU (`memory_on`), a note of the memory
+/// in use at each stage (allocated now and the peak so far: where a scene's memory goes);
+/// `None` (no polling) when there is none of them.
+fn forward_stop(cancel: Option<&CancelToken>, memory_on: Option<usize>) -> Option<impl Fn(&str) -> Result<()> + Sync + '_> {
+    let memory_on = memory_on.filter(|_| crate::log::enabled(crate::log::Level::Debug));
+    (cancel.is_some() || faults::ENABLED || memory_on.is_some()).then_some(move |at: &str| {
+        if let Some(stats) = memory_on.and_then(|device| gpu::support::memory_stats(device).ok()) {
+            const MIB: f64 = 1048576.0;
+            crate::log::debug(&format!(
+                "forward memory on cuda:{} {at}: {:.1} MiB allocated, peak {:.1} MiB",
+                memory_on.unwrap_or_default(),
+                stats.allocated as f64 / MIB,
+                stats.peak_allocated as f64 / MIB
+            ));
+        }
         faults::check(faults::FORWARD)?;
         cancel::check(cancel, "")
     })

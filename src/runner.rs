@@ -29,8 +29,8 @@ pub const GRAPH_CACHE_CAPACITY: usize = 4;
 /// Views per DualDPT head pass on the accelerated path (the official: 8).
 pub const ACCELERATED_HEAD_CHUNK_VIEWS: i64 = 4;
 
-/// Whether the host asked a forward to stop (see `Execution::stop`).
-pub type StopCheck<'a> = dyn Fn() -> Result<()> + Sync + 'a;
+/// Whether the host asked a forward to stop, told where the forward is (see `Execution::stop`).
+pub type StopCheck<'a> = crate::model::StopPoll<'a>;
 
 pub struct Runner {
     net: Network,
@@ -313,16 +313,18 @@ pub struct SceneMemory {
 impl SceneMemory {
     /// A rough upper estimate of the device memory one scene of `views` images of
     /// `height` x `width` network-input pixels needs on top of the weights: the backbone's
-    /// tokens (the residual stream, attention and MLP temporaries, the taken layers and their
-    /// normalised copies, in fp32) and one chunk of the head. Used to decide when a scene
-    /// is split over several devices; a heuristic, so callers can force either way.
+    /// tokens (the taken layers, the residual streams, the attention and MLP temporaries, in
+    /// fp32) and one chunk of the head. Used to decide when a scene is split over several
+    /// devices; a heuristic, so callers can force either way.
     pub fn bytes(&self, views: i64, height: i64, width: i64) -> u64 {
         let patch = crate::config::BackboneConfig::PATCH_SIZE;
         let tokens = (height / patch) * (width / patch) + 1;
         let width_factor = if self.cat_token { 2 } else { 1 };
-        // Per token, in fp32 channels: the taken layers kept twice (raw and normalised) at the
-        // concatenated width, plus about 16 channels of dim for the working set of a block.
-        let channels = (self.taken_layers * 2 * width_factor + 16) * self.embed_dim;
+        // Per token, in fp32 channels: the taken layers at the concatenated width, plus about
+        // 12 channels of dim for two residual streams and a block's working set. (Measured on
+        // da3-large with use_accelerate, bf16: 28 MiB per 336x504 view, against the 68 MiB
+        // this gives; fp32 holds the taken layers at twice the bytes.)
+        let channels = (self.taken_layers * width_factor + 12) * self.embed_dim;
         let backbone = views * tokens * channels * 4;
         // One head chunk of 8 views: a few 256-channel maps at half to full resolution.
         let head = views.min(8) * height * width * 256 * 4 * 4;

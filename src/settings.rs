@@ -200,7 +200,7 @@ pub const VARIABLES: &[Variable] = &[
         name: "DA3_LOG",
         values: "off, error, warn, info, debug",
         default: "warn",
-        effect: "what libda3 reports to stderr or the da3_log_set callback (debug: libtorch backtraces)",
+        effect: "what libda3 reports to stderr or the da3_log_set callback (debug: libtorch backtraces and, on one GPU, the memory in use at each stage of a forward)",
     },
     Variable {
         name: "DA3_LOG_GRAPHS",

@@ -5,9 +5,8 @@
 use std::ops::Range;
 
 use crate::error::{Error, Result};
-use crate::model::dinov2::{BlockState, DinoVisionTransformer, LayerOutput};
+use crate::model::dinov2::{BlockState, DinoVisionTransformer};
 use crate::model::{BlockRunner, Execution};
-use crate::nn::copy;
 
 /// The blocks in equal shares over `replicas` (the first share on the first replica); the
 /// state moves to each share's device. Taken layers are kept in equal shares over the
@@ -69,13 +68,14 @@ impl BlockRunner for ShardedBlocks<'_> {
             state.to_device(replica.device())?;
             for segment in backbone.segments(share) {
                 replica.run_blocks(state, segment, exec)?;
-                for out in std::mem::take(&mut state.taken) {
-                    // Finished on its keeper's device, the camera token copied out so that
-                    // the raw block output's memory is freed: the largest part of a long
-                    // scene's memory.
+                for taken in std::mem::take(&mut state.taken) {
+                    // Finished on its keeper's device (taken layers are the largest part of a
+                    // long scene's memory).
                     let keeper = self.keeper_of(state.layers.len(), taken_layers);
-                    let layer = keeper.finish_layer(&out.f_to_device(keeper.device())?, exec)?;
-                    state.layers.push(LayerOutput { camera_token: copy(&layer.camera_token)?, features: layer.features });
+                    let device = keeper.device();
+                    let order = state.restore_order.as_ref().map(|o| o.f_to_device(device)).transpose()?;
+                    let layer = keeper.finish_layer(&taken.to_device(device)?, order.as_ref(), exec)?;
+                    state.layers.push(layer);
                 }
             }
         }

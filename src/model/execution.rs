@@ -58,6 +58,9 @@ pub trait BlockRunner {
     fn run(&self, backbone: &DinoVisionTransformer, state: &mut BlockState, exec: Execution<'_>) -> Result<()>;
 }
 
+/// What `Execution::stop` polls: told where the forward is, `Err` to stop it.
+pub type StopPoll<'a> = dyn Fn(&str) -> Result<()> + Sync + 'a;
+
 /// The execution profile of one forward.
 #[derive(Clone, Copy)]
 pub struct Execution<'a> {
@@ -81,12 +84,14 @@ pub struct Execution<'a> {
     pub glue: Option<&'a dyn GlueKernels>,
     /// Where the any-view backbone's blocks run; `None`: every block here, in order.
     pub blocks: Option<&'a dyn BlockRunner>,
-    /// Polled between stages and before each backbone block (`check_stop`): `Err` stops the
-    /// forward with that error (`Error::Cancelled` when the host asked it to stop; the runner
-    /// may also inject faults here); `None`: never polled. On a GPU the checks happen as the
-    /// host queues the work, so kernels already queued still run; a captured CUDA graph
-    /// replays as one launch, with no check inside (the runner checks before and after it).
-    pub stop: Option<&'a (dyn Fn() -> Result<()> + Sync)>,
+    /// Polled between stages and before each backbone block (`check_stop`) with where the
+    /// forward is (e.g. "before backbone block 3 of 24"): `Err` stops the forward with that
+    /// error (`Error::Cancelled` when the host asked it to stop; the runner may also inject
+    /// faults here, or note the memory in use); `None`: never polled. On a GPU the checks
+    /// happen as the host queues the work, so kernels already queued still run; a captured
+    /// CUDA graph replays as one launch, with no check inside (the runner checks before and
+    /// after it).
+    pub stop: Option<&'a StopPoll<'a>>,
 }
 
 impl Execution<'_> {
@@ -107,10 +112,12 @@ impl Execution<'_> {
     /// `stop`'s error naming `at` (e.g. "before block 3 of 12"): "the forward was cancelled
     /// before block 3 of 12".
     pub fn check_stop(&self, at: impl FnOnce() -> String) -> Result<()> {
-        match self.stop.map(|stop| stop()) {
-            Some(Err(Error::Cancelled(_))) => Err(Error::Cancelled(format!("the forward was cancelled {}", at()))),
-            Some(Err(other)) => Err(other.during(&format!("the forward {}", at()))),
-            _ => Ok(()),
+        let Some(stop) = self.stop else { return Ok(()) };
+        let at = at();
+        match stop(&at) {
+            Err(Error::Cancelled(_)) => Err(Error::Cancelled(format!("the forward was cancelled {at}"))),
+            Err(other) => Err(other.during(&format!("the forward {at}"))),
+            Ok(()) => Ok(()),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::model::execution::Execution;
 use crate::model::reference_view_selector::RefViewStrategy;
 use crate::weights::WeightLoader;
-pub use vision_transformer::{BackboneOutput, BlockState, DinoVisionTransformer, LayerOutput};
+pub use vision_transformer::{BackboneOutput, BlockState, DinoVisionTransformer, LayerOutput, TakenBlock};
 
 pub struct DinoV2 {
     pub pretrained: DinoVisionTransformer,

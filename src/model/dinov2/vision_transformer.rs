@@ -45,6 +45,27 @@ pub struct BackboneOutput {
     pub exported: Vec<(usize, Tensor)>,
 }
 
+/// A taken block's output as the block left it: the residual stream and, with `cat_token`,
+/// the last view-local block's output, in the blocks' view order. Shallow: the block loop
+/// writes into the residual stream in place (the camera token), so a taken block is finished
+/// (`finish_layer`) before the next block runs.
+pub struct TakenBlock {
+    /// (S, 1 + P, C) the last view-local block's output (`cat_token`), else `None`.
+    pub local: Option<Tensor>,
+    /// (S, 1 + P, C) the block's output.
+    pub global: Tensor,
+}
+
+impl TakenBlock {
+    /// The same block output on `device`.
+    pub fn to_device(&self, device: Device) -> Result<TakenBlock> {
+        Ok(TakenBlock {
+            local: self.local.as_ref().map(|t| t.f_to_device(device)).transpose()?,
+            global: self.global.f_to_device(device)?,
+        })
+    }
+}
+
 /// The activations of one scene between the backbone's blocks.
 pub struct BlockState {
     /// (S, 1 + P, C) residual stream.
@@ -59,8 +80,9 @@ pub struct BlockState {
     pub restore_order: Option<Tensor>,
     /// Reference view, when chosen and read back to the host.
     pub reference_view: Option<i64>,
-    /// Outputs of taken blocks (input view order) not yet finished into `layers`.
-    pub taken: Vec<Tensor>,
+    /// Outputs of taken blocks not yet finished into `layers` (`restore_order` puts them
+    /// in input view order).
+    pub taken: Vec<TakenBlock>,
     /// Finished taken layers, in order.
     pub layers: Vec<LayerOutput>,
     /// (block index, raw output) of the blocks to export, on the device that ran them.
@@ -266,8 +288,9 @@ impl DinoVisionTransformer {
     pub fn run_all_blocks(&self, state: &mut BlockState, exec: Execution<'_>) -> Result<()> {
         for segment in self.segments(0..self.blocks.len()) {
             self.run_blocks(state, segment, exec)?;
-            for out in std::mem::take(&mut state.taken) {
-                state.layers.push(self.finish_layer(&out, exec)?);
+            for taken in std::mem::take(&mut state.taken) {
+                let layer = self.finish_layer(&taken, state.restore_order.as_ref(), exec)?;
+                state.layers.push(layer);
             }
         }
         Ok(())
@@ -344,6 +367,10 @@ impl DinoVisionTransformer {
                 let scene = state.x.f_reshape([1, s * tokens, dim])?;
                 state.x = block.forward(&scene, Some((&self.rope, rope)), exec.attention, exec.fused_glue, exec.glue)?.f_reshape([s, tokens, dim])?;
             } else {
+                // This block's output becomes the local half of the next taken layers: the
+                // previous one is released now, not after the block (one residual stream less
+                // at the peak of the block after a global one).
+                state.local_x = state.x.shallow_clone();
                 let rope = RopePositions {
                     positions: &state.local_positions,
                     max_position: state.local_max_position,
@@ -353,12 +380,8 @@ impl DinoVisionTransformer {
                 state.local_x = state.x.shallow_clone();
             }
             if cfg.out_layers.contains(&i) {
-                let mut out =
-                    if cfg.cat_token { Tensor::f_cat(&[&state.local_x, &state.x], -1)? } else { state.x.shallow_clone() };
-                if let Some(order) = &state.restore_order {
-                    out = out.f_index_select(0, order)?;
-                }
-                state.taken.push(out);
+                let local = cfg.cat_token.then(|| state.local_x.shallow_clone());
+                state.taken.push(TakenBlock { local, global: state.x.shallow_clone() });
             }
             if state.export_layers.contains(&i) {
                 state.exported.push((i, state.x.shallow_clone()));
@@ -399,25 +422,38 @@ impl DinoVisionTransformer {
         Ok(Some(Tensor::f_cat(&[reference, others], 0)?))
     }
 
-    /// A taken block's output -> camera token (token 0 as is) and features (patch tokens
-    /// with the global half normalised, in `exec.features_kind`), on `out`'s device.
-    pub fn finish_layer(&self, out: &Tensor, exec: Execution<'_>) -> Result<LayerOutput> {
-        let dim = self.cfg.embed_dim;
-        let camera_token = out.f_select(1, 0)?;
-        let features = if self.cfg.cat_token {
-            Tensor::f_cat(
-                &[out.f_narrow(2, 0, dim)?.f_to_kind(Kind::Float)?, self.norm.forward(&out.f_narrow(2, dim, dim)?)?],
-                -1,
-            )?
-        } else {
-            self.norm.forward(out)?
+    /// A taken block's output -> camera token (token 0 as is, `[local, global]` with
+    /// `cat_token`) and features (patch tokens, `[local, norm(global)]` with `cat_token`, in
+    /// `exec.features_kind`), in input view order (`restore_order`), on `taken`'s device.
+    ///
+    /// Both are new compact tensors, written in their final kind: nothing keeps the block's
+    /// fp32 output alive (a camera token viewing it would hold 2 x 4 bytes per channel and
+    /// token of every taken layer until the head is done), and the concatenation is never
+    /// made in fp32 first. The values are the official's: copies, a per-token LayerNorm and
+    /// one rounding to the features' kind; the view order is restored last.
+    pub fn finish_layer(&self, taken: &TakenBlock, restore_order: Option<&Tensor>, exec: Execution<'_>) -> Result<LayerOutput> {
+        let global = &taken.global;
+        let (views, tokens, dim) = global.size3()?;
+        let patches = tokens - 1;
+        let kind = exec.features_kind.unwrap_or(Kind::Float);
+        let normed = self.norm.forward(global)?;
+        let (camera_token, features) = match &taken.local {
+            Some(local) => {
+                let camera_token = Tensor::f_cat(&[local.f_select(1, 0)?, global.f_select(1, 0)?], -1)?;
+                let features = Tensor::f_empty([views, patches, 2 * dim], (kind, global.device()))?;
+                features.f_narrow(2, 0, dim)?.f_copy_(&local.f_narrow(1, 1, patches)?)?;
+                features.f_narrow(2, dim, dim)?.f_copy_(&normed.f_narrow(1, 1, patches)?)?;
+                (camera_token, features)
+            }
+            None => (crate::nn::copy(&global.f_select(1, 0)?)?, normed.f_narrow(1, 1, patches)?.f_to_kind(kind)?),
         };
-        let patches = features.size3()?.1 - 1;
-        let features = features.f_narrow(1, 1, patches)?;
-        let features = match exec.features_kind {
-            Some(kind) => features.f_to_kind(kind)?,
-            None => features,
-        };
-        Ok(LayerOutput { features, camera_token })
+        drop(normed);
+        Ok(match restore_order {
+            Some(order) => LayerOutput {
+                camera_token: camera_token.f_index_select(0, order)?,
+                features: features.f_index_select(0, order)?,
+            },
+            None => LayerOutput { camera_token, features },
+        })
     }
 }

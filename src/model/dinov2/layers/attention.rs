@@ -48,16 +48,17 @@ impl Attention {
     /// `kernel`: a fused attention to try first (see `Execution::attention`); libtorch's SDPA
     /// runs when there is none or it declines. `glue`: kernels that make q, k and v from the
     /// projection in one pass (see `Execution::glue`), tried first where the RoPE is the
-    /// gathered tables' (or none).
+    /// gathered tables' (or none). Takes `x` so that it is freed once projected.
     pub fn forward(
         &self,
-        x: &Tensor,
+        x: Tensor,
         rope: Option<(&RotaryPositionEmbedding2D, RopePositions<'_>)>,
         kernel: Option<&dyn AttentionKernel>,
         glue: Option<&dyn GlueKernels>,
     ) -> Result<Tensor> {
         let (b, n, c) = x.size3()?;
-        let projected = self.qkv.forward(x)?;
+        let projected = self.qkv.forward(&x)?;
+        drop(x);
         let tables = match &rope {
             Some((_, pos)) => pos.tables.map(Some),
             None => Some(None),
@@ -69,8 +70,10 @@ impl Attention {
             }
             _ => None,
         };
-        if let Some((q, k, v)) = fused {
-            return self.attend(&q, &k, &v, kernel, (b, n, c));
+        if let Some(qkv) = fused {
+            // The projection is read: freed before attention's own outputs are allocated.
+            drop(projected);
+            return self.attend(qkv, kernel, (b, n, c));
         }
         let qkv = projected.f_reshape([b, n, 3, self.num_heads, c / self.num_heads])?.f_permute([2, 0, 3, 1, 4])?;
         let (mut q, mut k, v) = (qkv.f_get(0)?, qkv.f_get(1)?, qkv.f_get(2)?);
@@ -91,23 +94,25 @@ impl Attention {
                 }
             }
         }
-        let (q, k, v) = (q.f_to_kind(kind)?, k.f_to_kind(kind)?, v.f_to_kind(kind)?);
-        self.attend(&q, &k, &v, kernel, (b, n, c))
+        let qkv = (q.f_to_kind(kind)?, k.f_to_kind(kind)?, v.f_to_kind(kind)?);
+        drop(projected);
+        self.attend(qkv, kernel, (b, n, c))
     }
 
     /// softmax(q kᵀ / sqrt(D)) v of (B, heads, N, D) q, k, v, then the output projection.
+    /// Takes q, k and v so that they are freed before the projection runs.
     fn attend(
         &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
+        (q, k, v): (Tensor, Tensor, Tensor),
         kernel: Option<&dyn AttentionKernel>,
         (b, n, c): (i64, i64, i64),
     ) -> Result<Tensor> {
-        let out = match kernel.and_then(|kernel| kernel.attend(q, k, v)) {
+        let out = match kernel.and_then(|kernel| kernel.attend(&q, &k, &v)) {
             Some(fused) => fused,
-            None => Tensor::f_scaled_dot_product_attention(q, k, v, None::<Tensor>, 0.0, false, None, false)?,
+            None => Tensor::f_scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, false, None, false)?,
         };
-        self.proj.forward(&out.f_transpose(1, 2)?.f_reshape([b, n, c])?)
+        drop((q, k, v));
+        let out = out.f_transpose(1, 2)?.f_reshape([b, n, c])?;
+        self.proj.forward(&out)
     }
 }

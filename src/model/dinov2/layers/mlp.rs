@@ -18,8 +18,13 @@ impl Mlp {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // nn.GELU() is the exact (erf) form.
-        self.fc2.forward(&self.fc1.forward(x)?.f_gelu("none")?)
+    /// Takes `x` so that it is freed once `fc1` has read it: the hidden activations are the
+    /// block's largest (4x the width), and with many views every byte of them counts.
+    pub fn forward(&self, x: Tensor) -> Result<Tensor> {
+        let mut hidden = self.fc1.forward(&x)?;
+        drop(x);
+        // nn.GELU() is the exact (erf) form; in place, the same kernel as out of place.
+        let _same_tensor = hidden.f_gelu_("none")?;
+        self.fc2.forward(&hidden)
     }
 }

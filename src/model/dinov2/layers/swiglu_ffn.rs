@@ -21,8 +21,17 @@ impl SwiGLUFFNFused {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x12 = self.w12.forward(x)?.f_chunk(2, -1)?;
-        self.w3.forward(&x12[0].f_silu()?.f_mul(&x12[1])?)
+    /// Takes `x` so that it is freed once `w12` has read it (see `Mlp::forward`).
+    pub fn forward(&self, x: Tensor) -> Result<Tensor> {
+        let x12 = self.w12.forward(&x)?;
+        drop(x);
+        let halves = x12.f_chunk(2, -1)?;
+        // silu(x1) * x2 with the product written over silu's output (same kernels as out of
+        // place), and w12's output freed before w3 runs.
+        let mut gated = halves[0].f_silu()?;
+        let _same_tensor = gated.f_mul_(&halves[1])?;
+        drop(halves);
+        drop(x12);
+        self.w3.forward(&gated)
     }
 }
