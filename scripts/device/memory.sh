@@ -16,7 +16,7 @@
 #             with one more 64-view scene (the feed-forward then runs in chunks of rows), for
 #             da3-large, and da3-giant with a 32-view scene;
 #   side      bench/side_by_side.py, da3-large forward at 1/16/64 views against the official
-#             forward and torch.compile at 16/64 views (speed and peak memory in one run).
+#             forward and torch.compile at 16/64 views (COMPILE_CASES; speed and peak memory in one run).
 # Carried: .carry-speed (scripts/device/prepare_carry_speed.sh; the old build by hand into
 # .carry-speed/old) and .whl (scripts/device/prepare_carry.sh). Writes $OUT (default out/memory).
 set -uo pipefail
@@ -69,7 +69,7 @@ for step in "$@"; do
       ;;
     side)
       python3 bench/side_by_side.py --device cuda --checkpoints $CK --bench "$C/da3_bench" \
-        --cases da3-large:1,16,64 --compile-cases da3-large:16,64 --modes forward,compile,libda3 \
+        --cases da3-large:1,16,64 --compile-cases "${COMPILE_CASES:-da3-large:16,64}" --modes forward,compile,libda3 \
         --libda3-accelerate on --warmup 3 --iters 10 --max-seconds 20 \
         --out "$OUT/side_by_side.md" --json "$OUT/side_by_side.json" 2>&1 | tee "$OUT/side_by_side.log" | tail -40
       ;;

@@ -4,7 +4,7 @@
 use tch::{Kind, Tensor};
 
 use super::dpt::{cat_views, forward_in_chunks, fuse_chain, FeatureFusionBlock, Scratch};
-use super::utils::head_utils::add_pos_embed;
+use super::utils::head_utils::PosEmbedCache;
 use crate::config::{BackboneConfig, HeadConfig};
 use crate::error::Result;
 use crate::nn::{Conv2d, ConvTranspose2d, LayerNorm};
@@ -70,6 +70,8 @@ pub struct DualDPT {
     /// Views per head pass (`HEAD_CHUNK_SIZE`; the accelerated runner uses fewer to lower the
     /// peak memory: the head's full-resolution activations dominate it at many views).
     pub chunk_views: i64,
+    /// The UV embeddings added to the feature maps, made once per shape.
+    pos_embeds: PosEmbedCache,
 }
 
 /// Views per head pass: the official processes 8 at a time to bound memory.
@@ -132,6 +134,7 @@ impl DualDPT {
             output_conv2,
             aux: AuxBranch { refinenet: aux_refinenet, output_conv1_aux, output_conv2_aux, output_conv2_aux_norm },
             chunk_views: HEAD_CHUNK_SIZE,
+            pos_embeds: PosEmbedCache::default(),
         })
     }
 
@@ -196,14 +199,14 @@ impl DualDPT {
             .map(|(stage, feat)| {
                 let (b, _, c) = feat.size3()?;
                 let x = self.norm.forward(feat)?.f_permute([0, 2, 1])?.f_reshape([b, c, ph, pw])?;
-                let x = add_pos_embed(&self.projects[stage].forward(&x)?, width, height)?;
+                let x = self.pos_embeds.add_to(self.projects[stage].forward(&x)?, width, height)?;
                 self.resize_layers[stage].forward(&x)
             })
             .collect::<Result<Vec<Tensor>>>()?;
         let rn = resized.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect::<Result<Vec<Tensor>>>()?;
         let fused = self.output_conv1.forward(&fuse_chain(&self.refinenet, &rn)?)?;
         let fused = fused.f_upsample_bilinear2d([ph * patch, pw * patch], true, None, None)?;
-        let fused = add_pos_embed(&fused, width, height)?;
+        let fused = self.pos_embeds.add_to(fused, width, height)?;
         let logits = self.output_conv2.conv2.forward(&self.output_conv2.conv0.forward(&fused)?.f_relu()?)?;
         let depth = logits.f_select(1, 0)?.f_exp()?;
         let depth_conf = logits.f_select(1, 1)?.f_exp()?.f_add_scalar(1.0)?;
@@ -228,7 +231,7 @@ impl DualDPT {
         for conv in &aux.output_conv1_aux[last] {
             out = conv.forward(&out)?;
         }
-        let out = add_pos_embed(&out, width, height)?;
+        let out = self.pos_embeds.add_to(out, width, height)?;
         let (conv0, conv5) = &aux.output_conv2_aux[last];
         let x = conv0.forward(&out)?;
         // LayerNorm over the channels: (B, C, h, w) -> (B, h, w, C) and back.

@@ -35,12 +35,82 @@ pub fn position_grid_to_embed(grid: &Tensor, dim: i64, omega_0: f64) -> Result<T
     Ok(Tensor::f_cat(&[emb_x, emb_y], -1)?.f_reshape([h, w, dim])?)
 }
 
-/// Adds the UV embedding (scaled by 0.1) to a (B, C, h, w) map of an image of size W x H.
-pub fn add_pos_embed(x: &Tensor, image_width: i64, image_height: i64) -> Result<Tensor> {
+/// The (1, C, h, w) UV embedding (scaled by 0.1) of a C-channel h x w map of an image of size
+/// W x H, in `kind` on `device`.
+fn pos_embed(c: i64, h: i64, w: i64, image_width: i64, image_height: i64, kind: Kind, device: Device) -> Result<Tensor> {
     const RATIO: f64 = 0.1;
     const OMEGA_0: f64 = 100.0;
-    let (_, c, h, w) = x.size4()?;
-    let grid = create_uv_grid(w, h, image_width as f64 / image_height as f64, x.device())?;
+    let grid = create_uv_grid(w, h, image_width as f64 / image_height as f64, device)?;
     let pe = position_grid_to_embed(&grid, c, OMEGA_0)?.f_mul_scalar(RATIO)?;
-    Ok(x.f_add(&pe.f_permute([2, 0, 1])?.f_unsqueeze(0)?.f_to_kind(x.kind())?)?)
+    Ok(pe.f_permute([2, 0, 1])?.f_unsqueeze(0)?.f_to_kind(kind)?)
+}
+
+/// What a UV embedding depends on: channels, map size, image size, kind, device.
+type PosEmbedKey = (i64, i64, i64, i64, i64, Kind, Device);
+
+/// The UV embeddings a head adds, kept by what they depend on: the official recomputes them in
+/// every forward (sin and cos of every channel of every pixel of the full-resolution map, in
+/// fp32, per chunk of views), though they depend on the shapes only. Same operations, same
+/// values. Never evicted (a CUDA graph captured with an entry reads its memory; the runner
+/// runs every shape eagerly before capturing it); past `POS_EMBED_CACHE_BYTES` they are
+/// computed in each call instead.
+#[derive(Default)]
+pub struct PosEmbedCache {
+    entries: std::sync::Mutex<Vec<(PosEmbedKey, Tensor)>>,
+}
+
+/// The most bytes of embeddings a head keeps (a 336x504 input's largest, 128 channels at full
+/// resolution, is 41 MiB in bf16).
+pub const POS_EMBED_CACHE_BYTES: i64 = 256 << 20;
+
+impl PosEmbedCache {
+    /// `x + embedding` of a (B, C, h, w) map of an image of size W x H, written into `x` (which
+    /// the caller hands over).
+    pub fn add_to(&self, mut x: Tensor, image_width: i64, image_height: i64) -> Result<Tensor> {
+        let (_, c, h, w) = x.size4()?;
+        let key = (c, h, w, image_width, image_height, x.kind(), x.device());
+        let pe = {
+            let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match entries.iter().find(|(k, _)| *k == key) {
+                Some((_, pe)) => pe.shallow_clone(),
+                None => {
+                    let pe = pos_embed(c, h, w, image_width, image_height, key.5, key.6)?;
+                    let held: i64 = entries.iter().map(|(_, t)| bytes_of(t)).sum();
+                    if held + bytes_of(&pe) <= POS_EMBED_CACHE_BYTES {
+                        entries.push((key, pe.shallow_clone()));
+                    }
+                    pe
+                }
+            }
+        };
+        let _same_tensor = x.f_add_(&pe)?;
+        Ok(x)
+    }
+}
+
+fn bytes_of(t: &Tensor) -> i64 {
+    t.numel() as i64 * t.kind().elt_size_in_bytes() as i64
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cached embedding is added as the official adds it, also to the channels-last maps
+    /// of the accelerated head, and entries are kept by shape and kind.
+    #[test]
+    fn cached_embeddings_give_the_official_sum() {
+        let cache = PosEmbedCache::default();
+        for (kind, nhwc) in [(Kind::Float, false), (Kind::BFloat16, true), (Kind::Float, false)] {
+            let x = Tensor::randn([2, 8, 6, 10], (Kind::Float, Device::Cpu)).to_kind(kind);
+            let x = if nhwc { crate::nn::channels_last(&x).unwrap() } else { x };
+            let expected = x.f_add(&pos_embed(8, 6, 10, 140, 84, kind, Device::Cpu).unwrap()).unwrap();
+            let got = cache.add_to(crate::nn::copy(&x).unwrap(), 140, 84).unwrap();
+            assert_eq!(got.kind(), kind);
+            assert!(got.equal(&expected), "{kind:?}: the cached sum differs");
+            assert!(!got.equal(&x), "the embedding was added");
+        }
+        assert_eq!(cache.entries.lock().unwrap().len(), 2, "one entry per kind, reused");
+    }
 }
