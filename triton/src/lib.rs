@@ -520,7 +520,66 @@ fn run_one(state: &InstanceState, work: &Work, s: usize) -> std::result::Result<
         .ok_or_else(|| internal("libda3 returned DA3_OK without a result"))
 }
 
-/// Fills the requested outputs of one response from the results of the request's scenes.
+/// Output `name` of every scene's result, scene after scene, into `out` (`per_scene` floats
+/// each; `n` views per scene).
+fn fill_output(
+    name: &str,
+    results: &[Result3],
+    per_scene: usize,
+    n: usize,
+    model: &str,
+    out: &mut [f32],
+) -> Result<()> {
+    for (s, result) in results.iter().enumerate() {
+        let out = &mut out[s * per_scene..(s + 1) * per_scene];
+        let r = result.as_ptr();
+        // SAFETY: live results; maps hold n*h*w floats; camera calls write 12 or 9 floats into
+        // slices of that length.
+        unsafe {
+            match name {
+                "DEPTH" | "CONFIDENCE" | "SKY" => {
+                    let map = match name {
+                        "DEPTH" => da3_api::da3_result_depth_all(r),
+                        "CONFIDENCE" => da3_api::da3_result_confidence_all(r),
+                        _ => da3_api::da3_result_sky_all(r),
+                    };
+                    if map.is_null() {
+                        return Err(invalid(format!(
+                            "output {name}: model {model} does not give it"
+                        )));
+                    }
+                    out.copy_from_slice(std::slice::from_raw_parts(map, per_scene));
+                }
+                "EXTRINSICS" | "INTRINSICS" => {
+                    let each = if name == "EXTRINSICS" { 12 } else { 9 };
+                    for v in 0..n {
+                        let dst = out[v * each..(v + 1) * each].as_mut_ptr();
+                        let status = if each == 12 {
+                            da3_api::da3_result_extrinsics(r, v, dst)
+                        } else {
+                            da3_api::da3_result_intrinsics(r, v, dst)
+                        };
+                        if status != da3_api::DA3_OK {
+                            return Err(invalid(format!(
+                                "output {name}: model {model} gives no cameras"
+                            )));
+                        }
+                    }
+                }
+                _ => {
+                    // Not nested, or its metric alignment was skipped: NaN.
+                    if da3_api::da3_result_scale_factor(r, out.as_mut_ptr()) != da3_api::DA3_OK {
+                        out[0] = f32::NAN;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fills the requested outputs of one response from the results of the request's scenes:
+/// each output's values are written straight into the buffer Triton allocates for it.
 fn fill_response(
     response: *mut TRITONBACKEND_Response,
     work: &Work,
@@ -565,54 +624,6 @@ fn fill_response(
                 )))
             }
         };
-        let mut data = vec![0f32; b * per_scene];
-        for (s, result) in results.iter().enumerate() {
-            let out = &mut data[s * per_scene..(s + 1) * per_scene];
-            let r = result.as_ptr();
-            // SAFETY: live results; maps hold n*h*w floats; camera calls write 12 or 9 floats
-            // into slices of that length.
-            unsafe {
-                let map = match name.as_str() {
-                    "DEPTH" => da3_api::da3_result_depth_all(r),
-                    "CONFIDENCE" => da3_api::da3_result_confidence_all(r),
-                    "SKY" => da3_api::da3_result_sky_all(r),
-                    _ => null(),
-                };
-                match name.as_str() {
-                    "DEPTH" | "CONFIDENCE" | "SKY" => {
-                        if map.is_null() {
-                            return Err(invalid(format!(
-                                "output {name}: model {model} does not give it"
-                            )));
-                        }
-                        out.copy_from_slice(std::slice::from_raw_parts(map, per_scene));
-                    }
-                    "EXTRINSICS" | "INTRINSICS" => {
-                        let each = if name == "EXTRINSICS" { 12 } else { 9 };
-                        for v in 0..n {
-                            let dst = out[v * each..(v + 1) * each].as_mut_ptr();
-                            let status = if each == 12 {
-                                da3_api::da3_result_extrinsics(r, v, dst)
-                            } else {
-                                da3_api::da3_result_intrinsics(r, v, dst)
-                            };
-                            if status != da3_api::DA3_OK {
-                                return Err(invalid(format!(
-                                    "output {name}: model {model} gives no cameras"
-                                )));
-                            }
-                        }
-                    }
-                    _ => {
-                        // Not nested, or its metric alignment was skipped: NaN.
-                        if da3_api::da3_result_scale_factor(r, out.as_mut_ptr()) != da3_api::DA3_OK
-                        {
-                            out[0] = f32::NAN;
-                        }
-                    }
-                }
-            }
-        }
         let name_c = CString::new(name.as_str()).unwrap_or_default();
         let mut output = null_mut();
         // SAFETY: a live response; shape of shape.len() dims.
@@ -629,7 +640,8 @@ fn fill_response(
             },
             "creating an output",
         )?;
-        let bytes = data.len() * 4;
+        let values = b * per_scene;
+        let bytes = values * 4;
         let (mut buffer, mut memory, mut memory_id) = (null_mut(), TRITONSERVER_MEMORY_CPU, 0i64);
         // SAFETY: a live output; Triton allocates `bytes` and writes where.
         check(
@@ -650,10 +662,22 @@ fn fill_response(
                 message: format!("output {name}: GPU output memory is not supported"),
             });
         }
-        // SAFETY: `buffer` holds `bytes` writable host bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr().cast::<u8>(), buffer.cast::<u8>(), bytes)
-        };
+        if buffer.is_null() && bytes > 0 {
+            return Err(internal(format!("output {name}: Triton gave no buffer")));
+        }
+        let buffer = buffer.cast::<u8>();
+        if buffer.align_offset(std::mem::align_of::<f32>()) == 0 {
+            // The results are copied once, straight into Triton's buffer.
+            // SAFETY: `buffer` holds `bytes` = `values` floats of writable host memory, aligned
+            // for f32, ours until the response is sent.
+            let out = unsafe { std::slice::from_raw_parts_mut(buffer.cast::<f32>(), values) };
+            fill_output(name, results, per_scene, n, model, out)?;
+        } else {
+            let mut data = vec![0f32; values];
+            fill_output(name, results, per_scene, n, model, &mut data)?;
+            // SAFETY: `buffer` holds `bytes` writable host bytes.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr().cast::<u8>(), buffer, bytes) };
+        }
     }
     Ok(())
 }
