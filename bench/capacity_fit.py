@@ -17,21 +17,7 @@ import argparse
 import json
 import sys
 
-
-def least_squares(xs, ys, degree):
-    """Polynomial coefficients (lowest first) by the normal equations; small sizes only."""
-    n = degree + 1
-    a = [[sum(x ** (i + j) for x in xs) for j in range(n)] for i in range(n)]
-    b = [sum(y * x ** i for x, y in zip(xs, ys)) for i in range(n)]
-    for col in range(n):  # Gauss-Jordan with partial pivoting
-        pivot = max(range(col, n), key=lambda r: abs(a[r][col]))
-        a[col], a[pivot], b[col], b[pivot] = a[pivot], a[col], b[pivot], b[col]
-        for r in range(n):
-            if r != col and a[col][col]:
-                f = a[r][col] / a[col][col]
-                a[r] = [x - f * y for x, y in zip(a[r], a[col])]
-                b[r] -= f * b[col]
-    return [b[i] / a[i][i] for i in range(n)]
+import numpy as np
 
 
 def main():
@@ -61,10 +47,10 @@ def main():
             print(f"| {model} | {impl} | {'on' if acc else 'off'} | {len(set(views))} view counts: too few to fit |")
             continue
         peaks = [float(r["peak_mib"]) for r in rs]
-        fixed, per_view = least_squares(views, peaks, 1)
+        per_view, fixed = np.polyfit(views, peaks, 1)
         gap = max(abs(p - (fixed + per_view * v)) for v, p in zip(views, peaks))
         largest = int((memory - fixed) // per_view)
-        c0, c1, c2 = least_squares(views, [float(r["median_ms"]) for r in rs], 2)
+        c2, c1, c0 = np.polyfit(views, [float(r["median_ms"]) for r in rs], 2)
         seconds = (c0 + c1 * largest + c2 * largest ** 2) / 1e3
         print(f"| {model} | {impl} | {'on' if acc else 'off'} | {', '.join(str(int(v)) for v in views)} | "
               f"{fixed:.0f} | {per_view:.2f} | {gap:.0f} | {largest} | {seconds:.0f} s |")

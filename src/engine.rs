@@ -765,11 +765,10 @@ fn device_maps(out: &NetOutput, keep: DeviceOutputs, host_depth: Option<&[f32]>)
 fn forward_stop(cancel: Option<&CancelToken>, memory_on: Option<usize>) -> Option<impl Fn(&str) -> Result<()> + Sync + '_> {
     let memory_on = memory_on.filter(|_| crate::log::enabled(crate::log::Level::Debug));
     (cancel.is_some() || faults::ENABLED || memory_on.is_some()).then_some(move |at: &str| {
-        if let Some(stats) = memory_on.and_then(|device| gpu::support::memory_stats(device).ok()) {
+        if let Some((device, Ok(stats))) = memory_on.map(|device| (device, gpu::support::memory_stats(device))) {
             const MIB: f64 = 1048576.0;
             crate::log::debug(&format!(
-                "forward memory on cuda:{} {at}: {:.1} MiB allocated, peak {:.1} MiB",
-                memory_on.unwrap_or_default(),
+                "forward memory on cuda:{device} {at}: {:.1} MiB allocated, peak {:.1} MiB",
                 stats.allocated as f64 / MIB,
                 stats.peak_allocated as f64 / MIB
             ));

@@ -15,10 +15,7 @@
 set -uo pipefail
 OUT_NAME=device_input
 source scripts/device/speed_env.sh input
-for model in da3-small da3-large; do
-  [ -f "$CK/$model/model.safetensors" ] || python3 tests/oracle/make_checkpoint.py --model $model --seed 0 --out "$CK/$model" > "$OUT/ck-$model.log" 2>&1
-  echo "checkpoint $model: exit $?"
-done
+make_checkpoints da3-small da3-large
 echo "== device_input_check"; date -u
 timeout 300 $C/device_input_check $CK/da3-small $CK/da3-large 2>&1 | tee "$OUT/device-input-check.txt"
 echo "device_input_check exit ${PIPESTATUS[0]}"

@@ -22,10 +22,7 @@
 set -uo pipefail
 OUT_NAME=memory
 source scripts/device/speed_env.sh memory
-for model in da3-large da3-giant; do
-  [ -f "$CK/$model/model.safetensors" ] || python3 tests/oracle/make_checkpoint.py --model $model --seed 0 --out "$CK/$model" > "$OUT/ck-$model.log" 2>&1
-  echo "checkpoint $model: exit $?"
-done
+make_checkpoints da3-large da3-giant
 old_lib_path=$C/old:$TORCH_LIB
 for step in "$@"; do
   echo "== $step"; date -u

@@ -16,6 +16,7 @@ use super::layers::{Block, PatchEmbed, PositionGetter, RotaryPositionEmbedding2D
 use crate::config::BackboneConfig;
 use crate::error::{Error, Result};
 use crate::model::execution::Execution;
+use crate::model::utils::shape_cache::ShapeCache;
 use crate::model::reference_view_selector::{
     original_order, original_order_on_device, reference_first_order, reference_first_order_on_device,
     select_reference_view, select_reference_view_on_device, RefViewStrategy,
@@ -128,7 +129,7 @@ pub struct DinoVisionTransformer {
     /// H100, half the GPU time of one view) and depends only on the grid. Same operations,
     /// same values. Never evicted (a CUDA graph captured with an entry reads its memory);
     /// past `POS_CACHE_CAPACITY` grids it is recomputed instead.
-    pos_cache: std::sync::Mutex<Vec<((i64, i64), Tensor)>>,
+    pos_cache: ShapeCache<(i64, i64)>,
 }
 
 /// Patch grids whose resampled position embeddings are kept (a few MB each).
@@ -166,7 +167,7 @@ impl DinoVisionTransformer {
             // The final norm keeps nn.LayerNorm's default epsilon (blocks use 1e-6).
             norm: LayerNorm::new(w, &format!("{prefix}.norm"), dim, LayerNorm::DEFAULT_EPS)?,
             rope: RotaryPositionEmbedding2D::new(BackboneConfig::ROPE_FREQUENCY),
-            pos_cache: std::sync::Mutex::new(Vec::new()),
+            pos_cache: ShapeCache::new(POS_CACHE_CAPACITY, i64::MAX),
         })
     }
 
@@ -179,16 +180,7 @@ impl DinoVisionTransformer {
     /// made during a CUDA graph capture would hold unexecuted results, so the accelerated
     /// runner always runs a shape eagerly first.
     fn cached_pos_encoding(&self, height: i64, width: i64) -> Result<Tensor> {
-        let key = (height, width);
-        let mut cache = self.pos_cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, pos)) = cache.iter().find(|(k, _)| *k == key) {
-            return Ok(pos.shallow_clone());
-        }
-        let pos = self.interpolate_pos_encoding(height, width)?;
-        if cache.len() < POS_CACHE_CAPACITY {
-            cache.push((key, pos.shallow_clone()));
-        }
-        Ok(pos)
+        self.pos_cache.get_or_make((height, width), || self.interpolate_pos_encoding(height, width))
     }
 
     /// Bicubic resampling of the 37x37 learned grid to the input's patch grid, with the

@@ -1,6 +1,7 @@
 //! `model/utils/head_utils.py`: the UV positional embedding added to head feature maps.
 use tch::{Device, Kind, Tensor};
 
+use super::shape_cache::ShapeCache;
 use crate::error::Result;
 
 /// (H, W, 2) grid spanning the image plane, normalised by its diagonal (aspect ratio W/H).
@@ -48,50 +49,36 @@ fn pos_embed(c: i64, h: i64, w: i64, image_width: i64, image_height: i64, kind: 
 /// What a UV embedding depends on: channels, map size, image size, kind, device.
 type PosEmbedKey = (i64, i64, i64, i64, i64, Kind, Device);
 
-/// The UV embeddings a head adds, kept by what they depend on: the official recomputes them in
-/// every forward (sin and cos of every channel of every pixel of the full-resolution map, in
-/// fp32, per chunk of views), though they depend on the shapes only. Same operations, same
-/// values. Never evicted (a CUDA graph captured with an entry reads its memory; the runner
-/// runs every shape eagerly before capturing it); past `POS_EMBED_CACHE_BYTES` they are
-/// computed in each call instead.
-#[derive(Default)]
+/// The UV embeddings a head adds, kept by what they depend on (`ShapeCache`): the official
+/// recomputes them in every forward (sin and cos of every channel of every pixel of the
+/// full-resolution map, in fp32, per chunk of views), though they depend on the shapes only.
+/// Same operations, same values; at most `POS_EMBED_CACHE_BYTES` kept.
 pub struct PosEmbedCache {
-    entries: std::sync::Mutex<Vec<(PosEmbedKey, Tensor)>>,
+    kept: ShapeCache<PosEmbedKey>,
 }
 
 /// The most bytes of embeddings a head keeps (a 336x504 input's largest, 128 channels at full
 /// resolution, is 41 MiB in bf16).
 pub const POS_EMBED_CACHE_BYTES: i64 = 256 << 20;
 
+impl Default for PosEmbedCache {
+    fn default() -> Self {
+        PosEmbedCache { kept: ShapeCache::new(usize::MAX, POS_EMBED_CACHE_BYTES) }
+    }
+}
+
 impl PosEmbedCache {
     /// `x + embedding` of a (B, C, h, w) map of an image of size W x H, written into `x` (which
     /// the caller hands over).
     pub fn add_to(&self, mut x: Tensor, image_width: i64, image_height: i64) -> Result<Tensor> {
         let (_, c, h, w) = x.size4()?;
-        let key = (c, h, w, image_width, image_height, x.kind(), x.device());
-        let pe = {
-            let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            match entries.iter().find(|(k, _)| *k == key) {
-                Some((_, pe)) => pe.shallow_clone(),
-                None => {
-                    let pe = pos_embed(c, h, w, image_width, image_height, key.5, key.6)?;
-                    let held: i64 = entries.iter().map(|(_, t)| bytes_of(t)).sum();
-                    if held + bytes_of(&pe) <= POS_EMBED_CACHE_BYTES {
-                        entries.push((key, pe.shallow_clone()));
-                    }
-                    pe
-                }
-            }
-        };
+        let (kind, device) = (x.kind(), x.device());
+        let key = (c, h, w, image_width, image_height, kind, device);
+        let pe = self.kept.get_or_make(key, || pos_embed(c, h, w, image_width, image_height, kind, device))?;
         let _same_tensor = x.f_add_(&pe)?;
         Ok(x)
     }
 }
-
-fn bytes_of(t: &Tensor) -> i64 {
-    t.numel() as i64 * t.kind().elt_size_in_bytes() as i64
-}
-
 
 #[cfg(test)]
 mod tests {
@@ -111,6 +98,6 @@ mod tests {
             assert!(got.equal(&expected), "{kind:?}: the cached sum differs");
             assert!(!got.equal(&x), "the embedding was added");
         }
-        assert_eq!(cache.entries.lock().unwrap().len(), 2, "one entry per kind, reused");
+        assert_eq!(cache.kept.len(), 2, "one entry per kind, reused");
     }
 }

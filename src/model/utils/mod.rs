@@ -2,4 +2,5 @@
 pub mod alignment;
 pub mod block;
 pub mod head_utils;
+pub mod shape_cache;
 pub mod transform;

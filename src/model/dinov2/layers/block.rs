@@ -28,14 +28,13 @@ impl Ffn {
 
     /// Bytes of hidden activations one token (row) holds at once inside `forward`.
     fn hidden_bytes_per_row(&self) -> i64 {
-        let (out, width) = match self {
-            Ffn::Mlp(m) => (&m.fc1.weight, 1),
-            // w12's output (both halves) and the gated half.
+        let (weight, values_per_output) = match self {
+            Ffn::Mlp(m) => (&m.fc1.weight, 2),
+            // w12's output (both halves) and the gated half: 3/2 per output.
             Ffn::SwiGlu(m) => (&m.w12.weight, 3),
         };
-        let rows = out.size().first().copied().unwrap_or(0);
-        let hidden = if width == 3 { rows / 2 * 3 } else { rows };
-        hidden * out.kind().elt_size_in_bytes() as i64
+        let outputs = weight.size().first().copied().unwrap_or(0);
+        outputs * values_per_output / 2 * weight.kind().elt_size_in_bytes() as i64
     }
 }
 
