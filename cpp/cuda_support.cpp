@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -237,7 +238,7 @@ const at::Tensor *as_tensor(const void *p) { return static_cast<const at::Tensor
 extern "C" {
 
 // Version of this C ABI; libda3 refuses a library with another one.
-int da3cs_abi_version(void) { return 4; }
+int da3cs_abi_version(void) { return 5; }  // 5: upsampling, bias epilogue, residual update
 
 int da3cs_graph_create(void **out, char *err, size_t err_len) {
   return guarded(err, err_len, [&] { *out = new Graph(); });
@@ -430,6 +431,136 @@ int da3cs_layer_norm(const void *x_handle, const void *branch, const void *gamma
     launch(kernel, rows, device, args);
     if (x_out) *updated = new at::Tensor(std::move(*x_out));
     *normed = new at::Tensor(std::move(result));
+  });
+}
+
+// `interpolate(x, size=(out_height, out_width), mode="bilinear", align_corners=True)` of the
+// channels-last (B, C, H, W) map `x` (bf16 or fp16, C a multiple of 8), as libtorch computes
+// it, into a new channels-last tensor in `*out`; with `add` ((1, C, out_height, out_width) in
+// x's kind, channels-last), plus `add` rounded as libtorch's add after the upsample. See
+// `upsample_bilinear` in glue_kernels_source.h. Returns 1 (message in `err`) when the kernel
+// cannot be compiled here.
+int da3cs_upsample_bilinear(const void *x_handle, int64_t out_height, int64_t out_width, const void *add, void **out,
+                            char *err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    const at::Tensor &x = *as_tensor(x_handle);
+    TORCH_CHECK(x.is_cuda() && x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast),
+                "x: expected a channels-last (B, C, H, W) CUDA tensor");
+    const int64_t batch = x.size(0), channels = x.size(1), in_height = x.size(2), in_width = x.size(3);
+    TORCH_CHECK(channels > 0 && channels % 8 == 0 && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0,
+                "x: ", channels, " channels (a multiple of 8 expected), 16-byte aligned");
+    TORCH_CHECK(in_height > 0 && in_width > 0 && out_height > 0 && out_width > 0, "empty maps");
+    TORCH_CHECK(batch <= INT32_MAX && channels <= INT32_MAX && in_height <= INT32_MAX && in_width <= INT32_MAX && out_height <= INT32_MAX &&
+                    out_width * channels / 8 <= INT32_MAX,
+                "too large a map for the kernel");
+    if (add != nullptr) {
+      const at::Tensor &a = *as_tensor(add);
+      TORCH_CHECK(a.scalar_type() == x.scalar_type() && a.device() == x.device() &&
+                      a.sizes() == at::IntArrayRef({1, channels, out_height, out_width}) &&
+                      a.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+                      reinterpret_cast<uintptr_t>(a.data_ptr()) % 16 == 0,
+                  "add: expected a channels-last (1, C, out_height, out_width) tensor of x's kind on its device");
+    }
+    const int device = x.get_device();
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+    cudaKernel_t kernel = glue_kernel(device, {half_define(x)}, "upsample_bilinear");
+    auto result = at::empty({batch, channels, out_height, out_width},
+                            x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    // libtorch's area_pixel_compute_scale with align_corners: in fp32, on the host.
+    auto scale = [](int64_t in, int64_t out_size) {
+      return out_size > 1 ? static_cast<float>(in - 1) / static_cast<float>(out_size - 1) : 0.0f;
+    };
+    float rh = scale(in_height, out_height), rw = scale(in_width, out_width);
+    const void *x_ptr = x.data_ptr();
+    const void *add_ptr = add == nullptr ? nullptr : as_tensor(add)->data_ptr();
+    void *out_ptr = result.data_ptr();
+    int c = static_cast<int>(channels), h1 = static_cast<int>(in_height), w1 = static_cast<int>(in_width);
+    int h2 = static_cast<int>(out_height), w2 = static_cast<int>(out_width);
+    int views = static_cast<int>(batch);
+    void *args[] = {&x_ptr, &add_ptr, &out_ptr, &c, &h1, &w1, &h2, &w2, &rh, &rw, &views};
+    // Threads along x cover an output row; blocks along y take rows in turn.
+    constexpr int kThreads = 256;
+    const int64_t row_threads = out_width * (channels / 8);
+    const int64_t rows = batch * out_height;
+    if (rows > 0) {
+      const dim3 grid(static_cast<unsigned>((row_threads + kThreads - 1) / kThreads),
+                      static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
+      const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream();
+      C10_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void *>(kernel), grid, dim3(kThreads), args, 0, stream));
+    }
+    *out = new at::Tensor(std::move(result));
+  });
+}
+
+// In place on `out` (the unbiased output of a convolution: channels-last (B, C, H, W), bf16 or
+// fp16, C a multiple of 8): out = relu?((out + bias) + add), each sum rounded as libtorch's
+// separate operations. `bias`: C values of out's kind; `add`: null, out's shape or (1, C, H, W)
+// for every view, channels-last, out's kind; `relu`: 0 or 1. See `bias_epilogue` in
+// glue_kernels_source.h. Returns 1 (message in `err`) when the kernel cannot be compiled here.
+int da3cs_bias_epilogue(const void *out_handle, const void *bias, const void *add, int relu, char *err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    const at::Tensor &out = *as_tensor(out_handle);
+    TORCH_CHECK(out.is_cuda() && out.dim() == 4 && out.is_contiguous(at::MemoryFormat::ChannelsLast),
+                "out: expected a channels-last (B, C, H, W) CUDA tensor");
+    const int64_t channels = out.size(1), pixels = out.size(2) * out.size(3);
+    TORCH_CHECK(channels > 0 && channels % 8 == 0 && reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0,
+                "out: ", channels, " channels (a multiple of 8 expected), 16-byte aligned");
+    const int64_t vectors = out.numel() / 8;
+    TORCH_CHECK(vectors <= INT32_MAX, "too large a map for the kernel");
+    const at::Tensor &b = *as_tensor(bias);
+    TORCH_CHECK(b.scalar_type() == out.scalar_type() && b.device() == out.device() && b.is_contiguous() &&
+                    b.numel() == channels && reinterpret_cast<uintptr_t>(b.data_ptr()) % 16 == 0,
+                "bias: expected ", channels, " contiguous values of out's kind on its device");
+    int add_pixels = 1;
+    if (add != nullptr) {
+      const at::Tensor &a = *as_tensor(add);
+      TORCH_CHECK(a.scalar_type() == out.scalar_type() && a.device() == out.device() && a.dim() == 4 &&
+                      (a.size(0) == out.size(0) || a.size(0) == 1) && a.size(1) == channels &&
+                      a.size(2) == out.size(2) && a.size(3) == out.size(3) &&
+                      a.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+                      reinterpret_cast<uintptr_t>(a.data_ptr()) % 16 == 0,
+                  "add: expected a channels-last tensor of out's shape (or one view of it) and kind");
+      add_pixels = static_cast<int>(a.size(0) * pixels);
+    }
+    const int device = out.get_device();
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+    cudaKernel_t kernel = glue_kernel(device, {half_define(out)}, "bias_epilogue");
+    void *out_ptr = out.data_ptr();
+    const void *bias_ptr = b.data_ptr();
+    const void *add_ptr = add == nullptr ? nullptr : as_tensor(add)->data_ptr();
+    int c = static_cast<int>(channels), apply_relu = relu != 0 ? 1 : 0, count = static_cast<int>(vectors);
+    void *args[] = {&out_ptr, &bias_ptr, &add_ptr, &c, &add_pixels, &apply_relu, &count};
+    if (count > 0) launch(kernel, (vectors + 31) / 32, device, args);
+  });
+}
+
+// In place on the fp32 rows `x` ((M, C) contiguous, C a multiple of 4): x += gamma * branch
+// (`branch`: x's shape in bf16 or fp16; `gamma`: C fp32), as addcmul_. See `residual_update` in
+// glue_kernels_source.h. Returns 1 (message in `err`) when the kernel cannot be compiled here.
+int da3cs_residual_update(const void *x_handle, const void *branch, const void *gamma, char *err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    const at::Tensor &x = *as_tensor(x_handle);
+    TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() >= 1 &&
+                    reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0,
+                "x: expected a contiguous, 16-byte aligned fp32 CUDA tensor");
+    const int64_t channels = x.size(-1);
+    TORCH_CHECK(channels > 0 && channels % 4 == 0, "x: ", channels, " channels (a multiple of 4 expected)");
+    const int64_t vectors = x.numel() / 4;
+    TORCH_CHECK(vectors <= INT32_MAX, "too many rows for the kernel");
+    const at::Tensor &update = *as_tensor(branch);
+    TORCH_CHECK(update.is_contiguous() && update.sizes() == x.sizes() && update.device() == x.device() &&
+                    reinterpret_cast<uintptr_t>(update.data_ptr()) % 8 == 0,
+                "branch: expected a contiguous tensor of x's shape");
+    check_fp32(*as_tensor(gamma), x, channels, "LayerScale gamma");
+    TORCH_CHECK(reinterpret_cast<uintptr_t>(as_tensor(gamma)->data_ptr()) % 16 == 0, "gamma: not 16-byte aligned");
+    const int device = x.get_device();
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+    cudaKernel_t kernel = glue_kernel(device, {half_define(update)}, "residual_update");
+    void *x_ptr = x.data_ptr();
+    const void *branch_ptr = update.data_ptr(), *gamma_ptr = as_tensor(gamma)->data_ptr();
+    int c = static_cast<int>(channels), count = static_cast<int>(vectors);
+    void *args[] = {&x_ptr, &branch_ptr, &gamma_ptr, &c, &count};
+    if (count > 0) launch(kernel, (vectors + 31) / 32, device, args);
   });
 }
 

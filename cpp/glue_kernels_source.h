@@ -1,10 +1,12 @@
-// CUDA source of the transformer-block glue kernels (issue 12), compiled at run time by NVRTC
-// for the GPU found (cuda_support.cpp, `da3cs_attention_inputs`, `da3cs_layer_norm`), so
-// that building libda3 needs no CUDA compiler.
+// CUDA source of the glue kernels of the transformer blocks and the dense head (issue 12),
+// compiled at run time by NVRTC for the GPU found (cuda_support.cpp, `da3cs_attention_inputs`,
+// `da3cs_layer_norm`, `da3cs_residual_update`, `da3cs_upsample_bilinear`,
+// `da3cs_bias_epilogue`), so that building libda3 needs no CUDA compiler.
 //
 // The arithmetic is the accelerated runner's fused-glue arithmetic in libtorch operations
 // (src/model/dinov2/layers/{attention,block,rope}.rs) in fewer passes: fp32 throughout, one
-// rounding to the compute kind at the end; only the order of the LayerNorm sums differs.
+// rounding to the compute kind at the end; only the order of the LayerNorm sums differs. The
+// head's resampling and bias epilogues repeat libtorch's arithmetic exactly.
 //
 // Macros set per compiled variant:
 //   HALF_IS_BF16  1: the compute kind is bf16, 0: fp16
@@ -35,6 +37,21 @@ __device__ __forceinline__ half_bits float_to_half(float f) {
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
 #endif
   return h;
+}
+
+// Value `i` (0..7) of the eight 16-bit values packed in a 16-byte vector, as float.
+__device__ __forceinline__ float lane_value(const uint4 &v, int i) {
+  const unsigned *words = &v.x;
+  return half_to_float((half_bits)(words[i / 2] >> (16 * (i % 2))));
+}
+
+// A 16-byte vector of eight 16-bit values, value `i` from `value(i)` (a half_bits).
+template <typename F>
+__device__ __forceinline__ uint4 pack8(F value) {
+  unsigned words[4];
+#pragma unroll
+  for (int w = 0; w < 4; ++w) words[w] = (unsigned)value(2 * w) | ((unsigned)value(2 * w + 1) << 16);
+  return make_uint4(words[0], words[1], words[2], words[3]);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -116,6 +133,110 @@ extern "C" __global__ void attention_inputs(const half_bits *__restrict__ qkv, c
     const u64 at = ((b * heads + first_head + r) * (u64)tokens + n) * 64;
     reinterpret_cast<unsigned *>(out + at)[lane] = (unsigned)float_to_half(x0) | ((unsigned)float_to_half(x1) << 16);
   }
+}
+
+// Bilinear resampling with align_corners=True of channels-last maps, the arithmetic of
+// libtorch's upsample_bilinear2d_nhwc_out_frame (fp32 weights from `rh`, `rw`, the same
+// expression, one rounding), eight channels (16 bytes) per thread where libtorch's kernel takes
+// one channel per thread and three integer divisions per channel. Blocks along y take output
+// rows (n, oh) in turn, so that the row's weights are uniform and only one 32-bit division by
+// the channel groups remains per thread:
+//   x       (B, H1, W1, C) in the compute kind, C a multiple of 8, 16-byte aligned
+//   add     (H2, W2, C) in the compute kind, or null: added to each view's rounded result and
+//           rounded again, as libtorch's add after the upsample (the head's UV embedding)
+//   out     (B, H2, W2, C) in the compute kind
+//   rh, rw  (H1 - 1) / (H2 - 1) and (W1 - 1) / (W2 - 1) in fp32 (0 for an output size of 1)
+// W2 * C / 8 < 2^31 (threads along x cover one output row).
+extern "C" __global__ void upsample_bilinear(const half_bits *__restrict__ x, const half_bits *__restrict__ add,
+                                             half_bits *__restrict__ out, int channels, int h1, int w1, int h2,
+                                             int w2, float rh, float rw, int batch) {
+  const int groups = channels / 8;
+  const int column = blockIdx.x * blockDim.x + threadIdx.x;  // ow * groups + group
+  if (column >= w2 * groups) return;
+  const int ow = column / groups;
+  const int group = column - ow * groups;
+  const float w1r = rw * ow;
+  const int iw = (int)w1r;
+  const int iwp = (iw < w1 - 1) ? 1 : 0;
+  const float w1lambda = w1r - iw;
+  const float w0lambda = 1.0f - w1lambda;
+  const uint4 *in = reinterpret_cast<const uint4 *>(x);
+  const long long rows = (long long)batch * h2;
+  for (long long row = blockIdx.y; row < rows; row += gridDim.y) {
+    const int oh = (int)(row % h2);
+    const long long n = row / h2;
+    const float h1r = rh * oh;
+    const int ih = (int)h1r;
+    const int ihp = (ih < h1 - 1) ? 1 : 0;
+    const float h1lambda = h1r - ih;
+    const float h0lambda = 1.0f - h1lambda;
+
+    const long long top = (n * h1 + ih) * w1, bottom = (n * h1 + ih + ihp) * w1;
+    const uint4 p00 = in[(top + iw) * groups + group], p01 = in[(top + iw + iwp) * groups + group];
+    const uint4 p10 = in[(bottom + iw) * groups + group], p11 = in[(bottom + iw + iwp) * groups + group];
+    uint4 e = make_uint4(0, 0, 0, 0);
+    if (add != nullptr) e = reinterpret_cast<const uint4 *>(add)[(long long)oh * w2 * groups + column];
+
+    const uint4 result = pack8([&](int i) {
+      const float val = h0lambda * (w0lambda * lane_value(p00, i) + w1lambda * lane_value(p01, i)) +
+                        h1lambda * (w0lambda * lane_value(p10, i) + w1lambda * lane_value(p11, i));
+      half_bits h = float_to_half(val);
+      if (add != nullptr) h = float_to_half(half_to_float(h) + lane_value(e, i));
+      return h;
+    });
+    reinterpret_cast<uint4 *>(out)[row * w2 * groups + column] = result;
+  }
+}
+
+// What follows a convolution's bias in the dense head, in place and in one pass, rounded as
+// libtorch's separate operations: out = relu?((out + bias) + add), each sum rounded to the
+// compute kind (libtorch adds the bias of a cuDNN convolution in a pass of its own, a
+// broadcasting kernel that does not vectorise). Eight channels (16 bytes) per thread:
+//   out     (B, H, W, C) in the compute kind (the unbiased convolution), C a multiple of 8
+//   bias    (C) in the compute kind
+//   add     (B, H, W, C), or (1, H, W, C) for every view (add_pixels = H * W), or null
+//   relu    1: max(0, .) last (NaN stays NaN, as libtorch's)
+// vectors = B * H * W * C / 8 < 2^31.
+extern "C" __global__ void bias_epilogue(half_bits *__restrict__ out, const half_bits *__restrict__ bias,
+                                         const half_bits *__restrict__ add, int channels, int add_pixels, int relu,
+                                         int vectors) {
+  const int index = blockIdx.x * blockDim.x + threadIdx.x;
+  if (index >= vectors) return;
+  const int groups = channels / 8;
+  const int pixel = index / groups;
+  const int group = index - pixel * groups;
+  uint4 *slot = reinterpret_cast<uint4 *>(out) + index;
+  const uint4 v = *slot;
+  const uint4 b = reinterpret_cast<const uint4 *>(bias)[group];
+  uint4 r = make_uint4(0, 0, 0, 0);
+  if (add != nullptr) r = reinterpret_cast<const uint4 *>(add)[(pixel % add_pixels) * groups + group];
+  *slot = pack8([&](int i) {
+    half_bits h = float_to_half(lane_value(v, i) + lane_value(b, i));
+    if (add != nullptr) h = float_to_half(half_to_float(h) + lane_value(r, i));
+    if (relu && half_to_float(h) < 0.0f) h = 0;
+    return h;
+  });
+}
+
+// The LayerScale residual update in place, x += gamma * branch (fp32, fused as addcmul's):
+//   x       (M, C) fp32, C a multiple of 4, 16-byte aligned
+//   branch  (M, C) in the compute kind
+//   gamma   (C) fp32
+// vectors = M * C / 4 < 2^31.
+extern "C" __global__ void residual_update(float *__restrict__ x, const half_bits *__restrict__ branch,
+                                           const float *__restrict__ gamma, int channels, int vectors) {
+  const int index = blockIdx.x * blockDim.x + threadIdx.x;
+  if (index >= vectors) return;
+  const int column = index % (channels / 4);
+  float4 *slot = reinterpret_cast<float4 *>(x) + index;
+  float4 v = *slot;
+  const uint2 u = reinterpret_cast<const uint2 *>(branch)[index];
+  const float4 s = reinterpret_cast<const float4 *>(gamma)[column];
+  v.x = fmaf(half_to_float((half_bits)(u.x & 0xffffu)), s.x, v.x);
+  v.y = fmaf(half_to_float((half_bits)(u.x >> 16)), s.y, v.y);
+  v.z = fmaf(half_to_float((half_bits)(u.y & 0xffffu)), s.z, v.z);
+  v.w = fmaf(half_to_float((half_bits)(u.y >> 16)), s.w, v.w);
+  *slot = v;
 }
 
 #ifdef ROW

@@ -8,13 +8,16 @@
 //! of the operands, which can move a value across a rounding boundary. Checked per value:
 //! |kernel - libtorch| <= 1 unit in the last place of the compute kind at the value's magnitude
 //! + 1e-5 x the tensor's largest magnitude (the fp32 error of cancelling operands), and at most
-//! 0.1 % of the values differing at all. One line per check; exit status 1 when one fails, 2
-//! without a GPU.
+//! 0.1 % of the values differing at all.
+//!
+//! The heads' bilinear upsampling and bias epilogues and the in-place residual update repeat
+//! libtorch's arithmetic exactly: checked bit for bit. One line per check; exit status 1 when one
+//! fails, 2 without a GPU.
 use std::collections::BTreeMap;
 
 use da3::gpu::support::CudaGlueKernels;
 use da3::model::dinov2::layers::rope::{PositionGetter, RotaryPositionEmbedding2D};
-use da3::model::GlueKernels;
+use da3::model::{GlueKernels, HeadKernels};
 use da3::nn::LayerNorm;
 use da3::weights::WeightLoader;
 use tch::{Device, Kind, Tensor};
@@ -180,6 +183,102 @@ fn main() {
             );
         }
     }
+    // The heads' bilinear upsampling (align_corners=True) of channels-last maps: bit for bit
+    // libtorch's, with and without the UV embedding added after it. Shapes of da3-large's head
+    // at 336 x 504 (two views), and edge cases: a size of 1 on either side, a reduction.
+    for kind in [Kind::BFloat16, Kind::Half] {
+        for ((views, channels, h, w), (out_h, out_w), with_add) in [
+            ((2, 256, 12, 18), (24, 36), false),
+            ((2, 256, 96, 144), (192, 288), false),
+            ((2, 128, 192, 288), (336, 504), true),
+            ((3, 64, 7, 5), (1, 9), true),
+            ((1, 8, 1, 1), (4, 4), false),
+            ((2, 16, 20, 30), (13, 17), true),
+        ] {
+            let x = Tensor::randn([views, channels, h, w], (Kind::Float, device)).to_kind(kind);
+            let x = da3::nn::channels_last(&x).unwrap();
+            let add = Tensor::randn([1, out_h, out_w, channels], (Kind::Float, device))
+                .to_kind(kind)
+                .permute([0, 3, 1, 2]);
+            let add = with_add.then_some(&add);
+            let got = kernels
+                .upsample_bilinear(&x, (out_h, out_w), add)
+                .expect("the kernel takes this call")
+                .expect("the kernel runs");
+            let mut want = x.upsample_bilinear2d([out_h, out_w], true, None, None);
+            if let Some(add) = add {
+                want += add;
+            }
+            let same_layout = got.permute([0, 2, 3, 1]).is_contiguous();
+            let differing = got.ne_tensor(&want).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+            let ok = same_layout && got.size() == want.size() && differing == 0.0;
+            if !ok {
+                failures += 1;
+            }
+            println!(
+                "{:<52} {kind:?}: {:.4} % differ, channels-last {same_layout}  {}",
+                format!(
+                    "upsample {views}x{channels}x{h}x{w} -> {out_h}x{out_w}{}",
+                    if with_add { " + add" } else { "" }
+                ),
+                differing * 100.0,
+                if ok { "ok" } else { "FAILED" }
+            );
+        }
+    }
+    // What follows a convolution's bias in the heads, in place, bit for bit libtorch's
+    // separate operations: the bias alone, + ReLU, + a residual, + an embedding for every view.
+    for kind in [Kind::BFloat16, Kind::Half] {
+        let (views, channels, h, w) = (3, 256, 48, 72);
+        let conv_out = da3::nn::channels_last(&Tensor::randn([views, channels, h, w], (Kind::Float, device)).to_kind(kind)).unwrap();
+        let bias = Tensor::randn([channels], (Kind::Float, device)).to_kind(kind);
+        let residual = da3::nn::channels_last(&Tensor::randn([views, channels, h, w], (Kind::Float, device)).to_kind(kind)).unwrap();
+        let embedding = Tensor::randn([1, h, w, channels], (Kind::Float, device)).to_kind(kind).permute([0, 3, 1, 2]);
+        for (label, add, relu) in [
+            ("bias", None, false),
+            ("bias + ReLU", None, true),
+            ("bias + residual", Some(&residual), false),
+            ("bias + embedding", Some(&embedding), false),
+            ("bias + residual + ReLU", Some(&residual), true),
+        ] {
+            let mut got = da3::nn::copy(&conv_out).unwrap();
+            let storage = got.data_ptr();
+            kernels.bias_epilogue(&mut got, &bias, add, relu).expect("the kernel takes this call").expect("the kernel runs");
+            let mut want = &conv_out + bias.reshape([1, -1, 1, 1]);
+            if let Some(add) = add {
+                want += add;
+            }
+            if relu {
+                want = want.relu();
+            }
+            let differing = got.ne_tensor(&want).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+            let ok = differing == 0.0 && got.data_ptr() == storage;
+            if !ok {
+                failures += 1;
+            }
+            println!(
+                "{:<52} {kind:?}: {:.4} % differ, in place  {}",
+                format!("conv epilogue: {label}"),
+                differing * 100.0,
+                if ok { "ok" } else { "FAILED" }
+            );
+        }
+        // The LayerScale residual update in place, as addcmul_ (fp32).
+        let mut x = Tensor::randn([2, 877, 1024], (Kind::Float, device));
+        let branch = Tensor::randn([2, 877, 1024], (Kind::Float, device)).to_kind(kind);
+        let gamma = Tensor::randn([1024], (Kind::Float, device)) * 0.1;
+        let want = x.addcmul(&branch, &gamma);
+        kernels.residual_update(&mut x, &branch, &gamma).expect("takes").expect("runs");
+        let diff = (&x - &want).abs().max().double_value(&[]);
+        if diff != 0.0 {
+            failures += 1;
+        }
+        println!(
+            "{:<52} {kind:?}: max difference {diff:.3e}  {}",
+            "residual update in place (addcmul_)",
+            if diff == 0.0 { "ok" } else { "FAILED" }
+        );
+    }
     // What the kernels decline (then libtorch's operations run): heads of other sizes.
     let odd = Tensor::zeros([1, 4, 3 * 2 * 32], (Kind::BFloat16, device));
     let declined = kernels.attention_inputs(&odd, 2, None, None).is_none();
@@ -189,6 +288,19 @@ fn main() {
     println!(
         "{:<52} {}",
         "heads of 32 channels declined",
+        if declined { "ok" } else { "FAILED" }
+    );
+    // ... and maps that are not channels-last, or of a channel count not a multiple of 8.
+    let nchw = Tensor::zeros([1, 16, 4, 4], (Kind::BFloat16, device));
+    let narrow = da3::nn::channels_last(&Tensor::zeros([1, 12, 4, 4], (Kind::BFloat16, device))).unwrap();
+    let declined = kernels.upsample_bilinear(&nchw, (8, 8), None).is_none()
+        && kernels.upsample_bilinear(&narrow, (8, 8), None).is_none();
+    if !declined {
+        failures += 1;
+    }
+    println!(
+        "{:<52} {}",
+        "NCHW maps and 12 channels declined by the upsampling",
         if declined { "ok" } else { "FAILED" }
     );
     println!(

@@ -76,7 +76,7 @@
  *   DA3_ACCEL_HEAD = fp32 (default: compute precision): use_accelerate: the official fp32 depth head (overrides precision there)
  *   DA3_ACCEL_NHWC = 0 (default: 1): use_accelerate: NCHW instead of channels-last head convolutions
  *   DA3_ACCEL_FEATURES = fp32 (default: compute precision): use_accelerate: fp32 backbone features into the head
- *   DA3_ACCEL_GLUE = kernels, libtorch, official (default: kernels): use_accelerate: the block glue in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes
+ *   DA3_ACCEL_GLUE = kernels, libtorch, official (default: kernels): use_accelerate: the block glue and the head's upsampling in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes
  *   DA3_PREPROCESS = auto, host, device (default: auto): where frames from host memory are resized and normalised (the same bytes either way): auto = on the GPU from the uploaded bytes for a model on one GPU, on the host's threads on the CPU and with several GPUs
  *   DA3_LOG = off, error, warn, info, debug (default: warn): what libda3 reports to stderr or the da3_log_set callback (debug: libtorch backtraces and, on one GPU, the memory in use at each stage of a forward)
  *   DA3_LOG_GRAPHS = any (default: unset): same as DA3_LOG=info (CUDA graph captures and fallbacks)
@@ -1069,8 +1069,8 @@ enum da3_status da3_options_validate(const struct da3_options *options);
  * element-wise passes in the backbone (RoPE from tables gathered once per forward, each
  * LayerScale + residual add in one pass; fp32 arithmetic); on a GPU also
  * that glue in kernels compiled at run time by NVRTC (QK-norm + RoPE + attention layout,
- * LayerNorms written in the compute precision, the residual update with the next LayerNorm;
- * the same arithmetic; where they cannot be compiled the library logs it once and runs
+ * LayerNorms written in the compute precision, the residual update with the next LayerNorm,
+ * and the depth head's upsampling and convolution bias epilogues; the same arithmetic; where they cannot be compiled the library logs it once and runs
  * libtorch's operations), cuDNN's fused attention and, for any-view models without ray pose, known cameras or
  * exported features, the forward captured once per input shape in a CUDA graph and replayed
  * (the first call of a shape runs eagerly and captures; up to 4 shapes are kept, each holding

@@ -74,6 +74,14 @@ impl Conv2d {
         })
     }
 
+    /// The (C, H, W) of this layer's output for an input of `height` x `width`.
+    pub fn output_shape(&self, height: i64, width: i64) -> (i64, i64, i64) {
+        let size = self.weight.size();
+        let (channels, kernel) = (size[0], size[size.len() - 1]);
+        let out = |n: i64| (n + 2 * self.padding - kernel) / self.stride + 1;
+        (channels, out(height), out(width))
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.f_to_kind(self.weight.kind())?.f_conv2d(
             &self.weight,
@@ -83,6 +91,38 @@ impl Conv2d {
             [1, 1],
             1,
         )?)
+    }
+}
+
+/// A convolution whose bias can be added apart from it (the accelerated head adds it in one
+/// pass with what follows: `HeadKernels::bias_epilogue`).
+pub trait Convolution {
+    /// The layer's output, its bias included (as the official).
+    fn output(&self, x: &Tensor) -> Result<Tensor>;
+    /// The layer's output without its bias.
+    fn output_unbiased(&self, x: &Tensor) -> Result<Tensor>;
+    fn bias(&self) -> Option<&Tensor>;
+}
+
+impl Convolution for Conv2d {
+    fn output(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward(x)
+    }
+
+    fn output_unbiased(&self, x: &Tensor) -> Result<Tensor> {
+        let no_bias: Option<&Tensor> = None;
+        Ok(x.f_to_kind(self.weight.kind())?.f_conv2d(
+            &self.weight,
+            no_bias,
+            [self.stride, self.stride],
+            [self.padding, self.padding],
+            [1, 1],
+            1,
+        )?)
+    }
+
+    fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
     }
 }
 
@@ -122,6 +162,29 @@ impl ConvTranspose2d {
             1,
             [1, 1],
         )?)
+    }
+}
+
+impl Convolution for ConvTranspose2d {
+    fn output(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward(x)
+    }
+
+    fn output_unbiased(&self, x: &Tensor) -> Result<Tensor> {
+        let no_bias: Option<&Tensor> = None;
+        Ok(x.f_to_kind(self.weight.kind())?.f_conv_transpose2d(
+            &self.weight,
+            no_bias,
+            [self.stride, self.stride],
+            [0, 0],
+            [0, 0],
+            1,
+            [1, 1],
+        )?)
+    }
+
+    fn bias(&self) -> Option<&Tensor> {
+        Some(&self.bias)
     }
 }
 

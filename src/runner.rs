@@ -17,7 +17,7 @@ use crate::gpu::support::{CudaGlueKernels, CudaGraph, CudnnAttention};
 use crate::hub::Checkpoint;
 use crate::weights::TensorProgress;
 use crate::model::da3::Head;
-use crate::model::{load_network, AttentionKernel, Execution, ForwardRequest, GlueKernels, NetOutput, Network};
+use crate::model::{load_network, AttentionKernel, Execution, ForwardRequest, GlueKernels, NetOutput, Network, HeadKernels};
 use crate::options::{ForwardOptions, RefViewStrategy};
 use crate::settings::{AttentionChoice, GlueChoice, Settings};
 use crate::sharding::ShardedBlocks;
@@ -54,7 +54,8 @@ struct Profile {
     attention: Option<CudnnAttention>,
     /// RoPE from tables gathered once per forward, LayerScale + residual in one pass.
     fused_glue: bool,
-    /// That glue in run-time compiled kernels, when used.
+    /// That glue in run-time compiled kernels, when used; they also resample the
+    /// reduced-precision head's maps.
     glue: Option<CudaGlueKernels>,
 }
 
@@ -67,6 +68,7 @@ impl Profile {
             features_kind: self.features_kind,
             fused_glue: self.fused_glue,
             glue: self.glue.as_ref().map(|g| g as &dyn GlueKernels),
+            head_kernels: self.glue.as_ref().map(|g| g as &dyn HeadKernels),
             blocks: None,
             stop,
         }
@@ -97,8 +99,8 @@ impl Runner {
         // CUDA graphs only on a GPU.
         // Reduced precision: RoPE in three passes from per-forward tables, LayerScale +
         // residual in one (fp32 arithmetic); DA3_ACCEL_GLUE=official: the official's passes.
-        // On a GPU that glue runs in the run-time compiled kernels (DA3_ACCEL_GLUE=libtorch:
-        // in libtorch operations).
+        // On a GPU that glue, and the head's bilinear upsampling, run in the run-time compiled
+        // kernels (DA3_ACCEL_GLUE=libtorch: in libtorch operations).
         let fused_glue = accelerate && kind != Kind::Float && settings.accelerated_glue != GlueChoice::Official;
         let glue = (fused_glue && device.is_cuda() && settings.accelerated_glue == GlueChoice::Kernels).then(CudaGlueKernels::new);
         let mut profile = Profile { reference_on_device: accelerate, features_kind: None, attention: None, fused_glue, glue };

@@ -188,7 +188,7 @@ pub const VARIABLES: &[Variable] = &[
         name: "DA3_ACCEL_GLUE",
         values: "kernels, libtorch, official",
         default: "kernels",
-        effect: "use_accelerate: the block glue in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes",
+        effect: "use_accelerate: the block glue and the head's upsampling in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes",
     },
     Variable {
         name: "DA3_PREPROCESS",

@@ -62,8 +62,8 @@ const _: () = {
 /// element-wise passes in the backbone (RoPE from tables gathered once per forward, each
 /// LayerScale + residual add in one pass; fp32 arithmetic); on a GPU also
 /// that glue in kernels compiled at run time by NVRTC (QK-norm + RoPE + attention layout,
-/// LayerNorms written in the compute precision, the residual update with the next LayerNorm;
-/// the same arithmetic; where they cannot be compiled the library logs it once and runs
+/// LayerNorms written in the compute precision, the residual update with the next LayerNorm,
+/// and the depth head's upsampling and convolution bias epilogues; the same arithmetic; where they cannot be compiled the library logs it once and runs
 /// libtorch's operations), cuDNN's fused attention and, for any-view models without ray pose, known cameras or
 /// exported features, the forward captured once per input shape in a CUDA graph and replayed
 /// (the first call of a shape runs eagerly and captures; up to 4 shapes are kept, each holding

@@ -1,6 +1,7 @@
 //! Safe access to `libda3_cuda_support.so` (`cpp/cuda_support.cpp`): CUDA graphs, the
 //! caching allocator's statistics, device capabilities and cuDNN attention, which tch does not
-//! expose, and the transformer-block glue kernels it compiles at run time with NVRTC.
+//! expose, and the glue kernels (transformer blocks, head resampling) it compiles at run time
+//! with NVRTC.
 //!
 //! The shim links libtorch's CUDA libraries, so it is opened at run time, after the CUDA
 //! backend (`backend::cuda_available`), never at load time: libda3 keeps loading on machines
@@ -18,11 +19,11 @@ use once_cell::sync::{Lazy, OnceCell};
 use super::backend;
 use crate::error::{torch_error, Error, Result};
 use crate::model::dinov2::layers::rope::RopeTables;
-use crate::model::{AttentionKernel, GlueKernels};
+use crate::model::{AttentionKernel, GlueKernels, HeadKernels};
 use crate::nn::LayerNorm;
 
 const LIBRARY_NAME: &str = "libda3_cuda_support.so";
-const ABI_VERSION: c_int = 4;
+const ABI_VERSION: c_int = 5;
 /// A shim call's status when a run-time compiled kernel cannot be had here.
 const KERNEL_UNAVAILABLE: c_int = 1;
 const ERROR_CAPACITY: usize = 1024;
@@ -70,6 +71,9 @@ struct Shim {
         *mut c_char,
         usize,
     ) -> c_int,
+    upsample_bilinear: unsafe extern "C" fn(*const c_void, i64, i64, *const c_void, *mut *mut c_void, *mut c_char, usize) -> c_int,
+    bias_epilogue: unsafe extern "C" fn(*const c_void, *const c_void, *const c_void, c_int, *mut c_char, usize) -> c_int,
+    residual_update: unsafe extern "C" fn(*const c_void, *const c_void, *const c_void, *mut c_char, usize) -> c_int,
     compile_glue_kernels: unsafe extern "C" fn(c_int, *mut c_char, usize) -> c_int,
     device_memory_range: unsafe extern "C" fn(u64, *mut i64, *mut c_char, usize) -> c_int,
     wait_for_stream: unsafe extern "C" fn(*mut c_void, c_int, *mut c_char, usize) -> c_int,
@@ -182,6 +186,9 @@ fn resolve(handle: *mut c_void) -> std::result::Result<Shim, String> {
             cudnn_attention: as_function(symbol("da3cs_cudnn_attention")?),
             attention_inputs: as_function(symbol("da3cs_attention_inputs")?),
             layer_norm: as_function(symbol("da3cs_layer_norm")?),
+            upsample_bilinear: as_function(symbol("da3cs_upsample_bilinear")?),
+            bias_epilogue: as_function(symbol("da3cs_bias_epilogue")?),
+            residual_update: as_function(symbol("da3cs_residual_update")?),
             compile_glue_kernels: as_function(symbol("da3cs_compile_glue_kernels")?),
             device_memory_range: as_function(symbol("da3cs_device_memory_range")?),
             wait_for_stream: as_function(symbol("da3cs_wait_for_stream")?),
@@ -289,6 +296,42 @@ fn layer_norm(
     })?;
     // SAFETY: on success `normed` (and `updated` with a residual) are new handles we own.
     Ok(status.map(|()| unsafe { (residual.map(|_| owned_tensor(updated)), owned_tensor(normed)) }))
+}
+
+/// See `da3cs_upsample_bilinear` (cpp/cuda_support.cpp): the channels-last map `x` resampled
+/// to `size` (align_corners=True), plus `add` when given.
+fn upsample_bilinear(x: &tch::Tensor, size: (i64, i64), add: Option<&tch::Tensor>) -> Result<std::result::Result<tch::Tensor, String>> {
+    let shim = shim()?;
+    let add = add.map_or(std::ptr::null(), tensor_ptr);
+    let mut out = std::ptr::null_mut::<c_void>();
+    // SAFETY: tch's tensor handles are `at::Tensor *`, alive for the call; valid out-pointer.
+    let status = call_kernel("the upsampling kernel", |(e, n)| unsafe {
+        (shim.upsample_bilinear)(tensor_ptr(x), size.0, size.1, add, &mut out, e, n)
+    })?;
+    // SAFETY: on success `out` is a new handle we own.
+    Ok(status.map(|()| unsafe { owned_tensor(out) }))
+}
+
+/// See `da3cs_bias_epilogue` (cpp/cuda_support.cpp): in place on `out`, the unbiased output of
+/// a convolution: `out + bias`, `+ add`, ReLU.
+fn bias_epilogue(out: &tch::Tensor, bias: &tch::Tensor, add: Option<&tch::Tensor>, relu: bool) -> Result<std::result::Result<(), String>> {
+    let shim = shim()?;
+    let add = add.map_or(std::ptr::null(), tensor_ptr);
+    // SAFETY: tch's tensor handles are `at::Tensor *`, alive for the call; `out` is written in
+    // place (the caller holds it mutably).
+    call_kernel("the bias epilogue kernel", |(e, n)| unsafe {
+        (shim.bias_epilogue)(tensor_ptr(out), tensor_ptr(bias), add, c_int::from(relu), e, n)
+    })
+}
+
+/// See `da3cs_residual_update` (cpp/cuda_support.cpp): `x += gamma * branch` in place.
+fn residual_update(x: &tch::Tensor, branch: &tch::Tensor, gamma: &tch::Tensor) -> Result<std::result::Result<(), String>> {
+    let shim = shim()?;
+    // SAFETY: tch's tensor handles are `at::Tensor *`, alive for the call; `x` is written in
+    // place (the caller holds it mutably).
+    call_kernel("the residual-update kernel", |(e, n)| unsafe {
+        (shim.residual_update)(tensor_ptr(x), tensor_ptr(branch), tensor_ptr(gamma), e, n)
+    })
 }
 
 /// Compiles every glue-kernel variant for compute capability `arch` (e.g. 90) with NVRTC,
@@ -507,6 +550,30 @@ impl GlueKernels for CudaGlueKernels {
         self.answer(attention_inputs(qkv, heads, qk_norm, rope))
     }
 
+    fn residual_update(&self, x: &mut tch::Tensor, branch: &tch::Tensor, gamma: &tch::Tensor) -> Option<Result<()>> {
+        let channels = x.size().last().copied().unwrap_or(0);
+        let fits = self.enabled()
+            && x.device().is_cuda()
+            && x.kind() == tch::Kind::Float
+            && x.is_contiguous()
+            && channels > 0
+            && channels % 4 == 0
+            && x.data_ptr() as usize % 16 == 0
+            && indexable(x, 4)
+            && self.takes_half(branch)
+            && branch.size() == x.size()
+            && branch.device() == x.device()
+            && gamma.kind() == tch::Kind::Float
+            && gamma.device() == x.device()
+            && gamma.size() == [channels]
+            && gamma.is_contiguous()
+            && gamma.data_ptr() as usize % 16 == 0;
+        if !fits {
+            return None;
+        }
+        self.answer(residual_update(x, branch, gamma))
+    }
+
     fn layer_norm(&self, x: &tch::Tensor, norm: &LayerNorm, kind: tch::Kind) -> Option<Result<tch::Tensor>> {
         if !self.takes_rows(x, norm) || !matches!(kind, tch::Kind::BFloat16 | tch::Kind::Half) {
             return None;
@@ -534,6 +601,56 @@ impl GlueKernels for CudaGlueKernels {
             let updated = updated.ok_or_else(|| Error::Torch("the LayerNorm kernel returned no residual".into()))?;
             Ok((updated, normed))
         }))
+    }
+}
+
+/// Whether `t` is a map the head kernels take: a (B, C, H, W) bf16/fp16 CUDA tensor stored
+/// channels-last, C a multiple of 8, 16-byte aligned, in `like`'s kind on its device.
+fn head_map_fits(t: &tch::Tensor, like: &tch::Tensor) -> bool {
+    let dims = t.size();
+    dims.len() == 4
+        && t.device().is_cuda()
+        && t.device() == like.device()
+        && matches!(t.kind(), tch::Kind::BFloat16 | tch::Kind::Half)
+        && t.kind() == like.kind()
+        && dims[1] > 0
+        && dims[1] % 8 == 0
+        && t.data_ptr() as usize % 16 == 0
+        && t.f_permute([0, 2, 3, 1]).is_ok_and(|p| p.is_contiguous())
+}
+
+/// Whether the kernels' 32-bit indices cover `t` (`lanes` elements per thread).
+fn indexable(t: &tch::Tensor, lanes: i64) -> bool {
+    t.numel() as i64 / lanes <= i64::from(i32::MAX)
+}
+
+/// The head kernels take the accelerated head's maps (see `head_map_fits`) and decline the
+/// rest: fp32 maps (the official head), NCHW maps, channel counts not a multiple of 8 (the
+/// 2-channel depth logits).
+impl HeadKernels for CudaGlueKernels {
+    fn upsample_bilinear(&self, x: &tch::Tensor, size: (i64, i64), add: Option<&tch::Tensor>) -> Option<Result<tch::Tensor>> {
+        let add_fits = add.map_or(true, |a| head_map_fits(a, x) && a.size() == [1, x.size()[1], size.0, size.1]);
+        if !(self.enabled() && head_map_fits(x, x) && add_fits) {
+            return None;
+        }
+        self.answer(upsample_bilinear(x, size, add))
+    }
+
+    fn bias_epilogue(&self, out: &mut tch::Tensor, bias: &tch::Tensor, add: Option<&tch::Tensor>, relu: bool) -> Option<Result<()>> {
+        let dims = out.size();
+        let add_fits = add.map_or(true, |a| {
+            let a_dims = a.size();
+            head_map_fits(a, out) && a_dims[1..] == dims[1..] && (a_dims[0] == dims[0] || a_dims[0] == 1)
+        });
+        let bias_fits = bias.kind() == out.kind()
+            && bias.device() == out.device()
+            && bias.is_contiguous()
+            && bias.size() == [dims.get(1).copied().unwrap_or(0)]
+            && bias.data_ptr() as usize % 16 == 0;
+        if !(self.enabled() && head_map_fits(out, out) && indexable(out, 8) && bias_fits && add_fits) {
+            return None;
+        }
+        self.answer(bias_epilogue(out, bias, add, relu))
     }
 }
 

@@ -198,13 +198,13 @@ impl DepthAnything3Net {
         let (mut ray, mut ray_conf) = (None, None);
         let (depth, depth_conf, sky, head_logits, sky_logits) = match &self.head {
             Head::DualDpt(head) => {
-                let o = head.forward(&features, h, w, request.use_ray_pose)?;
+                let o = head.forward(&features, h, w, request.use_ray_pose, exec.head_kernels)?;
                 ray = o.ray;
                 ray_conf = o.ray_conf;
                 (o.depth, Some(o.depth_conf), None, o.logits, None)
             }
             Head::Dpt(head) => {
-                let o = head.forward(&features, h, w)?;
+                let o = head.forward(&features, h, w, exec.head_kernels)?;
                 (o.depth, None, Some(o.sky), o.logits, Some(o.sky_logits))
             }
         };

@@ -2,9 +2,10 @@
 //! DPT building blocks shared with `DualDPT` (scratch adapters and feature-fusion blocks).
 use tch::{Kind, Tensor};
 
+use super::HeadKernels;
 use crate::config::{BackboneConfig, HeadConfig};
 use crate::error::Result;
-use crate::nn::{Conv2d, ConvTranspose2d};
+use crate::nn::{Conv2d, ConvTranspose2d, Convolution};
 use crate::weights::WeightLoader;
 
 /// `_make_scratch`: 3x3 adapters from each stage's width to `features` (no bias).
@@ -40,9 +41,51 @@ impl ResidualConvUnit {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.conv2.forward(&self.conv1.forward(&x.f_relu()?)?.f_relu()?)?.f_add(x)?)
+    pub fn forward(&self, x: &Tensor, kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
+        let hidden = conv_then(&self.conv1, &x.f_relu()?, None, true, kernels)?;
+        conv_then(&self.conv2, &hidden, Some(x), false, kernels)
     }
+}
+
+/// `conv(x)` (its bias included), `+ add` when given (x's shape, or (1, C, H, W) for every
+/// view), then ReLU when `relu`: as the official's separate operations, or with the bias and
+/// what follows in one pass through `kernels` when they take the call (the same values).
+pub fn conv_then(
+    conv: &dyn Convolution,
+    x: &Tensor,
+    add: Option<&Tensor>,
+    relu: bool,
+    kernels: Option<&dyn HeadKernels>,
+) -> Result<Tensor> {
+    let mut out = match (kernels, conv.bias()) {
+        (Some(kernels), Some(bias)) => {
+            let mut out = conv.output_unbiased(x)?;
+            if let Some(done) = kernels.bias_epilogue(&mut out, bias, add, relu) {
+                done?;
+                return Ok(out);
+            }
+            // What libtorch does after a cuDNN convolution.
+            let _same_tensor = out.f_add_(&bias.f_reshape([1, -1, 1, 1])?)?;
+            out
+        }
+        _ => conv.output(x)?,
+    };
+    if let Some(add) = add {
+        out = out.f_add(add)?;
+    }
+    if relu {
+        out = out.f_relu()?;
+    }
+    Ok(out)
+}
+
+/// `F.interpolate(x, size, mode="bilinear", align_corners=True)`, through `kernels` when it
+/// takes the call (the same values).
+pub fn upsample_bilinear(x: &Tensor, size: (i64, i64), kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
+    if let Some(upsampled) = kernels.and_then(|kernels| kernels.upsample_bilinear(x, size, None)) {
+        return upsampled;
+    }
+    Ok(x.f_upsample_bilinear2d([size.0, size.1], true, None, None)?)
 }
 
 /// `FeatureFusionBlock`: optional residual merge of a lateral input, a residual unit,
@@ -82,12 +125,18 @@ impl FeatureFusionBlock {
     }
 
     /// `size`: output size; `None` doubles the input (official `scale_factor=2`).
-    pub fn forward(&self, x: &Tensor, lateral: Option<&Tensor>, size: Option<(i64, i64)>) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        lateral: Option<&Tensor>,
+        size: Option<(i64, i64)>,
+        kernels: Option<&dyn HeadKernels>,
+    ) -> Result<Tensor> {
         let mut y = x.shallow_clone();
         if let (Some(unit), Some(lateral)) = (&self.res_conf_unit1, lateral) {
-            y = y.f_add(&unit.forward(lateral)?)?;
+            y = y.f_add(&unit.forward(lateral, kernels)?)?;
         }
-        let y = self.res_conf_unit2.forward(&y)?;
+        let y = self.res_conf_unit2.forward(&y, kernels)?;
         let (h, w) = match size {
             Some(size) => size,
             None => {
@@ -95,8 +144,8 @@ impl FeatureFusionBlock {
                 (h * 2, w * 2)
             }
         };
-        let y = y.f_upsample_bilinear2d([h, w], true, None, None)?;
-        self.out_conv.forward(&y)
+        let y = upsample_bilinear(&y, (h, w), kernels)?;
+        conv_then(&self.out_conv, &y, None, false, kernels)
     }
 }
 
@@ -107,11 +156,11 @@ pub fn spatial_size(t: &Tensor) -> Result<Option<(i64, i64)>> {
 }
 
 /// Top-down fusion of the four adapted stages `rn` through a `refinenet` chain (4 -> 1).
-pub fn fuse_chain(refinenet: &[FeatureFusionBlock; 4], rn: &[Tensor]) -> Result<Tensor> {
-    let out = refinenet[3].forward(&rn[3], None, spatial_size(&rn[2])?)?;
-    let out = refinenet[2].forward(&out, Some(&rn[2]), spatial_size(&rn[1])?)?;
-    let out = refinenet[1].forward(&out, Some(&rn[1]), spatial_size(&rn[0])?)?;
-    refinenet[0].forward(&out, Some(&rn[0]), None)
+pub fn fuse_chain(refinenet: &[FeatureFusionBlock; 4], rn: &[Tensor], kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
+    let out = refinenet[3].forward(&rn[3], None, spatial_size(&rn[2])?, kernels)?;
+    let out = refinenet[2].forward(&out, Some(&rn[2]), spatial_size(&rn[1])?, kernels)?;
+    let out = refinenet[1].forward(&out, Some(&rn[1]), spatial_size(&rn[0])?, kernels)?;
+    refinenet[0].forward(&out, Some(&rn[0]), None, kernels)
 }
 
 /// Runs `forward_chunk` on the views of `features` (the four (S, P, C) taken layers) in
@@ -155,11 +204,11 @@ pub enum DptResizeLayer {
 }
 
 impl DptResizeLayer {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
         match self {
-            DptResizeLayer::Up(c) => c.forward(x),
+            DptResizeLayer::Up(c) => conv_then(c, x, None, false, kernels),
             DptResizeLayer::Identity => Ok(x.shallow_clone()),
-            DptResizeLayer::Down(c) => c.forward(x),
+            DptResizeLayer::Down(c) => conv_then(c, x, None, false, kernels),
         }
     }
 }
@@ -179,8 +228,9 @@ impl OutputConvStack {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.conv2.forward(&self.conv0.forward(x)?.f_relu()?)
+    fn forward(&self, x: &Tensor, kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
+        let hidden = conv_then(&self.conv0, x, None, true, kernels)?;
+        conv_then(&self.conv2, &hidden, None, false, kernels)
     }
 }
 
@@ -246,14 +296,15 @@ impl DPT {
         })
     }
 
-    /// `features`: the four (S, P, C) backbone outputs; image size H x W.
-    pub fn forward(&self, features: &[Tensor], height: i64, width: i64) -> Result<DptOutput> {
+    /// `features`: the four (S, P, C) backbone outputs; image size H x W; `kernels`: see
+    /// `Execution::head_kernels`.
+    pub fn forward(&self, features: &[Tensor], height: i64, width: i64, kernels: Option<&dyn HeadKernels>) -> Result<DptOutput> {
         let device = self.projects[0].weight.device();
         forward_in_chunks(
             features,
             Self::CHUNK_SIZE,
             device,
-            |chunk| self.forward_chunk(chunk, height, width),
+            |chunk| self.forward_chunk(chunk, height, width, kernels),
             |outs| {
                 Ok(DptOutput {
                     depth: cat_views(&outs, |o| &o.depth)?,
@@ -265,7 +316,7 @@ impl DPT {
         )
     }
 
-    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64) -> Result<DptOutput> {
+    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64, kernels: Option<&dyn HeadKernels>) -> Result<DptOutput> {
         let patch = BackboneConfig::PATCH_SIZE;
         let (ph, pw) = (height / patch, width / patch);
         let resized = features
@@ -274,21 +325,22 @@ impl DPT {
             .map(|(stage, feat)| {
                 let (b, _, c) = feat.size3()?;
                 let x = feat.f_permute([0, 2, 1])?.f_contiguous()?.f_reshape([b, c, ph, pw])?;
-                self.resize_layers[stage].forward(&self.projects[stage].forward(&x)?)
+                let projected = conv_then(&self.projects[stage], &x, None, false, kernels)?;
+                self.resize_layers[stage].forward(&projected, kernels)
             })
             .collect::<Result<Vec<Tensor>>>()?;
-        let fused = self.output_conv1.forward(&self.fuse(&resized)?)?;
-        let fused = fused.f_upsample_bilinear2d([ph * patch, pw * patch], true, None, None)?;
-        let logits = self.output_conv2.forward(&fused)?;
+        let fused = conv_then(&self.output_conv1, &self.fuse(&resized, kernels)?, None, false, kernels)?;
+        let fused = upsample_bilinear(&fused, (ph * patch, pw * patch), kernels)?;
+        let logits = self.output_conv2.forward(&fused, kernels)?;
         let depth = logits.f_exp()?.f_squeeze_dim(1)?;
-        let sky_logits = self.sky_output_conv2.forward(&fused)?;
+        let sky_logits = self.sky_output_conv2.forward(&fused, kernels)?;
         let sky = sky_logits.f_relu()?.f_squeeze_dim(1)?;
         Ok(DptOutput { depth, sky, logits, sky_logits })
     }
 
     /// 4-level top-down fusion (refinenet4 -> 1), before `output_conv1`.
-    fn fuse(&self, feats: &[Tensor]) -> Result<Tensor> {
+    fn fuse(&self, feats: &[Tensor], kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
         let rn = feats.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect::<Result<Vec<Tensor>>>()?;
-        fuse_chain(&self.refinenet, &rn)
+        fuse_chain(&self.refinenet, &rn, kernels)
     }
 }

@@ -3,8 +3,9 @@
 //! pose, so it is loaded (strict loading) but computed only on request (`with_rays`).
 use tch::{Kind, Tensor};
 
-use super::dpt::{cat_views, forward_in_chunks, fuse_chain, FeatureFusionBlock, Scratch};
+use super::dpt::{cat_views, conv_then, forward_in_chunks, fuse_chain, FeatureFusionBlock, Scratch};
 use super::utils::head_utils::PosEmbedCache;
+use super::HeadKernels;
 use crate::config::{BackboneConfig, HeadConfig};
 use crate::error::Result;
 use crate::nn::{Conv2d, ConvTranspose2d, LayerNorm};
@@ -18,11 +19,11 @@ pub enum ResizeLayer {
 }
 
 impl ResizeLayer {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
         match self {
-            ResizeLayer::Up(c) => c.forward(x),
+            ResizeLayer::Up(c) => conv_then(c, x, None, false, kernels),
             ResizeLayer::Identity => Ok(x.shallow_clone()),
-            ResizeLayer::Down(c) => c.forward(x),
+            ResizeLayer::Down(c) => conv_then(c, x, None, false, kernels),
         }
     }
 }
@@ -167,13 +168,21 @@ impl DualDPT {
 
     /// `features`: the four (S, P, C) backbone outputs; image size H x W. `with_rays` also
     /// runs the auxiliary branch for the rays (`ray`, `ray_conf`).
-    pub fn forward(&self, features: &[Tensor], height: i64, width: i64, with_rays: bool) -> Result<DualDptOutput> {
+    /// `kernels`: see `Execution::head_kernels`.
+    pub fn forward(
+        &self,
+        features: &[Tensor],
+        height: i64,
+        width: i64,
+        with_rays: bool,
+        kernels: Option<&dyn HeadKernels>,
+    ) -> Result<DualDptOutput> {
         let device = self.projects[0].weight.device();
         forward_in_chunks(
             features,
             self.chunk_views.clamp(1, HEAD_CHUNK_SIZE),
             device,
-            |chunk| self.forward_chunk(chunk, height, width, with_rays),
+            |chunk| self.forward_chunk(chunk, height, width, with_rays, kernels),
             |outs| {
                 let cat_optional = |field: fn(&DualDptOutput) -> Option<&Tensor>| -> Result<Option<Tensor>> {
                     let parts: Option<Vec<&Tensor>> = outs.iter().map(field).collect();
@@ -190,7 +199,14 @@ impl DualDPT {
         )
     }
 
-    fn forward_chunk(&self, features: &[Tensor], height: i64, width: i64, with_rays: bool) -> Result<DualDptOutput> {
+    fn forward_chunk(
+        &self,
+        features: &[Tensor],
+        height: i64,
+        width: i64,
+        with_rays: bool,
+        kernels: Option<&dyn HeadKernels>,
+    ) -> Result<DualDptOutput> {
         let patch = BackboneConfig::PATCH_SIZE;
         let (ph, pw) = (height / patch, width / patch);
         let resized = features
@@ -199,19 +215,19 @@ impl DualDPT {
             .map(|(stage, feat)| {
                 let (b, _, c) = feat.size3()?;
                 let x = self.norm.forward(feat)?.f_permute([0, 2, 1])?.f_reshape([b, c, ph, pw])?;
-                let x = self.pos_embeds.add_to(self.projects[stage].forward(&x)?, width, height)?;
-                self.resize_layers[stage].forward(&x)
+                let x = self.pos_embeds.conv_and_add(&self.projects[stage], &x, width, height, kernels)?;
+                self.resize_layers[stage].forward(&x, kernels)
             })
             .collect::<Result<Vec<Tensor>>>()?;
         let rn = resized.iter().zip(&self.scratch.layer_rn).map(|(f, conv)| conv.forward(f)).collect::<Result<Vec<Tensor>>>()?;
-        let fused = self.output_conv1.forward(&fuse_chain(&self.refinenet, &rn)?)?;
-        let fused = fused.f_upsample_bilinear2d([ph * patch, pw * patch], true, None, None)?;
-        let fused = self.pos_embeds.add_to(fused, width, height)?;
-        let logits = self.output_conv2.conv2.forward(&self.output_conv2.conv0.forward(&fused)?.f_relu()?)?;
+        let fused = conv_then(&self.output_conv1, &fuse_chain(&self.refinenet, &rn, kernels)?, None, false, kernels)?;
+        let fused = self.pos_embeds.upsample_and_add(&fused, (ph * patch, pw * patch), width, height, kernels)?;
+        let hidden = conv_then(&self.output_conv2.conv0, &fused, None, true, kernels)?;
+        let logits = conv_then(&self.output_conv2.conv2, &hidden, None, false, kernels)?;
         let depth = logits.f_select(1, 0)?.f_exp()?;
         let depth_conf = logits.f_select(1, 1)?.f_exp()?.f_add_scalar(1.0)?;
         let (ray, ray_conf) = if with_rays {
-            let aux_logits = self.aux_last_level_logits(&rn, width, height)?;
+            let aux_logits = self.aux_last_level_logits(&rn, width, height, kernels)?;
             // Channels last: 6 linear ray channels, then the confidence.
             let fmap = aux_logits.f_permute([0, 2, 3, 1])?;
             (Some(fmap.f_narrow(3, 0, 6)?), Some(fmap.f_select(3, 6)?.f_exp()?.f_add_scalar(1.0)?))
@@ -223,17 +239,23 @@ impl DualDPT {
 
     /// The auxiliary fusion chain and the last level's output stack (the official computes
     /// `output_conv1_aux` for every level and returns only the last one).
-    fn aux_last_level_logits(&self, rn: &[Tensor], width: i64, height: i64) -> Result<Tensor> {
+    fn aux_last_level_logits(&self, rn: &[Tensor], width: i64, height: i64, kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
         let aux = &self.aux;
-        let mut out = fuse_chain(&aux.refinenet, rn)?;
+        let mut out = fuse_chain(&aux.refinenet, rn, kernels)?;
         let last = aux.output_conv1_aux.len() - 1;
-        // Five 3x3 convolutions with no activation between them, as in the official.
-        for conv in &aux.output_conv1_aux[last] {
-            out = conv.forward(&out)?;
+        // Five 3x3 convolutions with no activation between them, as in the official; the UV
+        // embedding is added to the last one's output.
+        let convs = &aux.output_conv1_aux[last];
+        if let Some((final_conv, first)) = convs.split_last() {
+            for conv in first {
+                out = conv_then(conv, &out, None, false, kernels)?;
+            }
+            out = self.pos_embeds.conv_and_add(final_conv, &out, width, height, kernels)?;
+        } else {
+            out = self.pos_embeds.add_to(out, width, height)?;
         }
-        let out = self.pos_embeds.add_to(out, width, height)?;
         let (conv0, conv5) = &aux.output_conv2_aux[last];
-        let x = conv0.forward(&out)?;
+        let x = conv_then(conv0, &out, None, false, kernels)?;
         // LayerNorm over the channels: (B, C, h, w) -> (B, h, w, C) and back.
         let x = aux.output_conv2_aux_norm.forward(&x.f_permute([0, 2, 3, 1])?)?.f_permute([0, 3, 1, 2])?.f_relu()?;
         conv5.forward(&x)

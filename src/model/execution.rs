@@ -34,6 +34,10 @@ pub trait GlueKernels: Send + Sync {
         rope: Option<&RopeTables>,
     ) -> Option<Result<(Tensor, Tensor, Tensor)>>;
 
+    /// The LayerScale residual update `x += gamma * branch` in place (fp32, as addcmul_), for
+    /// the update no LayerNorm follows within the block.
+    fn residual_update(&self, x: &mut Tensor, branch: &Tensor, gamma: &Tensor) -> Option<Result<()>>;
+
     /// `norm(x)` of the fp32 residual stream `x`, in `kind`.
     fn layer_norm(&self, x: &Tensor, norm: &LayerNorm, kind: Kind) -> Option<Result<Tensor>>;
 
@@ -47,6 +51,23 @@ pub trait GlueKernels: Send + Sync {
         norm: &LayerNorm,
         kind: Kind,
     ) -> Option<Result<(Tensor, Tensor)>>;
+}
+
+/// Kernels for the dense heads' glue, supplied from outside the model (e.g. run-time compiled
+/// CUDA kernels): the same values as libtorch's operations, fewer passes. Each returns `None`
+/// when it does not handle the call (then libtorch's operations run) and `Some(Err)` when it
+/// failed.
+pub trait HeadKernels: Send + Sync {
+    /// `interpolate(x, size, mode="bilinear", align_corners=True)` of the (B, C, h, w) map `x`,
+    /// plus `add` ((1, C, H, W) in x's kind, added to the rounded result and rounded again, as
+    /// libtorch's add after the upsample) when given.
+    fn upsample_bilinear(&self, x: &Tensor, size: (i64, i64), add: Option<&Tensor>) -> Option<Result<Tensor>>;
+
+    /// In place on `out`, the output of a convolution without its bias: `out + bias`, then
+    /// `+ add` (out's shape, or (1, C, H, W) for every view) when given, then ReLU when `relu`,
+    /// each step rounded as libtorch's separate operations (libtorch adds a cuDNN
+    /// convolution's bias in a pass of its own).
+    fn bias_epilogue(&self, out: &mut Tensor, bias: &Tensor, add: Option<&Tensor>, relu: bool) -> Option<Result<()>>;
 }
 
 /// Runs the any-view backbone's blocks on a prepared `BlockState` somewhere other than
@@ -82,6 +103,10 @@ pub struct Execution<'a> {
     /// residual update with the next LayerNorm, QK-norm + RoPE + attention layout in one pass
     /// each; `None`: the glue in libtorch operations.
     pub glue: Option<&'a dyn GlueKernels>,
+    /// The dense head's glue: its bilinear upsampling (with the UV embedding added after the
+    /// last one) and what follows its convolutions' biases (residual adds, ReLUs, embeddings);
+    /// `None`: libtorch's operations, as the official.
+    pub head_kernels: Option<&'a dyn HeadKernels>,
     /// Where the any-view backbone's blocks run; `None`: every block here, in order.
     pub blocks: Option<&'a dyn BlockRunner>,
     /// Polled between stages and before each backbone block (`check_stop`) with where the
@@ -104,6 +129,7 @@ impl Execution<'_> {
             features_kind: None,
             fused_glue: false,
             glue: None,
+            head_kernels: None,
             blocks: None,
             stop: None,
         }

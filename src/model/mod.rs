@@ -19,7 +19,7 @@ use crate::config::{HeadKind, ModelConfig};
 use crate::error::{Error, Result};
 use crate::weights::{build_from_safetensors, TensorProgress, WeightLoader};
 pub use da3::{DepthAnything3Net, ForwardRequest, NestedDepthAnything3Net, NestedTrace, NetOutput, Trace};
-pub use execution::{AttentionKernel, BlockRunner, Execution, GlueKernels, StopPoll};
+pub use execution::{AttentionKernel, BlockRunner, Execution, GlueKernels, HeadKernels, StopPoll};
 pub use reference_view_selector::RefViewStrategy;
 pub use warning::Warning;
 

@@ -3,6 +3,9 @@ use tch::{Device, Kind, Tensor};
 
 use super::shape_cache::ShapeCache;
 use crate::error::Result;
+use crate::model::dpt::{conv_then, upsample_bilinear};
+use crate::nn::Conv2d;
+use crate::model::HeadKernels;
 
 /// (H, W, 2) grid spanning the image plane, normalised by its diagonal (aspect ratio W/H).
 pub fn create_uv_grid(width: i64, height: i64, aspect_ratio: f64, device: Device) -> Result<Tensor> {
@@ -37,13 +40,13 @@ pub fn position_grid_to_embed(grid: &Tensor, dim: i64, omega_0: f64) -> Result<T
 }
 
 /// The (1, C, h, w) UV embedding (scaled by 0.1) of a C-channel h x w map of an image of size
-/// W x H, in `kind` on `device`.
+/// W x H, in `kind` on `device`. Stored channels-last (a view of the (h, w, C) embedding).
 fn pos_embed(c: i64, h: i64, w: i64, image_width: i64, image_height: i64, kind: Kind, device: Device) -> Result<Tensor> {
     const RATIO: f64 = 0.1;
     const OMEGA_0: f64 = 100.0;
     let grid = create_uv_grid(w, h, image_width as f64 / image_height as f64, device)?;
-    let pe = position_grid_to_embed(&grid, c, OMEGA_0)?.f_mul_scalar(RATIO)?;
-    Ok(pe.f_permute([2, 0, 1])?.f_unsqueeze(0)?.f_to_kind(kind)?)
+    let pe = position_grid_to_embed(&grid, c, OMEGA_0)?.f_mul_scalar(RATIO)?.f_to_kind(kind)?;
+    Ok(pe.f_permute([2, 0, 1])?.f_unsqueeze(0)?)
 }
 
 /// What a UV embedding depends on: channels, map size, image size, kind, device.
@@ -72,11 +75,60 @@ impl PosEmbedCache {
     /// the caller hands over).
     pub fn add_to(&self, mut x: Tensor, image_width: i64, image_height: i64) -> Result<Tensor> {
         let (_, c, h, w) = x.size4()?;
-        let (kind, device) = (x.kind(), x.device());
-        let key = (c, h, w, image_width, image_height, kind, device);
-        let pe = self.kept.get_or_make(key, || pos_embed(c, h, w, image_width, image_height, kind, device))?;
+        let pe = self.embedding(&x, c, (h, w), image_width, image_height)?;
         let _same_tensor = x.f_add_(&pe)?;
         Ok(x)
+    }
+
+    /// `add_to(interpolate(x, size, mode="bilinear", align_corners=True))`, in one pass through
+    /// `kernels` when it takes the call (the same values).
+    pub fn upsample_and_add(
+        &self,
+        x: &Tensor,
+        size: (i64, i64),
+        image_width: i64,
+        image_height: i64,
+        kernels: Option<&dyn HeadKernels>,
+    ) -> Result<Tensor> {
+        if let Some(kernels) = kernels {
+            let (_, c, _, _) = x.size4()?;
+            let pe = self.embedding(x, c, size, image_width, image_height)?;
+            if let Some(summed) = kernels.upsample_bilinear(x, size, Some(&pe)) {
+                return summed;
+            }
+        }
+        self.add_to(upsample_bilinear(x, size, None)?, image_width, image_height)
+    }
+
+    /// `add_to(conv(x))`, with the convolution's bias and the embedding added in one pass
+    /// through `kernels` when they take the call (the same values).
+    pub fn conv_and_add(
+        &self,
+        conv: &Conv2d,
+        x: &Tensor,
+        image_width: i64,
+        image_height: i64,
+        kernels: Option<&dyn HeadKernels>,
+    ) -> Result<Tensor> {
+        let Some(kernels) = kernels else {
+            return self.add_to(conv.forward(x)?, image_width, image_height);
+        };
+        let (_, _, h, w) = x.size4()?;
+        let (c, out_h, out_w) = conv.output_shape(h, w);
+        let pe = self.embedding_of(c, (out_h, out_w), image_width, image_height, conv.weight.kind(), x.device())?;
+        conv_then(conv, x, Some(&pe), false, Some(kernels))
+    }
+
+    /// The embedding of a `c`-channel map of `size` for an image of W x H, in `like`'s kind on
+    /// its device.
+    fn embedding(&self, like: &Tensor, c: i64, size: (i64, i64), image_width: i64, image_height: i64) -> Result<Tensor> {
+        self.embedding_of(c, size, image_width, image_height, like.kind(), like.device())
+    }
+
+    fn embedding_of(&self, c: i64, size: (i64, i64), image_width: i64, image_height: i64, kind: Kind, device: Device) -> Result<Tensor> {
+        let (h, w) = size;
+        let key = (c, h, w, image_width, image_height, kind, device);
+        self.kept.get_or_make(key, || pos_embed(c, h, w, image_width, image_height, kind, device))
     }
 }
 
@@ -99,5 +151,82 @@ mod tests {
             assert!(!got.equal(&x), "the embedding was added");
         }
         assert_eq!(cache.kept.len(), 2, "one entry per kind, reused");
+    }
+
+    /// Resampling kernels that count their calls and compute libtorch's values (`takes`), or
+    /// decline every call.
+    struct CountingKernels {
+        takes: bool,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl HeadKernels for CountingKernels {
+        fn upsample_bilinear(&self, x: &Tensor, size: (i64, i64), add: Option<&Tensor>) -> Option<Result<Tensor>> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let up = x.upsample_bilinear2d([size.0, size.1], true, None, None);
+            self.takes.then(|| Ok(add.map_or_else(|| up.shallow_clone(), |a| &up + a)))
+        }
+
+        fn bias_epilogue(&self, out: &mut Tensor, bias: &Tensor, add: Option<&Tensor>, relu: bool) -> Option<Result<()>> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !self.takes {
+                return None;
+            }
+            *out += bias.reshape([1, -1, 1, 1]);
+            if let Some(add) = add {
+                *out += add;
+            }
+            if relu {
+                let _ = out.relu_();
+            }
+            Some(Ok(()))
+        }
+    }
+
+    /// A convolution's bias and what follows it go to the kernels in one call, with the
+    /// cached embedding, and give the official's values whether the kernels take the call or
+    /// decline it.
+    #[test]
+    fn conv_epilogues_go_through_the_kernels() {
+        let cache = PosEmbedCache::default();
+        let tensors = std::collections::BTreeMap::from([
+            ("c.weight".to_owned(), Tensor::randn([16, 8, 3, 3], (Kind::Float, Device::Cpu))),
+            ("c.bias".to_owned(), Tensor::randn([16], (Kind::Float, Device::Cpu))),
+        ]);
+        let mut w = crate::weights::WeightLoader::from_tensors(tensors, Device::Cpu);
+        let conv = Conv2d::new(&mut w, "c", 8, 16, 3, 1, 1, true, Kind::Float).unwrap();
+        let x = Tensor::randn([2, 8, 5, 7], (Kind::Float, Device::Cpu));
+        let residual = Tensor::randn([2, 16, 5, 7], (Kind::Float, Device::Cpu));
+        let official = conv.forward(&x).unwrap();
+        let with_embedding = cache.add_to(crate::nn::copy(&official).unwrap(), 140, 98).unwrap();
+        let relu_of_sum = (&official + &residual).relu();
+        for takes in [true, false] {
+            let kernels = CountingKernels { takes, calls: Default::default() };
+            let got = cache.conv_and_add(&conv, &x, 140, 98, Some(&kernels)).unwrap();
+            assert!(got.allclose(&with_embedding, 1e-5, 1e-5, false), "takes {takes}: conv + embedding");
+            let got = conv_then(&conv, &x, Some(&residual), true, Some(&kernels)).unwrap();
+            assert!(got.allclose(&relu_of_sum, 1e-5, 1e-5, false), "takes {takes}: relu(conv + residual)");
+            assert_eq!(kernels.calls.into_inner(), 2, "takes {takes}: asked once per convolution");
+        }
+        assert!(conv_then(&conv, &x, Some(&residual), true, None).unwrap().equal(&relu_of_sum));
+    }
+
+    /// The upsampling and the embedding go to the kernels with the cached embedding, and give
+    /// what libtorch's upsample and add give whether the kernels take the call or decline it.
+    #[test]
+    fn upsample_and_add_goes_through_the_kernels() {
+        let cache = PosEmbedCache::default();
+        let x = crate::nn::channels_last(&Tensor::randn([2, 8, 5, 7], (Kind::Float, Device::Cpu))).unwrap();
+        let size = (14, 21);
+        let expected = cache
+            .add_to(x.upsample_bilinear2d([size.0, size.1], true, None, None), 294, 196)
+            .unwrap();
+        for takes in [true, false] {
+            let kernels = CountingKernels { takes, calls: Default::default() };
+            let got = cache.upsample_and_add(&x, size, 294, 196, Some(&kernels)).unwrap();
+            assert!(got.equal(&expected), "takes {takes}: a different sum");
+            assert_eq!(kernels.calls.into_inner(), 1, "takes {takes}: asked once");
+        }
+        assert!(cache.upsample_and_add(&x, size, 294, 196, None).unwrap().equal(&expected));
     }
 }

@@ -118,16 +118,21 @@ impl Block {
                 }
             };
             drop(attended);
-            self.feed_forward_into(&mut x, normed, FFN_CHUNK_BYTES)?;
+            self.feed_forward_into(&mut x, normed, FFN_CHUNK_BYTES, glue)?;
             return Ok(x);
         }
         let x = x.f_add(&self.ls1.forward(&self.attn.forward(self.norm1.forward(x)?, rope, attention, None)?)?)?;
         Ok(x.f_add(&self.ls2.forward(&self.mlp.forward(self.norm2.forward(&x)?)?)?)?)
     }
 
-    /// `x += gamma * mlp(normed)` in place (the fused path's second residual update), in
-    /// chunks of rows of at most `chunk_bytes` of hidden activations (`FFN_CHUNK_BYTES`).
-    fn feed_forward_into(&self, x: &mut Tensor, normed: Tensor, chunk_bytes: i64) -> Result<()> {
+    /// `x += gamma * mlp(normed)` in place (the fused path's second residual update, in
+    /// `glue`'s kernel when it takes the call), in chunks of rows of at most `chunk_bytes` of
+    /// hidden activations (`FFN_CHUNK_BYTES`).
+    fn feed_forward_into(&self, x: &mut Tensor, normed: Tensor, chunk_bytes: i64, glue: Option<&dyn GlueKernels>) -> Result<()> {
+        let update = |x: &mut Tensor, fed: &Tensor| match glue.and_then(|g| g.residual_update(x, fed, &self.ls2.gamma)) {
+            Some(done) => done,
+            None => self.ls2.add_to_(x, fed),
+        };
         let rows_per_chunk = (chunk_bytes / self.mlp.hidden_bytes_per_row().max(1)).max(1);
         let size = x.size();
         let (width, rows) = match size.split_last() {
@@ -136,7 +141,7 @@ impl Block {
         };
         if rows <= rows_per_chunk || !x.is_contiguous() || normed.size() != size {
             let fed = self.mlp.forward(normed)?;
-            return self.ls2.add_to_(x, &fed);
+            return update(x, &fed);
         }
         // Row views of x's own storage: each chunk's update lands in x.
         let x_rows = x.f_view([rows, width])?;
@@ -145,7 +150,7 @@ impl Block {
         while start < rows {
             let len = rows_per_chunk.min(rows - start);
             let fed = self.mlp.forward(normed_rows.f_narrow(0, start, len)?)?;
-            self.ls2.add_to_(&mut x_rows.f_narrow(0, start, len)?, &fed)?;
+            update(&mut x_rows.f_narrow(0, start, len)?, &fed)?;
             start += len;
         }
         Ok(())
@@ -207,12 +212,12 @@ mod tests {
             let x = Tensor::randn([2, 37, 8], (Kind::Float, Device::Cpu));
             let normed = block.norm2.forward(&x).unwrap();
             let mut whole = crate::nn::copy(&x).unwrap();
-            block.feed_forward_into(&mut whole, normed.shallow_clone(), FFN_CHUNK_BYTES).unwrap();
+            block.feed_forward_into(&mut whole, normed.shallow_clone(), FFN_CHUNK_BYTES, None).unwrap();
             // 5 rows per chunk: 74 rows in 15 chunks, the last one short.
             let chunk_bytes = 5 * block.mlp.hidden_bytes_per_row();
             let mut chunked = crate::nn::copy(&x).unwrap();
             let storage = chunked.data_ptr();
-            block.feed_forward_into(&mut chunked, normed, chunk_bytes).unwrap();
+            block.feed_forward_into(&mut chunked, normed, chunk_bytes, None).unwrap();
             assert_eq!(chunked.data_ptr(), storage, "updated in place");
             let diff = (&chunked - &whole).abs().max().double_value(&[]);
             assert!(diff <= 1e-5, "swiglu {swiglu}: chunks differ from one pass by {diff}");
