@@ -1760,6 +1760,11 @@ da3_warning da3_result_warning_code(const struct da3_result *result, size_t inde
  * Destroys a result and its buffers; every pointer obtained from it becomes invalid.
  * NULL is a no-op. Thread safety: no other thread may be using the result.
  *
+ * Its maps of 1 MiB or more (depth, confidence, sky, features) are kept for the next results'
+ * maps, up to 256 MiB in all for the process: writing a result into fresh memory costs a page
+ * fault per 4 KiB (about 21,000 per call at 64 views of 336x504), memory already written does
+ * not.
+ *
  * # Safety
  * `result` is NULL or a result from `da3_infer`/`da3_infer_files` not yet freed.
  */

@@ -795,8 +795,10 @@ fn request_of(options: &ForwardOptions) -> ForwardRequest<'_> {
 fn host_f32(t: &Tensor, threads: usize) -> Result<Vec<f32>> {
     faults::check(faults::OUTPUTS)?;
     let n = t.numel();
-    let mut out = Vec::new();
-    out.try_reserve_exact(n).map_err(|_| Error::OutOfMemory(format!("{n} floats of output could not be allocated on the host")))?;
+    // A freed result's buffer when one fits: its pages are already mapped (`BufferPool`).
+    let mut out = host_copy::OUTPUT_BUFFERS
+        .take(n)
+        .map_err(|_| Error::OutOfMemory(format!("{n} floats of output could not be allocated on the host")))?;
     if n == 0 {
         return Ok(out);
     }

@@ -23,6 +23,19 @@ pub struct da3_result {
 
 impl Handle for da3_result {}
 
+/// The result's large maps go back to the process's pool of output buffers for the next
+/// results (`host_copy::BufferPool`: their pages stay mapped).
+impl Drop for da3_result {
+    fn drop(&mut self) {
+        let p = &mut self.prediction;
+        let features = p.features.iter_mut().map(|f| std::mem::take(&mut f.data));
+        let maps = [std::mem::take(&mut p.depth), std::mem::take(&mut p.confidence)].into_iter().chain(p.sky.take());
+        for buffer in maps.chain(features) {
+            crate::host_copy::OUTPUT_BUFFERS.give(buffer);
+        }
+    }
+}
+
 // The thread-safety promises in the header rest on this.
 const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
@@ -334,6 +347,11 @@ pub unsafe extern "C" fn da3_result_warning_code(result: *const da3_result, inde
 
 /// Destroys a result and its buffers; every pointer obtained from it becomes invalid.
 /// NULL is a no-op. Thread safety: no other thread may be using the result.
+///
+/// Its maps of 1 MiB or more (depth, confidence, sky, features) are kept for the next results'
+/// maps, up to 256 MiB in all for the process: writing a result into fresh memory costs a page
+/// fault per 4 KiB (about 21,000 per call at 64 views of 336x504), memory already written does
+/// not.
 ///
 /// # Safety
 /// `result` is NULL or a result from `da3_infer`/`da3_infer_files` not yet freed.

@@ -44,6 +44,21 @@ fn result_of(views: usize, h: usize, w: usize, cameras: bool) -> *mut da3_result
     da3_result::new(prediction).unwrap().into_raw()
 }
 
+/// A freed result's large maps serve the next results' maps (their pages already mapped).
+#[test]
+fn freed_results_lend_their_maps_to_the_next() {
+    // An unusual size, so that no other test's buffers fit it.
+    let (views, h, w) = (1, 1111, 1111);
+    let result = result_of(views, h, w, false);
+    // SAFETY: a live result; view 0 exists.
+    let (depth, confidence) = unsafe { (da3_result_depth(result, 0), da3_result_confidence(result, 0)) };
+    // SAFETY: from result_of, freed once.
+    unsafe { da3_result_free(result) };
+    let reused = crate::host_copy::OUTPUT_BUFFERS.take(views * h * w).unwrap();
+    assert!([depth, confidence].contains(&reused.as_ptr()), "a kept map serves the request");
+    assert!(reused.is_empty());
+}
+
 #[test]
 fn sky_metric_scale_and_warnings_are_reported() {
     use crate::prediction::Warning;
