@@ -477,11 +477,13 @@ impl AttentionKernel for CudnnAttention {
     }
 }
 
-/// The glue kernels of `cpp/glue_kernels_source.h` as the model's `GlueKernels` (the
-/// accelerated runner's, on a GPU in reduced precision). They take bf16/fp16 CUDA tensors with
-/// heads of 64 channels and LayerNorm rows of a multiple of 128 channels (every DA3 backbone),
-/// and decline anything else. A kernel that cannot be compiled here (no NVRTC, an unknown
-/// architecture) turns them off for good, with one log line: libtorch's operations run instead.
+/// The glue kernels of `cpp/glue_kernels_source.h` as the model's `GlueKernels` and
+/// `HeadKernels` (the accelerated runner's, on a GPU in reduced precision). The block kernels
+/// take bf16/fp16 CUDA tensors with heads of 64 channels and LayerNorm rows of a multiple of 128
+/// channels (every DA3 backbone), the head kernels channels-last maps of a multiple of 8
+/// channels (see `head_map_fits`); they decline anything else. A kernel that cannot be compiled
+/// here (no NVRTC, an unknown architecture) turns them all off for good, with one log line:
+/// libtorch's operations run instead.
 pub struct CudaGlueKernels {
     enabled: AtomicBool,
 }
