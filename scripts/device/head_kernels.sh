@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 12, the head's upsampling in a run-time compiled kernel, on the device tool's GPU
+# Issue 12, the head's glue kernels and the host side of a call, on the device tool's GPU
 # machine (nvidia-h200), from the repository root:
 #   bash scripts/device/head_kernels.sh check   # glue_kernels_check (the upsampling bit for bit
 #                                               # against libtorch's), then memory.sh's accuracy
@@ -9,6 +9,9 @@
 #   bash scripts/device/head_kernels.sh side    # memory.sh's side step (forward against the
 #                                               # official and torch.compile), then end to end
 #                                               # from 640x480 RGB8 frames at 1, 16 and 64 views
+#   bash scripts/device/head_kernels.sh faults  # bench/host_faults.py: the $C/old build against this
+#                                               # one at 1,16,64 views, three processes each, with
+#                                               # the processes' page faults
 # Carried: .carry-speed (scripts/device/prepare_carry_speed.sh; the earlier build by hand into
 # .carry-speed/old) and .whl (scripts/device/prepare_carry.sh). Writes $OUT (default out/head).
 set -uo pipefail
@@ -32,6 +35,11 @@ side)
     --cases da3-large:1 --e2e-views 1,16,64 --modes e2e,libda3 --compile-cases '' --libda3-accelerate on \
     --warmup 3 --iters 10 --max-seconds 15 --out "$OUT/e2e.md" --json "$OUT/e2e.json" 2>&1 | tail -20
   ;;
-*) echo "usage: $0 check|side"; exit 2 ;;
+faults)
+  make_checkpoints da3-large
+  python3 bench/host_faults.py --bench "$C/da3_bench" --model $CK/da3-large --builds "old=$C/old,new=$C" \
+    --views 1,16,64 --rounds 3 2>&1 | tee "$OUT/faults.txt"
+  ;;
+*) echo "usage: $0 check|side|faults"; exit 2 ;;
 esac
 date -u
