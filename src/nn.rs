@@ -83,9 +83,13 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.convolve(x, self.bias.as_ref())
+    }
+
+    fn convolve(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         Ok(x.f_to_kind(self.weight.kind())?.f_conv2d(
             &self.weight,
-            self.bias.as_ref(),
+            bias,
             [self.stride, self.stride],
             [self.padding, self.padding],
             [1, 1],
@@ -110,15 +114,7 @@ impl Convolution for Conv2d {
     }
 
     fn output_unbiased(&self, x: &Tensor) -> Result<Tensor> {
-        let no_bias: Option<&Tensor> = None;
-        Ok(x.f_to_kind(self.weight.kind())?.f_conv2d(
-            &self.weight,
-            no_bias,
-            [self.stride, self.stride],
-            [self.padding, self.padding],
-            [1, 1],
-            1,
-        )?)
+        self.convolve(x, None)
     }
 
     fn bias(&self) -> Option<&Tensor> {
@@ -153,9 +149,13 @@ impl ConvTranspose2d {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.convolve(x, Some(&self.bias))
+    }
+
+    fn convolve(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         Ok(x.f_to_kind(self.weight.kind())?.f_conv_transpose2d(
             &self.weight,
-            Some(&self.bias),
+            bias,
             [self.stride, self.stride],
             [0, 0],
             [0, 0],
@@ -171,16 +171,7 @@ impl Convolution for ConvTranspose2d {
     }
 
     fn output_unbiased(&self, x: &Tensor) -> Result<Tensor> {
-        let no_bias: Option<&Tensor> = None;
-        Ok(x.f_to_kind(self.weight.kind())?.f_conv_transpose2d(
-            &self.weight,
-            no_bias,
-            [self.stride, self.stride],
-            [0, 0],
-            [0, 0],
-            1,
-            [1, 1],
-        )?)
+        self.convolve(x, None)
     }
 
     fn bias(&self) -> Option<&Tensor> {

@@ -195,20 +195,39 @@ pub fn cat_views<T>(outs: &[T], field: impl Fn(&T) -> &Tensor) -> Result<Tensor>
     Ok(Tensor::f_cat(&outs.iter().map(field).collect::<Vec<_>>(), 0)?)
 }
 
-/// The per-stage spatial re-sizer of `DPT.resize_layers`: x4, x2, identity, /2 relative to
-/// the patch grid.
-pub enum DptResizeLayer {
+/// The per-stage spatial re-sizer of `DPT.resize_layers` and `DualDPT.resize_layers`: x4, x2,
+/// identity, /2 relative to the patch grid.
+pub enum ResizeLayer {
     Up(ConvTranspose2d),
     Identity,
     Down(Conv2d),
 }
 
-impl DptResizeLayer {
-    fn forward(&self, x: &Tensor, kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
+impl ResizeLayer {
+    /// The four stages' re-sizers `{prefix}.resize_layers.{0..3}` for stage widths `oc`.
+    pub fn new_stages(w: &mut WeightLoader, prefix: &str, oc: &[i64; 4], kind: Kind) -> Result<Vec<Self>> {
+        let p = |i: usize| format!("{prefix}.resize_layers.{i}");
+        Ok(vec![
+            ResizeLayer::Up(ConvTranspose2d::new(w, &p(0), oc[0], oc[0], 4, 4, kind)?),
+            ResizeLayer::Up(ConvTranspose2d::new(w, &p(1), oc[1], oc[1], 2, 2, kind)?),
+            ResizeLayer::Identity,
+            ResizeLayer::Down(Conv2d::new(w, &p(3), oc[3], oc[3], 3, 2, 1, true, kind)?),
+        ])
+    }
+
+    pub fn convert(&mut self, kind: Kind, nhwc: bool) -> Result<()> {
         match self {
-            DptResizeLayer::Up(c) => conv_then(c, x, None, false, kernels),
-            DptResizeLayer::Identity => Ok(x.shallow_clone()),
-            DptResizeLayer::Down(c) => conv_then(c, x, None, false, kernels),
+            ResizeLayer::Up(c) => c.convert(kind, nhwc),
+            ResizeLayer::Down(c) => c.convert(kind, nhwc),
+            ResizeLayer::Identity => Ok(()),
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor, kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
+        match self {
+            ResizeLayer::Up(c) => conv_then(c, x, None, false, kernels),
+            ResizeLayer::Identity => Ok(x.shallow_clone()),
+            ResizeLayer::Down(c) => conv_then(c, x, None, false, kernels),
         }
     }
 }
@@ -253,7 +272,7 @@ pub struct DptOutput {
 /// for `output_dim > 1`, which no preset uses; `load_network` refuses it.)
 pub struct DPT {
     pub projects: Vec<Conv2d>,
-    pub resize_layers: Vec<DptResizeLayer>,
+    pub resize_layers: Vec<ResizeLayer>,
     pub scratch: Scratch,
     pub refinenet: [FeatureFusionBlock; 4],
     pub output_conv1: Conv2d,
@@ -276,12 +295,7 @@ impl DPT {
         let projects = (0..4)
             .map(|i| Conv2d::new(w, &p(&format!("projects.{i}")), cfg.dim_in, oc[i], 1, 1, 0, true, kind))
             .collect::<Result<_>>()?;
-        let resize_layers = vec![
-            DptResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.0"), oc[0], oc[0], 4, 4, kind)?),
-            DptResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.1"), oc[1], oc[1], 2, 2, kind)?),
-            DptResizeLayer::Identity,
-            DptResizeLayer::Down(Conv2d::new(w, &p("resize_layers.3"), oc[3], oc[3], 3, 2, 1, true, kind)?),
-        ];
+        let resize_layers = ResizeLayer::new_stages(w, prefix, &oc, kind)?;
         let scratch = Scratch::new(w, &p("scratch"), &oc, f, kind)?;
         let refinenet = FeatureFusionBlock::new_chain(w, &p("scratch"), "", f, kind)?;
         let h2 = Self::HEAD_FEATURES_2;

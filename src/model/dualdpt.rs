@@ -3,30 +3,13 @@
 //! pose, so it is loaded (strict loading) but computed only on request (`with_rays`).
 use tch::{Kind, Tensor};
 
-use super::dpt::{cat_views, conv_then, forward_in_chunks, fuse_chain, FeatureFusionBlock, Scratch};
+use super::dpt::{cat_views, conv_then, forward_in_chunks, fuse_chain, FeatureFusionBlock, ResizeLayer, Scratch};
 use super::utils::head_utils::PosEmbedCache;
 use super::HeadKernels;
 use crate::config::{BackboneConfig, HeadConfig};
 use crate::error::Result;
-use crate::nn::{Conv2d, ConvTranspose2d, LayerNorm};
+use crate::nn::{Conv2d, LayerNorm};
 use crate::weights::WeightLoader;
-
-/// The per-stage spatial re-sizer: x4, x2, identity, /2 relative to the patch grid.
-pub enum ResizeLayer {
-    Up(ConvTranspose2d),
-    Identity,
-    Down(Conv2d),
-}
-
-impl ResizeLayer {
-    fn forward(&self, x: &Tensor, kernels: Option<&dyn HeadKernels>) -> Result<Tensor> {
-        match self {
-            ResizeLayer::Up(c) => conv_then(c, x, None, false, kernels),
-            ResizeLayer::Identity => Ok(x.shallow_clone()),
-            ResizeLayer::Down(c) => conv_then(c, x, None, false, kernels),
-        }
-    }
-}
 
 /// `output_conv2`: 3x3 conv -> ReLU -> 1x1 conv.
 pub struct OutputConv2 {
@@ -88,12 +71,7 @@ impl DualDPT {
         let projects = (0..4)
             .map(|i| Conv2d::new(w, &p(&format!("projects.{i}")), cfg.dim_in, oc[i], 1, 1, 0, true, kind))
             .collect::<Result<_>>()?;
-        let resize_layers = vec![
-            ResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.0"), oc[0], oc[0], 4, 4, kind)?),
-            ResizeLayer::Up(ConvTranspose2d::new(w, &p("resize_layers.1"), oc[1], oc[1], 2, 2, kind)?),
-            ResizeLayer::Identity,
-            ResizeLayer::Down(Conv2d::new(w, &p("resize_layers.3"), oc[3], oc[3], 3, 2, 1, true, kind)?),
-        ];
+        let resize_layers = ResizeLayer::new_stages(w, prefix, &oc, kind)?;
         let scratch = Scratch::new(w, &p("scratch"), &oc, f, kind)?;
         let refinenet = FeatureFusionBlock::new_chain(w, &p("scratch"), "", f, kind)?;
         let aux_refinenet = FeatureFusionBlock::new_chain(w, &p("scratch"), "_aux", f, kind)?;
@@ -150,11 +128,7 @@ impl DualDPT {
             conv.convert(kind, nhwc)?;
         }
         for layer in &mut self.resize_layers {
-            match layer {
-                ResizeLayer::Up(c) => c.convert(kind, nhwc)?,
-                ResizeLayer::Down(c) => c.convert(kind, nhwc)?,
-                ResizeLayer::Identity => {}
-            }
+            layer.convert(kind, nhwc)?;
         }
         for conv in &mut self.scratch.layer_rn {
             conv.convert(kind, nhwc)?;
