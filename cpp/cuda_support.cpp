@@ -7,6 +7,7 @@
 // CUDA. No C++ exception crosses this boundary: every function returns 0 on success or -1
 // with a message written into `err` (always NUL-terminated, truncated to `err_len`).
 #include <ATen/cuda/CUDAGraph.h>
+#include <ATen/ops/_addmm_activation.h>
 #include <ATen/ops/_scaled_dot_product_cudnn_attention.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
@@ -238,7 +239,7 @@ const at::Tensor *as_tensor(const void *p) { return static_cast<const at::Tensor
 extern "C" {
 
 // Version of this C ABI; libda3 refuses a library with another one.
-int da3cs_abi_version(void) { return 5; }  // 5: upsampling, bias epilogue, residual update
+int da3cs_abi_version(void) { return 6; }  // 6: linear + GELU in the product's epilogue
 
 int da3cs_graph_create(void **out, char *err, size_t err_len) {
   return guarded(err, err_len, [&] { *out = new Graph(); });
@@ -341,12 +342,25 @@ int da3cs_cudnn_attention(const void *q, const void *k, const void *v, void **ou
   });
 }
 
+// gelu_tanh(x @ weight^T + bias) as one matrix product: cuBLASLt's GELU_BIAS epilogue through
+// at::_addmm_activation (tch's binding of that operation passes `use_gelu` as `beta` and never
+// sets it). `x` (rows, in), `weight` (out, in), `bias` (out) are `at::Tensor *` of one kind;
+// `*out` receives a new (rows, out) `at::Tensor *` the caller owns.
+int da3cs_linear_gelu(const void *x, const void *weight, const void *bias, void **out, char *err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    const at::Tensor &rows = *as_tensor(x);
+    const at::Tensor &w = *as_tensor(weight);
+    TORCH_CHECK(rows.dim() == 2 && w.dim() == 2 && rows.size(1) == w.size(1), "linear_gelu: expected (rows, in) and (out, in)");
+    *out = new at::Tensor(at::_addmm_activation(*as_tensor(bias), rows, w.t(), 1, 1, /*use_gelu=*/true));
+  });
+}
+
 // q, k, v (B, H, N, 64) for attention from the qkv projection `qkv` (B, N, 3 * H * 64, bf16
 // or fp16, contiguous), with the QK-norm LayerNorm (`q_weight`..`k_bias`, 64 fp32 each; all
 // null: none) and the RoPE tables `cos`, `sin` ((B, 1, N, 64) fp32; null: none) applied to q
-// and k; see `attention_inputs` in glue_kernels_source.h. `out[0..3]` receive new
-// `at::Tensor *` the caller owns. Returns 1 (message in `err`) when the kernel cannot be
-// compiled here.
+// and k in place in `qkv` (see `attention_inputs` in glue_kernels_source.h). `out[0..3]` receive
+// new `at::Tensor *` the caller owns: strided views of `qkv`. Returns 1 (message in `err`) when
+// the kernel cannot be compiled here.
 int da3cs_attention_inputs(const void *qkv, int64_t heads, const void *q_weight, const void *q_bias,
                            const void *k_weight, const void *k_bias, double eps, const void *cos, const void *sin,
                            void **out, char *err, size_t err_len) {
@@ -368,22 +382,21 @@ int da3cs_attention_inputs(const void *qkv, int64_t heads, const void *q_weight,
     }
     const int device = x.get_device();
     c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
-    cudaKernel_t kernel = glue_kernel(device, {half_define(x)}, "attention_inputs");
-    auto q = at::empty({batch, heads, tokens, 64}, x.options());
-    auto k = at::empty_like(q);
-    auto v = at::empty_like(q);
-    auto ptr = [](const void *t) -> const void * { return t == nullptr ? nullptr : as_tensor(t)->data_ptr(); };
-    const void *x_ptr = x.data_ptr(), *qw = ptr(q_weight), *qb = ptr(q_bias), *kw = ptr(k_weight), *kb = ptr(k_bias);
-    const void *cos_ptr = ptr(cos), *sin_ptr = ptr(sin);
-    void *q_ptr = q.data_ptr(), *k_ptr = k.data_ptr(), *v_ptr = v.data_ptr();
-    float epsilon = static_cast<float>(eps);
-    int b = static_cast<int>(batch), n = static_cast<int>(tokens), h = static_cast<int>(heads);
-    int rows_per_warp = heads % 4 == 0 ? 4 : (heads % 2 == 0 ? 2 : 1);
-    void *args[] = {&x_ptr, &qw, &qb, &kw, &kb, &epsilon, &cos_ptr, &sin_ptr, &q_ptr, &k_ptr, &v_ptr, &b, &n, &h, &rows_per_warp};
-    launch(kernel, batch * tokens * 3 * heads / rows_per_warp, device, args);
-    out[0] = new at::Tensor(std::move(q));
-    out[1] = new at::Tensor(std::move(k));
-    out[2] = new at::Tensor(std::move(v));
+    if (norm || cos != nullptr) {
+      cudaKernel_t kernel = glue_kernel(device, {half_define(x)}, "attention_inputs");
+      auto ptr = [](const void *t) -> const void * { return t == nullptr ? nullptr : as_tensor(t)->data_ptr(); };
+      void *x_ptr = x.data_ptr();
+      const void *qw = ptr(q_weight), *qb = ptr(q_bias), *kw = ptr(k_weight), *kb = ptr(k_bias);
+      const void *cos_ptr = ptr(cos), *sin_ptr = ptr(sin);
+      float epsilon = static_cast<float>(eps);
+      int b = static_cast<int>(batch), n = static_cast<int>(tokens), h = static_cast<int>(heads);
+      int rows_per_warp = heads % 4 == 0 ? 4 : (heads % 2 == 0 ? 2 : 1);
+      void *args[] = {&x_ptr, &qw, &qb, &kw, &kb, &epsilon, &cos_ptr, &sin_ptr, &b, &n, &h, &rows_per_warp};
+      launch(kernel, batch * tokens * 2 * heads / rows_per_warp, device, args);
+    }
+    // (B, H, N, 64) views of the (B, N, 3, H, 64) projection.
+    const auto parts = x.view({batch, tokens, 3, heads, 64});
+    for (int64_t i = 0; i < 3; ++i) out[i] = new at::Tensor(parts.select(2, i).transpose(1, 2));
   });
 }
 

@@ -60,55 +60,53 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// q, k, v for attention from the qkv projection. A warp takes `rows_per_warp` (1, 2 or 4,
-// dividing `heads`) consecutive (token, q|k|v, head) rows of 64 channels, two per lane, and
-// issues all their loads before using them (one 4-byte load per lane and row: a single row per
-// warp leaves too few bytes in flight to approach the memory bandwidth):
+// q and k for attention, in place in the qkv projection (attention then reads q, k and v as
+// strided views of it: no copy of v, and cuDNN writes its output in the projection's token-major
+// order, so that no transpose follows either). A warp takes `rows_per_warp` (1, 2 or 4,
+// dividing `heads`) consecutive (token, q|k, head) rows of 64 channels, two per lane, and issues
+// all their loads before using them (one 4-byte load per lane and row: a single row per warp
+// leaves too few bytes in flight to approach the memory bandwidth); each warp rewrites only the
+// rows it read:
 //   qkv      (B, N, 3, H, 64) in the compute kind, contiguous (the projection's output)
 //   q_w..k_b QK-norm LayerNorm weights and biases (64 fp32 each), or all null (no QK-norm)
 //   cos, sin (B, N, 64) fp32 RoPE tables (RopeTables: the sign of rotate_half folded into
 //            sin), or null (no RoPE); channel c rotates with the channel of the other quarter
 //            of its half: c ^ 16
-//   q, k, v  (B, H, N, 64) in the compute kind, contiguous
 // q and k: LayerNorm (fp32, two-pass statistics), then x * cos + x[c ^ 16] * sin (fp32),
-// rounded once; v is copied.
-extern "C" __global__ void attention_inputs(const half_bits *__restrict__ qkv, const float *__restrict__ q_w,
+// rounded once; v is left as it is.
+extern "C" __global__ void attention_inputs(half_bits *__restrict__ qkv, const float *__restrict__ q_w,
                                             const float *__restrict__ q_b, const float *__restrict__ k_w,
                                             const float *__restrict__ k_b, float eps,
                                             const float *__restrict__ cos_table, const float *__restrict__ sin_table,
-                                            half_bits *__restrict__ q_out, half_bits *__restrict__ k_out,
-                                            half_bits *__restrict__ v_out, int batch, int tokens, int heads,
-                                            int rows_per_warp) {
+                                            int batch, int tokens, int heads, int rows_per_warp) {
   constexpr int MAX_ROWS = 4;
   const u64 group = (u64)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
-  const u64 groups = (u64)batch * tokens * 3 * heads / rows_per_warp;
+  const u64 groups = (u64)batch * tokens * 2 * heads / rows_per_warp;
   if (group >= groups) return;  // whole warps: the group is uniform within a warp
-  const u64 first_row = group * rows_per_warp;  // rows of one group share token and part
-  const int first_head = (int)(first_row % heads);
-  const int part = (int)((first_row / heads) % 3);
-  const u64 token_index = first_row / ((u64)heads * 3);  // b * tokens + n
-  const int n = (int)(token_index % tokens);
-  const u64 b = token_index / tokens;
+  const u64 first = group * rows_per_warp;  // over (token, q|k, head): one group shares token and part
+  const int first_head = (int)(first % heads);
+  const int part = (int)((first / heads) % 2);
+  const u64 token_index = first / ((u64)heads * 2);  // b * tokens + n
+  const u64 first_row = (token_index * 3 + part) * heads + first_head;  // the row in qkv
 
   unsigned pairs[MAX_ROWS];
 #pragma unroll
   for (int r = 0; r < MAX_ROWS; ++r) {
     if (r < rows_per_warp) pairs[r] = reinterpret_cast<const unsigned *>(qkv + (first_row + r) * 64)[lane];
   }
-  const bool rotate = part < 2 && cos_table != nullptr;
+  const bool rotate = cos_table != nullptr;
   float2 c = make_float2(1.0f, 1.0f), s = make_float2(0.0f, 0.0f);
   if (rotate) {
     c = reinterpret_cast<const float2 *>(cos_table + token_index * 64)[lane];
     s = reinterpret_cast<const float2 *>(sin_table + token_index * 64)[lane];
   }
-  const bool norm = part < 2 && q_w != nullptr;
+  const bool norm = q_w != nullptr;
   float2 w = make_float2(1.0f, 1.0f), bias = make_float2(0.0f, 0.0f);
   if (norm) {
     w = reinterpret_cast<const float2 *>(part == 0 ? q_w : k_w)[lane];
     bias = reinterpret_cast<const float2 *>(part == 0 ? q_b : k_b)[lane];
   }
-  half_bits *out = part == 0 ? q_out : (part == 1 ? k_out : v_out);
 #pragma unroll
   for (int r = 0; r < MAX_ROWS; ++r) {
     if (r >= rows_per_warp) break;
@@ -130,8 +128,8 @@ extern "C" __global__ void attention_inputs(const half_bits *__restrict__ qkv, c
       x0 = x0 * c.x + p0 * s.x;
       x1 = x1 * c.y + p1 * s.y;
     }
-    const u64 at = ((b * heads + first_head + r) * (u64)tokens + n) * 64;
-    reinterpret_cast<unsigned *>(out + at)[lane] = (unsigned)float_to_half(x0) | ((unsigned)float_to_half(x1) << 16);
+    reinterpret_cast<unsigned *>(qkv + (first_row + r) * 64)[lane] =
+        (unsigned)float_to_half(x0) | ((unsigned)float_to_half(x1) << 16);
   }
 }
 

@@ -10,6 +10,9 @@
 //! + 1e-5 x the tensor's largest magnitude (the fp32 error of cancelling operands), and at most
 //! 0.1 % of the values differing at all.
 //!
+//! fc1 with its GELU in the matrix product's epilogue (the tanh form) is checked against the fp32
+//! arithmetic rounded once, within one unit in the last place and the accumulation order.
+//!
 //! The heads' bilinear upsampling and bias epilogues and the in-place residual update repeat
 //! libtorch's arithmetic exactly: checked bit for bit. One line per check; exit status 1 when one
 //! fails, 2 without a GPU.
@@ -79,7 +82,7 @@ fn main() {
         std::process::exit(2);
     }
     tch::manual_seed(0);
-    let kernels = CudaGlueKernels::new();
+    let kernels = CudaGlueKernels::new(true);
     let mut failures = 0;
     let _guard = tch::no_grad_guard();
     for kind in [Kind::BFloat16, Kind::Half] {
@@ -109,8 +112,10 @@ fn main() {
             ] {
                 let label = format!("{heads} heads, {label}");
                 let norm_pair = norms.then_some((&q_norm, &k_norm));
+                // The kernel rewrites its projection in place: a copy, `qkv` stays the input.
+                let mut projected = qkv.copy();
                 let (q, k, v) = kernels
-                    .attention_inputs(&qkv, heads, norm_pair, with_rope.then_some(&tables))
+                    .attention_inputs(&mut projected, heads, norm_pair, with_rope.then_some(&tables))
                     .expect("the kernel takes this call")
                     .expect("the kernel runs");
                 for (i, (got, norm)) in [(&q, &q_norm), (&k, &k_norm)].into_iter().enumerate() {
@@ -278,10 +283,36 @@ fn main() {
             "residual update in place (addcmul_)",
             if diff == 0.0 { "ok" } else { "FAILED" }
         );
+        // fc1 + bias + GELU as one product (cuBLASLt's epilogue, the tanh form): against the
+        // fp32 arithmetic rounded once, within one unit in the last place (+ 1e-5 x the
+        // largest magnitude, the accumulation order); how far the exact GELU is: reported.
+        let linear = da3::nn::Linear {
+            weight: (Tensor::randn([4096, 1024], (Kind::Float, device)) * 0.03).to_kind(kind),
+            bias: Some((Tensor::randn([4096], (Kind::Float, device)) * 0.1).to_kind(kind)),
+        };
+        let x = Tensor::randn([2, 877, 1024], (Kind::Float, device)).to_kind(kind);
+        let got = kernels.linear_gelu(&x, &linear).expect("takes").expect("runs");
+        let fp32 = x.to_kind(Kind::Float).linear(
+            &linear.weight.to_kind(Kind::Float),
+            linear.bias.as_ref().map(|b| b.to_kind(Kind::Float)).as_ref(),
+        );
+        let (worst, differing) = difference(&got, &fp32.gelu("tanh").to_kind(kind), kind);
+        let exact = (&got.to_kind(Kind::Float) - fp32.gelu("none")).abs().max().double_value(&[]);
+        let ok = worst <= 1.0;
+        if !ok {
+            failures += 1;
+        }
+        println!(
+            "{:<52} {kind:?}: max {worst:.2} of the allowed difference, {:.4} % differ; \
+             to the exact GELU (fp32) max {exact:.3e}  {}",
+            "fc1 + GELU (tanh) in the product's epilogue",
+            differing * 100.0,
+            if ok { "ok" } else { "FAILED" }
+        );
     }
     // What the kernels decline (then libtorch's operations run): heads of other sizes.
-    let odd = Tensor::zeros([1, 4, 3 * 2 * 32], (Kind::BFloat16, device));
-    let declined = kernels.attention_inputs(&odd, 2, None, None).is_none();
+    let mut odd = Tensor::zeros([1, 4, 3 * 2 * 32], (Kind::BFloat16, device));
+    let declined = kernels.attention_inputs(&mut odd, 2, None, None).is_none();
     if !declined {
         failures += 1;
     }

@@ -77,6 +77,7 @@
  *   DA3_ACCEL_NHWC = 0 (default: 1): use_accelerate: NCHW instead of channels-last head convolutions
  *   DA3_ACCEL_FEATURES = fp32 (default: compute precision): use_accelerate: fp32 backbone features into the head
  *   DA3_ACCEL_GLUE = kernels, libtorch, official (default: kernels): use_accelerate: the block glue and the head's upsampling in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes
+ *   DA3_ACCEL_GELU = epilogue, exact (default: epilogue): use_accelerate with the glue kernels: the MLPs' GELU (tanh form) in fc1's matrix product epilogue, or the official exact GELU in a pass of its own
  *   DA3_PREPROCESS = auto, host, device (default: auto): where frames from host memory are resized and normalised (the same bytes either way): auto = on the GPU from the uploaded bytes for a model on one GPU, on the host's threads on the CPU and with several GPUs
  *   DA3_LOG = off, error, warn, info, debug (default: warn): what libda3 reports to stderr or the da3_log_set callback (debug: libtorch backtraces and, on one GPU, the memory in use at each stage of a forward)
  *   DA3_LOG_GRAPHS = any (default: unset): same as DA3_LOG=info (CUDA graph captures and fallbacks)

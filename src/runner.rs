@@ -102,7 +102,10 @@ impl Runner {
         // On a GPU that glue, and the head's bilinear upsampling, run in the run-time compiled
         // kernels (DA3_ACCEL_GLUE=libtorch: in libtorch operations).
         let fused_glue = accelerate && kind != Kind::Float && settings.accelerated_glue != GlueChoice::Official;
-        let glue = (fused_glue && device.is_cuda() && settings.accelerated_glue == GlueChoice::Kernels).then(CudaGlueKernels::new);
+        // With them, fc1 and its GELU run as one matrix product (DA3_ACCEL_GELU=exact: the
+        // exact GELU in a pass of its own).
+        let glue = (fused_glue && device.is_cuda() && settings.accelerated_glue == GlueChoice::Kernels)
+            .then(|| CudaGlueKernels::new(!settings.accelerated_gelu_exact));
         let mut profile = Profile { reference_on_device: accelerate, features_kind: None, attention: None, fused_glue, glue };
         if accelerate && kind != Kind::Float && !settings.accelerated_head_fp32 {
             // The depth head's convolutions in the compute kind (the official runs them in

@@ -94,6 +94,9 @@ pub struct Settings {
     pub accelerated_features_fp32: bool,
     /// `DA3_ACCEL_GLUE`: how the glue of the blocks runs under `use_accelerate`.
     pub accelerated_glue: GlueChoice,
+    /// `DA3_ACCEL_GELU=exact`: the MLPs' exact (erf) GELU in a pass of its own under
+    /// `use_accelerate`, instead of the tanh form in fc1's epilogue.
+    pub accelerated_gelu_exact: bool,
     /// `DA3_PREPROCESS`: where frames from host memory are preprocessed.
     pub preprocess_on: PreprocessOn,
     /// `DA3_LOG` (`DA3_LOG_GRAPHS` set: at least `Info`).
@@ -117,6 +120,7 @@ impl Default for Settings {
             accelerated_head_nhwc: true,
             accelerated_features_fp32: false,
             accelerated_glue: GlueChoice::Kernels,
+            accelerated_gelu_exact: false,
             preprocess_on: PreprocessOn::Auto,
             log_level: Level::Warn,
             cuda_support_lib: None,
@@ -189,6 +193,12 @@ pub const VARIABLES: &[Variable] = &[
         values: "kernels, libtorch, official",
         default: "kernels",
         effect: "use_accelerate: the block glue and the head's upsampling in run-time compiled GPU kernels, in libtorch operations (same arithmetic), or the official passes",
+    },
+    Variable {
+        name: "DA3_ACCEL_GELU",
+        values: "epilogue, exact",
+        default: "epilogue",
+        effect: "use_accelerate with the glue kernels: the MLPs' GELU (tanh form) in fc1's matrix product epilogue, or the official exact GELU in a pass of its own",
     },
     Variable {
         name: "DA3_PREPROCESS",
@@ -278,6 +288,11 @@ impl Settings {
                 Some("official") => GlueChoice::Official,
                 Some(other) => return Err(invalid("DA3_ACCEL_GLUE", other, "kernels, libtorch or official")),
             },
+            accelerated_gelu_exact: match lookup("DA3_ACCEL_GELU").as_deref() {
+                None | Some("epilogue") => false,
+                Some("exact") => true,
+                Some(other) => return Err(invalid("DA3_ACCEL_GELU", other, "epilogue or exact")),
+            },
             preprocess_on: match lookup("DA3_PREPROCESS").as_deref() {
                 None | Some("auto") => PreprocessOn::Auto,
                 Some("host") => PreprocessOn::Host,
@@ -336,6 +351,7 @@ mod tests {
             ("DA3_ACCEL_NHWC", "0"),
             ("DA3_ACCEL_FEATURES", "fp32"),
             ("DA3_ACCEL_GLUE", "official"),
+            ("DA3_ACCEL_GELU", "exact"),
             ("DA3_LOG", "debug"),
             ("DA3_CUDA_SUPPORT_LIB", "/x/libda3_cuda_support.so"),
             ("HF_HUB_CACHE", "/cache"),
@@ -349,8 +365,10 @@ mod tests {
         assert_eq!(s.attention, AttentionChoice::Sdpa);
         assert!(s.accelerated_head_fp32 && !s.accelerated_head_nhwc && s.accelerated_features_fp32);
         assert_eq!(s.accelerated_glue, GlueChoice::Official);
+        assert!(s.accelerated_gelu_exact);
         let defaults = from(&[]).unwrap();
         assert_eq!(defaults.accelerated_glue, GlueChoice::Kernels);
+        assert!(!defaults.accelerated_gelu_exact);
         assert_eq!(s.log_level, Level::Debug);
         assert_eq!(s.cuda_support_lib, Some(PathBuf::from("/x/libda3_cuda_support.so")));
         assert_eq!(s.model_cache_roots, vec![PathBuf::from("/cache"), PathBuf::from("/hf/hub")]);
@@ -364,6 +382,7 @@ mod tests {
         assert!(message(from(&[("DA3_PLACEMENT", "everywhere")])).contains("DA3_PLACEMENT='everywhere'"));
         assert!(message(from(&[("DA3_LOG", "loud")])).contains("DA3_LOG='loud'"));
         assert!(message(from(&[("DA3_ACCEL_GLUE", "fused")])).contains("DA3_ACCEL_GLUE='fused'"));
+        assert!(message(from(&[("DA3_ACCEL_GELU", "tanh")])).contains("DA3_ACCEL_GELU='tanh'"));
         assert_eq!(from(&[("DA3_ACCEL_GLUE", "libtorch")]).unwrap().accelerated_glue, GlueChoice::Libtorch);
     }
 

@@ -20,10 +20,10 @@ use super::backend;
 use crate::error::{torch_error, Error, Result};
 use crate::model::dinov2::layers::rope::RopeTables;
 use crate::model::{AttentionKernel, GlueKernels, HeadKernels};
-use crate::nn::LayerNorm;
+use crate::nn::{LayerNorm, Linear};
 
 const LIBRARY_NAME: &str = "libda3_cuda_support.so";
-const ABI_VERSION: c_int = 5;
+const ABI_VERSION: c_int = 6;
 /// A shim call's status when a run-time compiled kernel cannot be had here.
 const KERNEL_UNAVAILABLE: c_int = 1;
 const ERROR_CAPACITY: usize = 1024;
@@ -42,6 +42,7 @@ struct Shim {
     compute_capability: unsafe extern "C" fn(c_int, *mut c_int, *mut c_char, usize) -> c_int,
     synchronize: unsafe extern "C" fn(c_int, *mut c_char, usize) -> c_int,
     cudnn_attention: unsafe extern "C" fn(*const c_void, *const c_void, *const c_void, *mut *mut c_void, *mut c_char, usize) -> c_int,
+    linear_gelu: unsafe extern "C" fn(*const c_void, *const c_void, *const c_void, *mut *mut c_void, *mut c_char, usize) -> c_int,
     #[allow(clippy::type_complexity)]
     attention_inputs: unsafe extern "C" fn(
         *const c_void,
@@ -184,6 +185,7 @@ fn resolve(handle: *mut c_void) -> std::result::Result<Shim, String> {
             compute_capability: as_function(symbol("da3cs_compute_capability")?),
             synchronize: as_function(symbol("da3cs_synchronize")?),
             cudnn_attention: as_function(symbol("da3cs_cudnn_attention")?),
+            linear_gelu: as_function(symbol("da3cs_linear_gelu")?),
             attention_inputs: as_function(symbol("da3cs_attention_inputs")?),
             layer_norm: as_function(symbol("da3cs_layer_norm")?),
             upsample_bilinear: as_function(symbol("da3cs_upsample_bilinear")?),
@@ -244,7 +246,7 @@ fn tensor_ptr(t: &tch::Tensor) -> *const c_void {
 /// See `da3cs_attention_inputs` (cpp/cuda_support.cpp). `Ok(Err(why))`: the kernel cannot be
 /// had here.
 fn attention_inputs(
-    qkv: &tch::Tensor,
+    qkv: &mut tch::Tensor,
     heads: i64,
     qk_norm: Option<(&LayerNorm, &LayerNorm)>,
     rope: Option<&RopeTables>,
@@ -257,8 +259,8 @@ fn attention_inputs(
     };
     let (cos, sin) = rope.map_or((null, null), |t| (tensor_ptr(t.cos()), tensor_ptr(t.sin())));
     let mut out = [std::ptr::null_mut::<c_void>(); 3];
-    // SAFETY: tch's tensor handles are `at::Tensor *`, alive for the call; `out` has the three
-    // slots the function fills on success.
+    // SAFETY: tch's tensor handles are `at::Tensor *`, alive for the call (`qkv` borrowed
+    // mutably: the kernel rewrites it); `out` has the three slots the function fills on success.
     let status = call_kernel("the attention-input kernel", |(e, n)| unsafe {
         (shim.attention_inputs)(tensor_ptr(qkv), heads, qw, qb, kw, kb, eps, cos, sin, out.as_mut_ptr(), e, n)
     })?;
@@ -424,15 +426,30 @@ pub fn synchronize(device: usize) -> Result<()> {
 }
 
 /// cuDNN's fused attention, softmax(q kᵀ / sqrt(D)) v, on (B, heads, N, D) bf16 or fp16
-/// CUDA tensors (made contiguous here).
+/// CUDA tensors with unit-stride channels (others are made contiguous here).
 pub fn cudnn_attention(q: &tch::Tensor, k: &tch::Tensor, v: &tch::Tensor) -> Result<tch::Tensor> {
     let shim = shim()?;
-    let (q, k, v) = (q.f_contiguous()?, k.f_contiguous()?, v.f_contiguous()?);
+    // Strided views (e.g. of a qkv projection) as they are: cuDNN takes any strides with
+    // unit-stride channels, and writes its output in q's order.
+    let dense = |t: &tch::Tensor| if t.stride().last() == Some(&1) { Ok(t.shallow_clone()) } else { t.f_contiguous() };
+    let (q, k, v) = (dense(q)?, dense(k)?, dense(v)?);
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: tch's tensor handles are `at::Tensor *`, alive for the call; on success `out` is
     // a new heap `at::Tensor` whose ownership passes to the returned `Tensor` (freed by its Drop).
     call("cuDNN attention", |(e, n)| unsafe {
         (shim.cudnn_attention)(q.as_ptr().cast(), k.as_ptr().cast(), v.as_ptr().cast(), &mut out, e, n)
+    })?;
+    Ok(unsafe { tch::Tensor::from_ptr(out.cast()) })
+}
+
+/// `gelu_tanh(rows @ weight^T + bias)` as one matrix product (cuBLASLt's GELU_BIAS epilogue) of
+/// (rows, in) `rows`, (out, in) `weight` and (out) `bias`, all of one kind on one GPU.
+pub fn linear_gelu(rows: &tch::Tensor, weight: &tch::Tensor, bias: &tch::Tensor) -> Result<tch::Tensor> {
+    let shim = shim()?;
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: as `cudnn_attention`.
+    call("linear + GELU", |(e, n)| unsafe {
+        (shim.linear_gelu)(rows.as_ptr().cast(), weight.as_ptr().cast(), bias.as_ptr().cast(), &mut out, e, n)
     })?;
     Ok(unsafe { tch::Tensor::from_ptr(out.cast()) })
 }
@@ -486,11 +503,14 @@ impl AttentionKernel for CudnnAttention {
 /// libtorch's operations run instead.
 pub struct CudaGlueKernels {
     enabled: AtomicBool,
+    /// Whether `linear_gelu` takes the call (`DA3_ACCEL_GELU`).
+    gelu_epilogue: bool,
 }
 
 impl CudaGlueKernels {
-    pub fn new() -> Self {
-        CudaGlueKernels { enabled: AtomicBool::new(true) }
+    /// `gelu_epilogue`: fc1 and the tanh-form GELU as one matrix product (`linear_gelu`).
+    pub fn new(gelu_epilogue: bool) -> Self {
+        CudaGlueKernels { enabled: AtomicBool::new(true), gelu_epilogue }
     }
 
     /// Whether no kernel has turned out unavailable yet.
@@ -530,14 +550,14 @@ impl CudaGlueKernels {
 
 impl Default for CudaGlueKernels {
     fn default() -> Self {
-        Self::new()
+        Self::new(true)
     }
 }
 
 impl GlueKernels for CudaGlueKernels {
     fn attention_inputs(
         &self,
-        qkv: &tch::Tensor,
+        qkv: &mut tch::Tensor,
         heads: i64,
         qk_norm: Option<(&LayerNorm, &LayerNorm)>,
         rope: Option<&RopeTables>,
@@ -585,6 +605,31 @@ impl GlueKernels for CudaGlueKernels {
             Err(e) => return Some(Err(e.into())),
         };
         self.answer(layer_norm(x, None, norm, &half_like)).map(|r| r.map(|(_, normed)| normed))
+    }
+
+    /// libtorch's `_addmm_activation(use_gelu)`: cuBLASLt's GELU_BIAS epilogue (`linear_gelu`).
+    fn linear_gelu(&self, x: &tch::Tensor, linear: &Linear) -> Option<Result<tch::Tensor>> {
+        let bias = linear.bias.as_ref()?;
+        let width = linear.weight.size();
+        let fits = self.gelu_epilogue
+            && self.takes_half(x)
+            && x.kind() == linear.weight.kind()
+            && bias.kind() == x.kind()
+            && x.device() == linear.weight.device()
+            && width.len() == 2
+            && x.size().last() == Some(&width[1]);
+        if !fits {
+            return None;
+        }
+        let product = || -> Result<tch::Tensor> {
+            let mut size = x.size();
+            let hidden = linear_gelu(&x.f_reshape([-1, width[1]])?, &linear.weight, bias)?;
+            if let Some(last) = size.last_mut() {
+                *last = width[0];
+            }
+            Ok(hidden.f_view(size.as_slice())?)
+        };
+        Some(product())
     }
 
     fn residual_layer_norm(

@@ -41,7 +41,7 @@ impl CameraEnc {
     pub fn forward(&self, extrinsics: &Tensor, intrinsics: &Tensor, height: i64, width: i64) -> Result<Tensor> {
         let c2w = affine_inverse(&extrinsics.f_to_kind(Kind::Float)?)?;
         let encoding = extri_intri_to_pose_encoding(&c2w, &intrinsics.f_to_kind(Kind::Float)?, height, width)?;
-        let mut tokens = self.token_norm.forward(&self.pose_branch.forward(encoding)?)?.f_unsqueeze(0)?;
+        let mut tokens = self.token_norm.forward(&self.pose_branch.forward(encoding, None)?)?.f_unsqueeze(0)?;
         for block in &self.trunk {
             tokens = block.forward(&tokens, None, None, false, None)?;
         }

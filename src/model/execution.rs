@@ -7,7 +7,7 @@ use tch::{Kind, Tensor};
 use super::dinov2::layers::rope::RopeTables;
 use super::dinov2::{BlockState, DinoVisionTransformer};
 use crate::error::{Error, Result};
-use crate::nn::LayerNorm;
+use crate::nn::{LayerNorm, Linear};
 
 /// A fused attention implementation supplied from outside the model (e.g. cuDNN's).
 pub trait AttentionKernel: Send + Sync {
@@ -23,12 +23,13 @@ pub trait AttentionKernel: Send + Sync {
 /// Each returns `None` when it does not handle the call (then the libtorch operations run)
 /// and `Some(Err)` when it failed (e.g. out of memory).
 pub trait GlueKernels: Send + Sync {
-    /// q, k, v (B, heads, N, head_dim) in `qkv`'s kind, contiguous, from the qkv projection
-    /// `qkv` (B, N, 3 * heads * head_dim): q and k through the QK-norm LayerNorms (q's, k's)
-    /// and RoPE when given, v as it is.
+    /// q, k, v (B, heads, N, head_dim) from the qkv projection `qkv` (B, N, 3 * heads *
+    /// head_dim): q and k through the QK-norm LayerNorms (q's, k's) and RoPE when given, v as
+    /// it is. May rewrite `qkv` in place (the projection, which the caller does not read
+    /// again) and return strided views of it.
     fn attention_inputs(
         &self,
-        qkv: &Tensor,
+        qkv: &mut Tensor,
         heads: i64,
         qk_norm: Option<(&LayerNorm, &LayerNorm)>,
         rope: Option<&RopeTables>,
@@ -40,6 +41,12 @@ pub trait GlueKernels: Send + Sync {
 
     /// `norm(x)` of the fp32 residual stream `x`, in `kind`.
     fn layer_norm(&self, x: &Tensor, norm: &LayerNorm, kind: Kind) -> Option<Result<Tensor>>;
+
+    /// `gelu(linear(x))` as one matrix product with the bias and the GELU in its epilogue
+    /// (`x` in the compute kind, rows of `linear`'s input width): one pass over the MLP's
+    /// hidden activations (4x the width) fewer. The epilogue's GELU is the tanh form, not
+    /// `nn.GELU`'s exact erf, so this is a numerics choice within the accuracy bound.
+    fn linear_gelu(&self, x: &Tensor, linear: &Linear) -> Option<Result<Tensor>>;
 
     /// The LayerScale residual update `x + gamma * branch` (fp32, a new tensor) and its
     /// `norm` in `kind`, in one pass.

@@ -57,7 +57,7 @@ impl Attention {
         glue: Option<&dyn GlueKernels>,
     ) -> Result<Tensor> {
         let (b, n, c) = x.size3()?;
-        let projected = self.qkv.forward(&x)?;
+        let mut projected = self.qkv.forward(&x)?;
         drop(x);
         let tables = match &rope {
             Some((_, pos)) => pos.tables.map(Some),
@@ -66,7 +66,7 @@ impl Attention {
         let fused = match (glue, tables) {
             (Some(glue), Some(tables)) => {
                 let norms = self.q_norm.as_ref().zip(self.k_norm.as_ref());
-                glue.attention_inputs(&projected, self.num_heads, norms, tables).transpose()?
+                glue.attention_inputs(&mut projected, self.num_heads, norms, tables).transpose()?
             }
             _ => None,
         };
@@ -114,5 +114,100 @@ impl Attention {
         drop((q, k, v));
         let out = out.f_transpose(1, 2)?.f_reshape([b, n, c])?;
         self.proj.forward(&out)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tch::Device;
+
+    use super::*;
+
+    /// A `GlueKernels` stand-in on the CPU in libtorch operations: `attention_inputs` rewrites
+    /// q and k in place in the projection and returns views of it, as the CUDA kernel does;
+    /// `linear_gelu` computes fc1 + the tanh-form GELU, as cuBLASLt's epilogue. Counts calls.
+    #[derive(Default)]
+    pub(crate) struct StandInGlue {
+        pub attention_inputs: AtomicUsize,
+        pub linear_gelu: AtomicUsize,
+    }
+
+    impl GlueKernels for StandInGlue {
+        fn attention_inputs(
+            &self,
+            qkv: &mut Tensor,
+            heads: i64,
+            qk_norm: Option<(&LayerNorm, &LayerNorm)>,
+            rope: Option<&RopeTables>,
+        ) -> Option<Result<(Tensor, Tensor, Tensor)>> {
+            assert!(rope.is_none(), "the stand-in has no RoPE");
+            self.attention_inputs.fetch_add(1, Ordering::Relaxed);
+            let (b, n, c) = qkv.size3().ok()?;
+            let parts = qkv.view([b, n, 3, heads, c / (3 * heads)]);
+            if let Some((q_norm, k_norm)) = qk_norm {
+                for (i, norm) in [(0, q_norm), (1, k_norm)] {
+                    let mut part = parts.select(2, i);
+                    let normed = norm.forward(&part).ok()?;
+                    part.copy_(&normed);
+                }
+            }
+            Some(Ok((parts.select(2, 0).transpose(1, 2), parts.select(2, 1).transpose(1, 2), parts.select(2, 2).transpose(1, 2))))
+        }
+
+        fn residual_update(&self, _x: &mut Tensor, _branch: &Tensor, _gamma: &Tensor) -> Option<Result<()>> {
+            None
+        }
+
+        fn layer_norm(&self, _x: &Tensor, _norm: &LayerNorm, _kind: Kind) -> Option<Result<Tensor>> {
+            None
+        }
+
+        fn linear_gelu(&self, x: &Tensor, linear: &Linear) -> Option<Result<Tensor>> {
+            self.linear_gelu.fetch_add(1, Ordering::Relaxed);
+            Some(linear.forward(x).and_then(|h| Ok(h.f_gelu("tanh")?)))
+        }
+
+        fn residual_layer_norm(
+            &self,
+            _x: &Tensor,
+            _branch: &Tensor,
+            _gamma: &Tensor,
+            _norm: &LayerNorm,
+            _kind: Kind,
+        ) -> Option<Result<(Tensor, Tensor)>> {
+            None
+        }
+    }
+
+    /// q, k and v read as strided views of the projection (q and k normalised in place) give
+    /// the attention of the separate tensors.
+    #[test]
+    fn attention_over_views_of_the_projection_matches() {
+        tch::manual_seed(3);
+        let options = (Kind::Float, Device::Cpu);
+        let (dim, heads) = (16, 2);
+        let mut tensors = BTreeMap::from([
+            ("a.qkv.weight".to_owned(), Tensor::randn([3 * dim, dim], options)),
+            ("a.qkv.bias".to_owned(), Tensor::randn([3 * dim], options)),
+            ("a.proj.weight".to_owned(), Tensor::randn([dim, dim], options)),
+            ("a.proj.bias".to_owned(), Tensor::randn([dim], options)),
+        ]);
+        for norm in ["q_norm", "k_norm"] {
+            tensors.insert(format!("a.{norm}.weight"), Tensor::randn([dim / heads], options) * 0.5 + 1.0);
+            tensors.insert(format!("a.{norm}.bias"), Tensor::randn([dim / heads], options) * 0.1);
+        }
+        let mut w = WeightLoader::from_tensors(tensors, Device::Cpu);
+        let attention = Attention::new(&mut w, "a", dim, heads, true, Kind::Float).unwrap();
+        w.finish().unwrap();
+        let x = Tensor::randn([3, 11, dim], options);
+        let glue = StandInGlue::default();
+        let want = attention.forward(x.copy(), None, None, None).unwrap();
+        let got = attention.forward(x, None, None, Some(&glue)).unwrap();
+        assert_eq!(glue.attention_inputs.load(Ordering::Relaxed), 1);
+        let diff = (&got - &want).abs().max().double_value(&[]);
+        assert!(diff <= 1e-5, "views of the projection differ by {diff}");
     }
 }

@@ -18,10 +18,11 @@ pub enum Ffn {
 }
 
 impl Ffn {
-    /// Takes `x` so that it is freed as soon as the first product has read it.
-    fn forward(&self, x: Tensor) -> Result<Tensor> {
+    /// Takes `x` so that it is freed as soon as the first product has read it. `glue`: see
+    /// `Mlp::forward`.
+    fn forward(&self, x: Tensor, glue: Option<&dyn GlueKernels>) -> Result<Tensor> {
         match self {
-            Ffn::Mlp(m) => m.forward(x),
+            Ffn::Mlp(m) => m.forward(x, glue),
             Ffn::SwiGlu(m) => m.forward(x),
         }
     }
@@ -122,7 +123,7 @@ impl Block {
             return Ok(x);
         }
         let x = x.f_add(&self.ls1.forward(&self.attn.forward(self.norm1.forward(x)?, rope, attention, None)?)?)?;
-        Ok(x.f_add(&self.ls2.forward(&self.mlp.forward(self.norm2.forward(&x)?)?)?)?)
+        Ok(x.f_add(&self.ls2.forward(&self.mlp.forward(self.norm2.forward(&x)?, None)?)?)?)
     }
 
     /// `x += gamma * mlp(normed)` in place (the fused path's second residual update, in
@@ -140,7 +141,7 @@ impl Block {
             None => (0, 0),
         };
         if rows <= rows_per_chunk || !x.is_contiguous() || normed.size() != size {
-            let fed = self.mlp.forward(normed)?;
+            let fed = self.mlp.forward(normed, glue)?;
             return update(x, &fed);
         }
         // Row views of x's own storage: each chunk's update lands in x.
@@ -149,7 +150,7 @@ impl Block {
         let mut start = 0;
         while start < rows {
             let len = rows_per_chunk.min(rows - start);
-            let fed = self.mlp.forward(normed_rows.f_narrow(0, start, len)?)?;
+            let fed = self.mlp.forward(normed_rows.f_narrow(0, start, len)?, glue)?;
             update(&mut x_rows.f_narrow(0, start, len)?, &fed)?;
             start += len;
         }
@@ -223,5 +224,35 @@ mod tests {
             assert!(diff <= 1e-5, "swiglu {swiglu}: chunks differ from one pass by {diff}");
             assert!((&whole - &x).abs().max().double_value(&[]) > 1e-3, "the update did something");
         }
+    }
+
+    /// With glue kernels that take `linear_gelu`, every chunk's fc1 + GELU is one call to it
+    /// (the tanh form); SwiGLU does not use it; without glue the exact GELU runs.
+    #[test]
+    fn the_glue_takes_fc1_and_its_gelu() {
+        use std::sync::atomic::Ordering;
+
+        use super::super::attention::tests::StandInGlue;
+        let block = random_block(false);
+        let x = Tensor::randn([2, 37, 8], (Kind::Float, Device::Cpu));
+        let normed = block.norm2.forward(&x).unwrap();
+        let glue = StandInGlue::default();
+        let chunk_bytes = 5 * block.mlp.hidden_bytes_per_row();
+        let mut got = crate::nn::copy(&x).unwrap();
+        block.feed_forward_into(&mut got, normed.shallow_clone(), chunk_bytes, Some(&glue)).unwrap();
+        assert_eq!(glue.linear_gelu.load(Ordering::Relaxed), 15, "one call per chunk of 5 rows");
+        let Ffn::Mlp(mlp) = &block.mlp else { unreachable!() };
+        let hidden = mlp.fc1.forward(&normed).unwrap();
+        let tanh = &x + block.ls2.forward(&mlp.fc2.forward(&hidden.gelu("tanh")).unwrap()).unwrap();
+        let exact = &x + block.ls2.forward(&mlp.fc2.forward(&hidden.gelu("none")).unwrap()).unwrap();
+        assert!((&got - &tanh).abs().max().double_value(&[]) <= 1e-5);
+        let mut without = crate::nn::copy(&x).unwrap();
+        block.feed_forward_into(&mut without, normed, chunk_bytes, None).unwrap();
+        assert!((&without - &exact).abs().max().double_value(&[]) <= 1e-5);
+        assert!((&tanh - &exact).abs().max().double_value(&[]) > 0.0, "the two GELUs differ here");
+        let swiglu = random_block(true);
+        let mut y = crate::nn::copy(&x).unwrap();
+        swiglu.feed_forward_into(&mut y, swiglu.norm2.forward(&x).unwrap(), FFN_CHUNK_BYTES, Some(&glue)).unwrap();
+        assert_eq!(glue.linear_gelu.load(Ordering::Relaxed), 15, "SwiGLU has no GELU");
     }
 }
