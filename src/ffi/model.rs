@@ -61,10 +61,12 @@ const _: () = {
 /// features handed to it in that precision (the official keeps them in fp32), and fewer
 /// element-wise passes in the backbone (RoPE from tables gathered once per forward, each
 /// LayerScale + residual add in one pass; fp32 arithmetic); on a GPU also
-/// that glue in kernels compiled at run time by NVRTC (QK-norm + RoPE + attention layout,
-/// LayerNorms written in the compute precision, the residual update with the next LayerNorm,
-/// and the depth head's upsampling and convolution bias epilogues; the same arithmetic; where they cannot be compiled the library logs it once and runs
-/// libtorch's operations), cuDNN's fused attention and, for any-view models without ray pose, known cameras or
+/// that glue in kernels compiled at run time by NVRTC (QK-norm + RoPE in place in the qkv
+/// projection, LayerNorms written in the compute precision, the residual update with the next
+/// LayerNorm, and the depth head's upsampling and convolution bias epilogues; the same
+/// arithmetic; where they cannot be compiled the library logs it once and runs libtorch's
+/// operations) with each MLP's fc1 and GELU as one matrix product (the GELU's tanh form in
+/// cuBLASLt's epilogue; `DA3_ACCEL_GELU=exact`: the official exact GELU), cuDNN's fused attention and, for any-view models without ray pose, known cameras or
 /// exported features, the forward captured once per input shape in a CUDA graph and replayed
 /// (the first call of a shape runs eagerly and captures; up to 4 shapes are kept, each holding
 /// its activation memory). On a GPU, with it on or off, large inputs go to the device and
