@@ -71,7 +71,7 @@ impl Attention {
             _ => None,
         };
         if let Some(qkv) = fused {
-            // The projection is read: freed before attention's own outputs are allocated.
+            // q, k and v are views of the projection (or tensors of their own): this handle goes.
             drop(projected);
             return self.attend(qkv, kernel, (b, n, c));
         }
