@@ -275,23 +275,32 @@ const STAGED_INPUT_BYTES: usize = 1 << 20;
 /// `images` (contiguous fp32 in host memory) on the GPU `device` through the page-locked staging
 /// buffer; `None` when it is not such a copy or no staging buffer can be had.
 fn staged_to_device(images: &Tensor, device: Device, threads: usize) -> Result<Option<Tensor>> {
-    let n = images.numel();
-    let bytes = n * std::mem::size_of::<f32>();
     let fits = device.is_cuda() && images.device() == Device::Cpu && images.kind() == Kind::Float && images.is_contiguous();
-    if !fits || bytes < STAGED_INPUT_BYTES {
+    if !fits {
         return Ok(None);
     }
-    let size = images.size();
+    // SAFETY: `images` is a contiguous CPU tensor of numel() floats, alive and unchanged for
+    // the call.
+    let data = unsafe { std::slice::from_raw_parts(images.data_ptr() as *const f32, images.numel()) };
+    upload_f32(data, &images.size(), device, threads)
+}
+
+/// `data` (fp32 in host memory, `size` in contiguous order) as a new tensor on the GPU `device`,
+/// copied on `threads` threads into the page-locked staging buffer and from there at full bus
+/// speed; `None` below `STAGED_INPUT_BYTES` or when no staging buffer can be had.
+pub fn upload_f32(data: &[f32], size: &[i64], device: Device, threads: usize) -> Result<Option<Tensor>> {
+    let n = data.len();
+    let bytes = std::mem::size_of_val(data);
+    if !device.is_cuda() || bytes < STAGED_INPUT_BYTES || size.iter().product::<i64>() != n as i64 {
+        return Ok(None);
+    }
     crate::gpu::with_pinned_staging(bytes, |ptr| -> Result<Tensor> {
-        // SAFETY: `images` is a contiguous CPU tensor of n floats, alive and unchanged for the
-        // call; the staging buffer holds at least n floats and is ours while this runs.
-        let (from, to) = unsafe {
-            (std::slice::from_raw_parts(images.data_ptr() as *const f32, n), std::slice::from_raw_parts_mut(ptr as *mut f32, n))
-        };
-        crate::host_copy::copy_f32(to, from, threads);
-        let strides = contiguous_strides(&size);
+        // SAFETY: the staging buffer holds at least n floats and is ours while this runs.
+        let to = unsafe { std::slice::from_raw_parts_mut(ptr as *mut f32, n) };
+        crate::host_copy::copy_f32(to, data, threads);
+        let strides = contiguous_strides(size);
         // SAFETY: the staging buffer holds the n floats just written, in this shape and order.
-        let pinned = unsafe { Tensor::f_from_blob(ptr as *const u8, &size, &strides, Kind::Float, Device::Cpu)? };
+        let pinned = unsafe { Tensor::f_from_blob(ptr as *const u8, size, &strides, Kind::Float, Device::Cpu)? };
         // A synchronous copy: the staging buffer is free again when it returns.
         Ok(pinned.f_to_device(device)?)
     })
