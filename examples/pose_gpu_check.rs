@@ -60,19 +60,28 @@ fn main() -> da3::Result<()> {
         let mut load = LoadOptions::from_env(false, Precision::Fp32)?;
         load.settings.device = Some(device.to_owned());
         let engine = Engine::load(checkpoint, load)?;
+        // On a GPU the camera encoder reaches device memory with the first posed call.
+        let allocated_mib = || engine.memory_stats().map(|m| format!("{:.1} MiB", m.allocated as f64 / 1048576.0)).unwrap_or_default();
+        println!("{} loaded: {}", engine.device_name(), allocated_mib());
         for use_ray_pose in [false, true] {
             let options = InferOptions { process_res: 280, use_ray_pose, export_feat_layers: vec![3, 11], ..InferOptions::default() }.check()?;
+            let posed = Scene::new(Views::Rgb(&images)).with_cameras(Some(cameras));
             let t0 = std::time::Instant::now();
-            let with = engine.infer(&Scene::new(Views::Rgb(&images)).with_cameras(Some(cameras)), &options)?;
+            let with = engine.infer(&posed, &options)?;
+            let first = t0.elapsed();
+            let t1 = std::time::Instant::now();
+            engine.infer(&posed, &options)?;
+            let again = t1.elapsed();
             let without = engine.infer(&Scene::new(Views::Rgb(&images)), &options)?;
             println!(
-                "{} ray_pose={use_ray_pose}: {views} views {}x{}, {:.2?}, scale {:?}, finite {}",
+                "{} ray_pose={use_ray_pose}: {views} views {}x{}, posed call {first:.2?} then {again:.2?}, scale {:?}, \
+                 finite {}, {} allocated",
                 engine.device_name(),
                 with.width,
                 with.height,
-                t0.elapsed(),
                 with.alignment_scale,
-                with.depth.iter().chain(without.extrinsics.as_ref().unwrap()).all(|v| v.is_finite())
+                with.depth.iter().chain(without.extrinsics.as_ref().unwrap()).all(|v| v.is_finite()),
+                allocated_mib()
             );
             results.push((device, use_ray_pose, with, without));
         }

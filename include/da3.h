@@ -1111,7 +1111,10 @@ enum da3_status da3_options_validate(const struct da3_options *options);
  * The tensor table of `model.safetensors` (names, shapes, dtypes) is checked against the
  * architecture before any of the model's memory is allocated: a mismatched checkpoint fails
  * in milliseconds. The file is read once, each tensor straight into its own memory; removing
- * (unlinking) it during the load is harmless.
+ * (unlinking) it during the load is harmless. On a GPU the camera encoder (any-view models;
+ * 194 MiB of fp32 weights in da3-large) is kept in host memory until the first call with known
+ * cameras, which copies it to the GPU once and keeps it there (that call takes the copy's
+ * time); calls without cameras never hold it in GPU memory.
  *
  * Ownership: on success the caller owns `*out` and must release it with `da3_free`; on
  * failure `*out` is set to NULL. `model` is only read during the call.

@@ -92,8 +92,13 @@ impl Runner {
         progress: Option<TensorProgress>,
     ) -> Result<Runner> {
         let on = crate::gpu::device_name(device);
+        // On a GPU the camera encoder waits in host memory for the first call with known
+        // cameras (da3-large: 194 MiB of device memory that unposed calls never touch).
+        let camera_encoder_on_first_use = device.is_cuda();
         let mut net = guard(&format!("loading onto {on}"), || {
-            tch::no_grad(|| load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind, progress))
+            tch::no_grad(|| {
+                load_network(&checkpoint.config, &checkpoint.weights_path(), device, kind, camera_encoder_on_first_use, progress)
+            })
         })?;
         // The reference view chosen on the device applies everywhere (same view, no wait);
         // CUDA graphs only on a GPU.
@@ -162,7 +167,7 @@ impl Runner {
         let nested = matches!(self.net, Network::Nested(_));
         Capabilities {
             preset: self.preset,
-            camera_encoder: any_view.camera_encoder().is_some(),
+            camera_encoder: any_view.has_camera_encoder(),
             ray_head: any_view.ray_head().is_some(),
             backbone_depth: any_view.backbone_depth(),
             pose: any_view.cam_dec.is_some(),

@@ -231,12 +231,17 @@ pub struct WeightLoader {
     /// Names whose tensors are accepted but not loaded (branches this library does not run).
     skipped_prefixes: Vec<String>,
     missing: Vec<String>,
+    /// The first name and the shape of each missing tensor (`random_tensors_for`).
+    #[cfg(test)]
+    missing_shapes: Vec<(String, Vec<i64>)>,
     misshaped: Vec<String>,
     device: Device,
     progress: Option<TensorProgress>,
     /// Tensors handed out so far, and how many will be (known once the skips are set).
     placed: usize,
     place_total: Option<usize>,
+    /// Inside `build_on_host`: the tensors handed out, by name.
+    recording: Option<BTreeMap<String, Tensor>>,
 }
 
 /// Builds what `build` makes (a network, or any set of modules) from the safetensors file at
@@ -279,12 +284,42 @@ impl WeightLoader {
             taken: HashSet::new(),
             skipped_prefixes: Vec::new(),
             missing: Vec::new(),
+            #[cfg(test)]
+            missing_shapes: Vec::new(),
             misshaped: Vec::new(),
             device,
             progress: None,
             placed: 0,
             place_total: None,
+            recording: None,
         }
+    }
+
+    /// What `build` makes with the tensors it takes placed in host memory instead of on the
+    /// model's device, and those tensors by name (checked as every other: names, shapes). A
+    /// module built this way can be built again on a device later, from
+    /// `WeightLoader::from_tensors(tensors, device)`, without reading the file again.
+    pub fn build_on_host<T>(&mut self, build: impl FnOnce(&mut Self) -> Result<T>) -> Result<(T, BTreeMap<String, Tensor>)> {
+        let device = std::mem::replace(&mut self.device, Device::Cpu);
+        let outer = self.recording.replace(BTreeMap::new());
+        let built = build(self);
+        self.device = device;
+        let recorded = std::mem::replace(&mut self.recording, outer).unwrap_or_default();
+        Ok((built?, recorded))
+    }
+
+    /// Random fp32 tensors (host memory) under every name, of every shape, that `build` takes:
+    /// a checkpoint for a module in tests.
+    #[cfg(test)]
+    pub fn random_tensors_for<T>(build: impl FnOnce(&mut Self) -> Result<T>) -> BTreeMap<String, Tensor> {
+        let mut w = Self::from_tensors(BTreeMap::new(), Device::Cpu);
+        let _ = build(&mut w);
+        w.missing_shapes.iter().map(|(name, shape)| (name.clone(), Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)))).collect()
+    }
+
+    /// The device tensors are placed on (host memory inside `build_on_host`).
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// A loader over tensors already in memory.
@@ -326,6 +361,8 @@ impl WeightLoader {
         let found: Vec<&String> = names.iter().filter(|n| self.source.shape(n).is_some()).collect();
         let Some(&name) = found.first() else {
             self.missing.push(names.join(" | "));
+            #[cfg(test)]
+            self.missing_shapes.push((names[0].clone(), shape.to_vec()));
             return self.placeholder(shape, kind);
         };
         for n in &found {
@@ -339,7 +376,11 @@ impl WeightLoader {
         if self.table_only {
             return self.placeholder(shape, kind);
         }
-        Ok(self.source.tensor(name)?.f_to_device(self.device)?.f_to_kind(kind)?)
+        let tensor = self.source.tensor(name)?.f_to_device(self.device)?.f_to_kind(kind)?;
+        if let Some(recording) = &mut self.recording {
+            recording.insert(name.clone(), tensor.shallow_clone());
+        }
+        Ok(tensor)
     }
 
     /// Zeros of `shape` that hold one element's memory (a broadcast view): a model built of

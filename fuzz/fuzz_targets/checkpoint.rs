@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(checkpoint) = hub::resolve(dir.to_str().unwrap(), &[]) {
         let name = checkpoint.config.preset;
         assert!(!name.is_empty() && name.len() <= da3::config::MAX_MODEL_NAME_BYTES && !name.contains('\0'));
-        let _ = model::load_network(&checkpoint.config, &checkpoint.weights_path(), Device::Cpu, Kind::Float, None);
+        let _ = model::load_network(&checkpoint.config, &checkpoint.weights_path(), Device::Cpu, Kind::Float, false, None);
     }
 
     if let Ok((proj, norm, conv)) = build_from_safetensors(&weights_path, Device::Cpu, None, tiny) {

@@ -5,7 +5,7 @@
 use tch::{Kind, Tensor};
 
 use super::cam_dec::CameraDec;
-use super::cam_enc::CameraEnc;
+use super::cam_enc::{CameraEnc, CameraEncoder};
 use super::dinov2::DinoV2;
 use super::dpt::DPT;
 use super::dualdpt::DualDPT;
@@ -123,12 +123,13 @@ pub struct DepthAnything3Net {
     pub backbone: DinoV2,
     pub head: Head,
     pub cam_dec: Option<CameraDec>,
-    pub cam_enc: Option<CameraEnc>,
+    pub cam_enc: Option<CameraEncoder>,
 }
 
 impl DepthAnything3Net {
     /// `kind`: compute kind of the backbone's matrix products (the heads are fp32).
-    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &ModelConfig, kind: Kind) -> Result<Self> {
+    /// `camera_encoder_on_first_use`: see `CameraEncoder`.
+    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &ModelConfig, kind: Kind, camera_encoder_on_first_use: bool) -> Result<Self> {
         let head_prefix = format!("{prefix}.head");
         Ok(DepthAnything3Net {
             backbone: DinoV2::new(w, &format!("{prefix}.backbone"), &cfg.backbone, kind)?,
@@ -138,13 +139,22 @@ impl DepthAnything3Net {
             },
             // As the official: both camera modules exist exactly when a decoder is configured.
             cam_dec: cfg.camera.as_ref().map(|c| CameraDec::new(w, &format!("{prefix}.cam_dec"), c.dec_dim_in)).transpose()?,
-            cam_enc: cfg.camera.as_ref().map(|c| CameraEnc::new(w, &format!("{prefix}.cam_enc"), c.enc_dim_out)).transpose()?,
+            cam_enc: cfg
+                .camera
+                .as_ref()
+                .map(|c| CameraEncoder::new(w, &format!("{prefix}.cam_enc"), c.enc_dim_out, camera_encoder_on_first_use))
+                .transpose()?,
         })
     }
 
-    /// The camera encoder, if this network has one (pose-conditioned input needs it).
-    pub fn camera_encoder(&self) -> Option<&CameraEnc> {
-        self.cam_enc.as_ref()
+    /// Whether this network has a camera encoder (pose-conditioned input needs it).
+    pub fn has_camera_encoder(&self) -> bool {
+        self.cam_enc.is_some()
+    }
+
+    /// The camera encoder on the network's device, if this network has one.
+    pub fn camera_encoder(&self) -> Result<Option<&CameraEnc>> {
+        self.cam_enc.as_ref().map(CameraEncoder::get).transpose()
     }
 
     /// The DualDPT head, if this network has one (ray-based pose needs its ray branch).
@@ -169,7 +179,7 @@ impl DepthAnything3Net {
         let camera_encoding = match request.cameras {
             Some((extrinsics, intrinsics)) => {
                 let encoder = self
-                    .camera_encoder()
+                    .camera_encoder()?
                     .ok_or_else(|| Error::Unsupported("this network has no camera encoder: it cannot take known cameras".into()))?;
                 Some(encoder.forward(extrinsics, intrinsics, h, w)?)
             }
@@ -307,7 +317,7 @@ impl NestedDepthAnything3Net {
 
     /// `cfg` describes the any-view branch and `cfg.metric_branch` the metric one; the
     /// alignment needs cameras and confidence from the first and sky from the second.
-    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &ModelConfig, kind: Kind) -> Result<Self> {
+    pub fn new(w: &mut WeightLoader, prefix: &str, cfg: &ModelConfig, kind: Kind, camera_encoder_on_first_use: bool) -> Result<Self> {
         let metric = cfg
             .metric_branch
             .as_deref()
@@ -320,8 +330,8 @@ impl NestedDepthAnything3Net {
             )));
         }
         Ok(NestedDepthAnything3Net {
-            da3: DepthAnything3Net::new(w, &format!("{prefix}.{}", Self::ANYVIEW_PREFIX), cfg, kind)?,
-            da3_metric: DepthAnything3Net::new(w, &format!("{prefix}.{}", Self::METRIC_PREFIX), metric, kind)?,
+            da3: DepthAnything3Net::new(w, &format!("{prefix}.{}", Self::ANYVIEW_PREFIX), cfg, kind, camera_encoder_on_first_use)?,
+            da3_metric: DepthAnything3Net::new(w, &format!("{prefix}.{}", Self::METRIC_PREFIX), metric, kind, camera_encoder_on_first_use)?,
         })
     }
 

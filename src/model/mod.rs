@@ -86,18 +86,26 @@ impl Network {
 /// table is checked against the architecture before any of the network's memory is allocated
 /// (see `weights::build_from_safetensors`); `progress` hears of the check and of every tensor
 /// placed, and may stop the load.
-pub fn load_network(cfg: &ModelConfig, weights: &Path, device: Device, kind: Kind, progress: Option<TensorProgress>) -> Result<Network> {
+/// `camera_encoder_on_first_use`: see `cam_enc::CameraEncoder`.
+pub fn load_network(
+    cfg: &ModelConfig,
+    weights: &Path,
+    device: Device,
+    kind: Kind,
+    camera_encoder_on_first_use: bool,
+    progress: Option<TensorProgress>,
+) -> Result<Network> {
     check_supported(cfg)?;
     build_from_safetensors(weights, device, progress, |loader| {
         Ok(match cfg.metric_branch.as_deref() {
             None => {
                 skip_unused(loader, CHECKPOINT_PREFIX, cfg);
-                Network::Single(DepthAnything3Net::new(loader, CHECKPOINT_PREFIX, cfg, kind)?)
+                Network::Single(DepthAnything3Net::new(loader, CHECKPOINT_PREFIX, cfg, kind, camera_encoder_on_first_use)?)
             }
             Some(metric) => {
                 skip_unused(loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::ANYVIEW_PREFIX), cfg);
                 skip_unused(loader, &format!("{CHECKPOINT_PREFIX}.{}", NestedDepthAnything3Net::METRIC_PREFIX), metric);
-                Network::Nested(NestedDepthAnything3Net::new(loader, CHECKPOINT_PREFIX, cfg, kind)?)
+                Network::Nested(NestedDepthAnything3Net::new(loader, CHECKPOINT_PREFIX, cfg, kind, camera_encoder_on_first_use)?)
             }
         })
     })

@@ -45,8 +45,33 @@ fn pos_embed(c: i64, h: i64, w: i64, image_width: i64, image_height: i64, kind: 
     const RATIO: f64 = 0.1;
     const OMEGA_0: f64 = 100.0;
     let grid = create_uv_grid(w, h, image_width as f64 / image_height as f64, device)?;
-    let pe = position_grid_to_embed(&grid, c, OMEGA_0)?.f_mul_scalar(RATIO)?.f_to_kind(kind)?;
+    let pe = if kind == Kind::Float || c % 2 != 0 {
+        position_grid_to_embed(&grid, c, OMEGA_0)?.f_mul_scalar(RATIO)?.f_to_kind(kind)?
+    } else {
+        separable_embed(&grid, c, RATIO, OMEGA_0, kind)?
+    };
     Ok(pe.f_permute([2, 0, 1])?.f_unsqueeze(0)?)
+}
+
+/// `position_grid_to_embed(grid, c) * ratio` converted to a reduced `kind`, made without its
+/// fp32 temporaries: x varies along the width only and y along the height only, so each
+/// distinct coordinate is embedded once (the same element-wise operations on the same values)
+/// and broadcast into the (h, w, C) result. At full resolution (128 channels, 336x504) the
+/// official sequence holds two 83 MiB fp32 maps at once, the largest allocation of a 1-view
+/// accelerated forward; this holds the 41 MiB result only. fp32 keeps the official sequence
+/// (its CPU results are compared bit for bit, and vectorised sin may round a tail element
+/// differently).
+fn separable_embed(grid: &Tensor, c: i64, ratio: f64, omega_0: f64, kind: Kind) -> Result<Tensor> {
+    let (h, w, _) = grid.size3()?;
+    let half = c / 2;
+    let xs = grid.f_select(0, 0)?.f_select(1, 0)?;
+    let ys = grid.f_select(1, 0)?.f_select(1, 1)?;
+    let emb_x = make_sincos_pos_embed(half, &xs, omega_0)?.f_mul_scalar(ratio)?;
+    let emb_y = make_sincos_pos_embed(half, &ys, omega_0)?.f_mul_scalar(ratio)?;
+    let pe = Tensor::f_empty([h, w, c], (kind, grid.device()))?;
+    pe.f_narrow(2, 0, half)?.f_copy_(&emb_x.f_unsqueeze(0)?.f_expand([h, w, half], false)?)?;
+    pe.f_narrow(2, half, half)?.f_copy_(&emb_y.f_unsqueeze(1)?.f_expand([h, w, half], false)?)?;
+    Ok(pe)
 }
 
 /// What a UV embedding depends on: channels, map size, image size, kind, device.
@@ -151,6 +176,22 @@ mod tests {
             assert!(!got.equal(&x), "the embedding was added");
         }
         assert_eq!(cache.kept.len(), 2, "one entry per kind, reused");
+    }
+
+    /// The reduced-precision embedding, made per distinct coordinate, holds the values of the
+    /// official sequence (embed every pixel, scale, convert).
+    #[test]
+    fn separable_embedding_gives_the_official_values() {
+        for (c, h, w, iw, ih) in [(128, 24, 36, 504, 336), (64, 7, 5, 70, 98), (256, 12, 18, 252, 168)] {
+            let grid = create_uv_grid(w, h, iw as f64 / ih as f64, Device::Cpu).unwrap();
+            let official = position_grid_to_embed(&grid, c, 100.0).unwrap().f_mul_scalar(0.1).unwrap();
+            for kind in [Kind::BFloat16, Kind::Half] {
+                let got = pos_embed(c, h, w, iw, ih, kind, Device::Cpu).unwrap();
+                let expected = official.to_kind(kind).permute([2, 0, 1]).unsqueeze(0);
+                assert_eq!(got.size(), expected.size());
+                assert!(got.equal(&expected), "{kind:?}, {c} channels, {h}x{w}: values differ");
+            }
+        }
     }
 
     /// Resampling kernels that count their calls and compute libtorch's values (`takes`), or
