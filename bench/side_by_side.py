@@ -371,7 +371,9 @@ def interleaved_e2e(a, model, path, api, rows, precision):
                     break
             for (name, acc), ts in times.items():
                 med = statistics.median(ts)
-                row = dict(impl=name, model=model, views=n, precision=precision, accelerate=acc, mode="e2e",
+                # The official side runs with autocast off on the CPU: fp32 whatever libda3's precision.
+                kind = "fp32" if name == "official" and a.device == "cpu" else precision
+                row = dict(impl=name, model=model, views=n, precision=kind, accelerate=acc, mode="e2e",
                            median_ms=round(med, 2), min_ms=round(min(ts), 2), views_per_s=round(n / med * 1e3, 2),
                            peak_mib=None, iters=len(ts), device=a.device,
                            cpu_ms=round(statistics.median(cpu_times[(name, acc)]), 1),
@@ -462,10 +464,15 @@ def targets(rows, a):
                     s = o["median_ms"] / l["median_ms"]
                     best = o["min_ms"] / l["min_ms"]
                     cpu = f", {o['cpu_ms'] / l['cpu_ms']:.2f}x on CPU time" if o.get("cpu_ms") and l.get("cpu_ms") else ""
-                    out.append((f"CPU e2e {model} {n} view(s) >= {CPU_E2E_SPEEDUP}x official fp32",
-                                f"{l['median_ms']:.1f} ms (min {l['min_ms']:.1f})",
-                                f"{o['median_ms']:.1f} ms (min {o['min_ms']:.1f})",
-                                verdict(min(s, best) >= CPU_E2E_SPEEDUP, f"{s:.2f}x on medians, {best:.2f}x on minima{cpu}")))
+                    how = f"{s:.2f}x on medians, {best:.2f}x on minima{cpu}"
+                    times = (f"{l['median_ms']:.1f} ms (min {l['min_ms']:.1f})", f"{o['median_ms']:.1f} ms (min {o['min_ms']:.1f})")
+                    if l.get("precision") == "fp32":
+                        out.append((f"CPU e2e {model} {n} view(s) >= {CPU_E2E_SPEEDUP}x official fp32", *times,
+                                    verdict(min(s, best) >= CPU_E2E_SPEEDUP, how)))
+                    else:
+                        # The target is libda3 in fp32; another precision is reported, not judged.
+                        out.append((f"CPU e2e {model} {n} view(s), libda3 {l.get('precision')} against official fp32",
+                                    *times, f"reported, not the fp32 target ({how})"))
         return out
     for (model, n), limit in E2E_TARGET_MS.items():
         l = best_libda3(rows, model, "e2e", n)
